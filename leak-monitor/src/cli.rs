@@ -1,0 +1,103 @@
+//! The command line: clap definitions only. Validation that needs I/O happens in `commands`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leak-monitor",
+    version,
+    about = "Attach to live Python processes and find what leaks: memory, fds, sockets, threads.",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Observe targets for a fixed time, then write the leak report(s) and exit.
+    Run(RunArgs),
+    /// Live terminal view of one process; Ctrl-C ends it and prints the report.
+    Watch(WatchArgs),
+    /// The daemon: follow targets, serve Prometheus metrics, write reports on leaks.
+    Serve(ServeArgs),
+    /// Run a bundled leaky Python workload and monitor it end to end.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SamplingArgs {
+    /// Sampling interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Process to observe (repeat for several).
+    #[arg(long = "pid", value_name = "PID", required = true)]
+    pub pids: Vec<i32>,
+    /// How long to observe, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: f64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Write the JSON report (schema leak-monitor/report/v1) here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write the Markdown report here (default: print it to stdout when no --json is given).
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Exit with status 3 when any resource has verdict `leak`.
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Process to watch.
+    #[arg(long, value_name = "PID")]
+    pub pid: i32,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Follow this process (repeat for several).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<i32>,
+    /// Follow processes whose command line matches REGEX; `NAME=REGEX` names the group.
+    #[arg(long = "match", value_name = "REGEX")]
+    pub matches: Vec<String>,
+    /// Follow every Python process.
+    #[arg(long)]
+    pub python: bool,
+    /// Address to serve /metrics and /healthz on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Write a report here whenever a leak verdict is reached or a leaking target exits.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Read options from this TOML file (flags given on the command line win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long to run the demo, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 45.0)]
+    pub duration: f64,
+    /// Address to serve /metrics on while the demo runs.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+}

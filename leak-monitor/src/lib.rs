@@ -1,0 +1,18 @@
+//! leak-monitor: attach to live Python processes by PID, decide whether their memory, file
+//! descriptors, sockets or threads leak, say how fast and when they hit their limit, and export it.
+//!
+//! The modules follow the data flow:
+//! `targets` (which processes) -> `sampling` (procfs, every tick) -> `detection` (trend, verdicts)
+//! -> `monitor` (the per-target engine that ties them together) -> `outputs` (Prometheus, reports).
+//! `commands` are the CLI verbs built on top; `main.rs` only parses and picks the exit code.
+
+pub mod attribution;
+pub mod capabilities;
+pub mod cli;
+pub mod commands;
+pub mod detection;
+pub mod monitor;
+pub mod outputs;
+pub mod resource;
+pub mod sampling;
+pub mod targets;

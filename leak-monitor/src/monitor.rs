@@ -1,0 +1,35 @@
+//! The engine: one `TargetMonitor` per followed process ties sampling, detection and (later)
+//! attribution together; `TargetSnapshot` is the read-only view the outputs render.
+
+use crate::attribution::Site;
+use crate::detection::Trend;
+use crate::resource::Resource;
+use crate::sampling::{Limits, Sample};
+use crate::targets::TargetInfo;
+
+/// One resource of one target as the outputs see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceSnapshot {
+    pub resource: Resource,
+    pub trend: Trend,
+    /// First and last observed values, in the resource's unit.
+    pub first: f64,
+    pub last: f64,
+    /// The limit this resource runs into, when known.
+    pub limit: Option<f64>,
+    /// Largest first.
+    pub sites: Vec<Site>,
+}
+
+/// Everything the outputs need about one target at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetSnapshot {
+    pub info: TargetInfo,
+    pub latest: Sample,
+    pub limits: Limits,
+    pub resources: Vec<ResourceSnapshot>,
+    /// Seconds between the first and the last sample.
+    pub observed_seconds: f64,
+    pub samples: u64,
+    pub interval_seconds: f64,
+}

@@ -1,0 +1,1 @@
+//! What leak-monitor produces: Prometheus metrics over HTTP, and reports.

@@ -1,0 +1,1 @@
+//! Integration tests: real Python processes (tests/python/) observed by the real binary.

@@ -1,0 +1,2 @@
+//! Project tasks that cargo alone does not do.
+fn main() {}
