@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,9 +31,19 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
-    /// Sampling interval in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
-    pub interval: u64,
+    /// Sampling interval in milliseconds [default: 1000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval: Option<u64>,
+}
+
+impl SamplingArgs {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+            .map(Duration::from_millis)
+            .unwrap_or(Self::DEFAULT_INTERVAL)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -79,9 +90,9 @@ pub struct ServeArgs {
     /// Follow every Python process.
     #[arg(long)]
     pub python: bool,
-    /// Address to serve /metrics and /healthz on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
-    pub listen: SocketAddr,
+    /// Address to serve /metrics and /healthz on [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// Write a report here whenever a leak verdict is reached or a leaking target exits.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,

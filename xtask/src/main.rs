@@ -1,2 +1,50 @@
-//! Project tasks that cargo alone does not do.
-fn main() {}
+//! Project tasks that cargo alone does not do: installing test prerequisites and running the
+//! whole test suite the way CI does.
+
+mod bench_daemon;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "leak-monitor project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the tests need and a fresh machine lacks (promtool, ...).
+    Setup,
+    /// Measure the daemon's own RSS and CPU while it follows many idle Python processes.
+    BenchDaemon {
+        #[arg(long, default_value_t = 50)]
+        targets: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+    /// Install prerequisites, then run every test (the privileged ones too).
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
+        Task::Test { cargo_args } => test::run(&cargo_args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,18 @@
 //! The CLI verbs. Each returns the process exit code; errors that are the user's to fix are
 //! `UsageError` (exit 2), everything else exits 1.
 
+mod demo;
+mod metrics_server;
+mod progress;
+mod report_files;
+mod resolve;
+mod run;
+mod serve;
+mod serve_config;
+mod ticker;
+mod view;
+mod watch;
+
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
 
@@ -11,8 +23,9 @@ pub struct UsageError(pub String);
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(_) | Command::Watch(_) | Command::Serve(_) | Command::Demo(_) => {
-            Err(UsageError("not built yet".into()).into())
-        }
+        Command::Run(args) => run::run(args),
+        Command::Watch(args) => watch::watch(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Demo(args) => demo::demo(args),
     }
 }

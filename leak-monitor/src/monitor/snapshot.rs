@@ -1,5 +1,4 @@
-//! The engine: one `TargetMonitor` per followed process ties sampling, detection and (later)
-//! attribution together; `TargetSnapshot` is the read-only view the outputs render.
+//! The read-only view of a target that the outputs (metrics, reports, live view) render.
 
 use crate::attribution::Site;
 use crate::detection::Trend;

@@ -1,0 +1,169 @@
+//! `leak-monitor serve`: the daemon. Follows targets, exports metrics, writes a report whenever
+//! a resource reaches verdict `leak` and when a target with a leak exits.
+
+use super::metrics_server::MetricsServer;
+use super::report_files::{create_private_dir, write_private};
+use super::resolve::attach_pids;
+use super::serve_config::ServeConfig;
+use super::ticker::{StopFlag, Ticker};
+use crate::capabilities::{Capabilities, Privileges};
+use crate::cli::ServeArgs;
+use crate::detection::Verdict;
+use crate::monitor::{Ended, Fleet, TargetSnapshot};
+use crate::outputs::metrics::Metrics;
+use crate::outputs::report::{render_markdown, Report};
+use crate::resource::Resource;
+use crate::targets::TargetId;
+use anyhow::Context;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often `--match`/`--python` look for new processes. Scanning /proc costs ~1 ms per
+/// hundred processes; new workers are picked up within this delay.
+const REDISCOVER_EVERY: Duration = Duration::from_secs(2);
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = ServeConfig::resolve(&args)?;
+    let stop = StopFlag::on_signals()?;
+    if let Some(dir) = &config.report_dir {
+        create_private_dir(dir)?;
+    }
+    let initial = attach_pids(&config.pids, config.interval)?;
+    let capabilities = Capabilities::procfs_only(Privileges::current());
+    capabilities.announce();
+
+    let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
+    let server = MetricsServer::start(config.listen, Arc::clone(&metrics))?;
+    log(&format!("serving metrics on http://{}/metrics", server.addr()));
+
+    let mut fleet = Fleet::new(initial, config.selectors, config.interval, REDISCOVER_EVERY);
+    for monitor in fleet.monitors() {
+        log(&format!("following {}", describe(monitor.info().id.pid, &monitor.info().cmdline)));
+    }
+    let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
+    let mut ticker = Ticker::new(config.interval);
+    while let Some(now) = ticker.wait(&stop) {
+        let tick = fleet.tick(now);
+        for info in &tick.added {
+            log(&format!("following {}", describe(info.id.pid, &info.cmdline)));
+        }
+        for error in &tick.attach_errors {
+            log(&format!("cannot follow a matching process: {error}"));
+        }
+        for (snapshot, why) in &tick.ended {
+            let how = match why {
+                Ended::Exited => "exited".to_string(),
+                Ended::Failed(reason) => format!("can no longer be observed ({reason})"),
+            };
+            log(&format!("pid {} {how}; its series are dropped", snapshot.info.id.pid));
+            alerts.target_ended(snapshot);
+        }
+        let snapshots = fleet.snapshots();
+        for snapshot in &snapshots {
+            alerts.check(snapshot);
+        }
+        metrics.update(&snapshots);
+    }
+    log("stopping");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a report when a resource first reaches `leak` (again after it recovered), and when a
+/// target ends with a leak.
+struct LeakAlerts {
+    report_dir: Option<PathBuf>,
+    capabilities: Capabilities,
+    leaking: BTreeMap<TargetId, BTreeSet<Resource>>,
+}
+
+impl LeakAlerts {
+    fn new(report_dir: Option<PathBuf>, capabilities: Capabilities) -> Self {
+        LeakAlerts {
+            report_dir,
+            capabilities,
+            leaking: BTreeMap::new(),
+        }
+    }
+
+    fn check(&mut self, snapshot: &TargetSnapshot) {
+        let now_leaking: BTreeSet<Resource> = leaking_resources(snapshot);
+        let before = self.leaking.entry(snapshot.info.id).or_default();
+        let new: Vec<Resource> = now_leaking.difference(before).copied().collect();
+        *before = now_leaking;
+        if new.is_empty() {
+            return;
+        }
+        for resource in &new {
+            if let Some(r) = snapshot.resources.iter().find(|r| r.resource == *resource) {
+                log(&format!(
+                    "leak: pid {} {} growing {}/s (confidence {:.2})",
+                    snapshot.info.id.pid,
+                    resource,
+                    resource.unit().format(r.trend.rate_per_second),
+                    r.trend.confidence
+                ));
+            }
+        }
+        self.write(snapshot, "leak", None);
+    }
+
+    fn target_ended(&mut self, snapshot: &TargetSnapshot) {
+        self.leaking.remove(&snapshot.info.id);
+        if !leaking_resources(snapshot).is_empty() {
+            self.write(snapshot, "exited", Some("the target exited with a leak verdict"));
+        }
+    }
+
+    fn write(&self, snapshot: &TargetSnapshot, why: &str, note: Option<&str>) {
+        let Some(dir) = &self.report_dir else {
+            return;
+        };
+        let mut capabilities = self.capabilities.clone();
+        if let Some(note) = note {
+            capabilities.note(note);
+        }
+        let now = SystemTime::now();
+        let report = Report::build(snapshot, &capabilities, now);
+        let stamp = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let base = format!("{}-{}-{why}-{stamp}", sanitize(&snapshot.info.group), snapshot.info.id.pid);
+        let result = write_private(&dir.join(format!("{base}.json")), &report.to_json()).and_then(|()| {
+            write_private(&dir.join(format!("{base}.md")), &render_markdown(std::slice::from_ref(&report)))
+        });
+        match result {
+            Ok(()) => log(&format!("report written: {}", Path::new(dir).join(base).display())),
+            Err(err) => log(&format!("cannot write report: {err:#}")),
+        }
+    }
+}
+
+fn leaking_resources(snapshot: &TargetSnapshot) -> BTreeSet<Resource> {
+    snapshot
+        .resources
+        .iter()
+        .filter(|r| r.trend.verdict == Verdict::Leak)
+        .map(|r| r.resource)
+        .collect()
+}
+
+/// Keeps file names to a safe alphabet: the group name comes from process names and flags.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(64)
+        .collect()
+}
+
+fn describe(pid: i32, cmdline: &[String]) -> String {
+    let mut text = format!("pid {pid}");
+    if !cmdline.is_empty() {
+        text.push_str(&format!(" ({})", cmdline.join(" ")));
+    }
+    text
+}
+
+fn log(message: &str) {
+    eprintln!("{} {message}", humantime::format_rfc3339_seconds(SystemTime::now()));
+}

@@ -1,0 +1,164 @@
+//! The daemon's options: flags, optionally read from a TOML file (`--config`). Flags given on
+//! the command line win over the file; the result is validated once, with errors that name the
+//! offending key.
+
+use super::UsageError;
+use crate::cli::{SamplingArgs, ServeArgs};
+use crate::targets::Selector;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// The TOML file: the same options as the flags.
+///
+/// ```toml
+/// pids = [1234]
+/// match = ["web=gunicorn: worker", "celery"]
+/// python = false
+/// listen = "127.0.0.1:9464"
+/// report_dir = "/var/lib/leak-monitor/reports"
+/// interval_ms = 1000
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    pids: Vec<i32>,
+    #[serde(default, rename = "match")]
+    matches: Vec<String>,
+    #[serde(default)]
+    python: bool,
+    listen: Option<SocketAddr>,
+    report_dir: Option<PathBuf>,
+    interval_ms: Option<u64>,
+}
+
+/// Resolved daemon options.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub pids: Vec<i32>,
+    pub selectors: Vec<Selector>,
+    pub listen: SocketAddr,
+    pub report_dir: Option<PathBuf>,
+    pub interval: Duration,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: &ServeArgs) -> Result<Self, UsageError> {
+        let file = match &args.config {
+            Some(path) => read_config(path)?,
+            None => ConfigFile::default(),
+        };
+        let pids = if args.pids.is_empty() { file.pids } else { args.pids.clone() };
+        let matches = if args.matches.is_empty() { file.matches } else { args.matches.clone() };
+        let mut selectors = matches
+            .iter()
+            .map(|m| {
+                Selector::parse_match(m).map_err(|err| UsageError(format!("--match {m:?}: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if args.python || file.python {
+            selectors.push(Selector::Python);
+        }
+        if pids.is_empty() && selectors.is_empty() {
+            return Err(UsageError(
+                "nothing to follow: give --pid PID, --match REGEX or --python (or set them in --config)".into(),
+            ));
+        }
+        let interval_ms = args.sampling.interval.or(file.interval_ms);
+        if let Some(ms) = interval_ms {
+            if !(10..=3_600_000).contains(&ms) {
+                return Err(UsageError(format!(
+                    "interval_ms = {ms} is out of range: use 10 to 3600000 milliseconds"
+                )));
+            }
+        }
+        let listen = match args.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| UsageError("bad built-in listen address".into()))?,
+        };
+        Ok(ServeConfig {
+            pids,
+            selectors,
+            listen,
+            report_dir: args.report_dir.clone().or(file.report_dir),
+            interval: interval_ms
+                .map(Duration::from_millis)
+                .unwrap_or(SamplingArgs::DEFAULT_INTERVAL),
+        })
+    }
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| UsageError(format!("cannot read config {}: {err}", path.display())))?;
+    toml::from_str(&text).map_err(|err| {
+        // toml's message spans several lines (it quotes the source); keep the first for a
+        // one-line error.
+        let message = err.message().lines().next().unwrap_or("invalid TOML").to_string();
+        let at = err
+            .span()
+            .map(|span| {
+                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        UsageError(format!("invalid config {}{at}: {message}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn serve_args(argv: &[&str]) -> ServeArgs {
+        let mut full = vec!["leak-monitor", "serve"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).map(|cli| cli.command) {
+            Ok(Command::Serve(args)) => args,
+            other => panic!("not a serve command: {other:?}"),
+        }
+    }
+
+    fn config_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = config_file("pids = [1]\nlisten = \"127.0.0.1:1\"\ninterval_ms = 500\n");
+        let path = file.path().to_str().unwrap();
+        let config = ServeConfig::resolve(&serve_args(&["--config", path, "--pid", "7"])).unwrap();
+        assert_eq!(config.pids, [7]);
+        assert_eq!(config.listen.port(), 1);
+        assert_eq!(config.interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn malformed_config_is_one_line_with_the_line_number() {
+        let file = config_file("pids = [1]\nlisten = 12\n");
+        let path = file.path().to_str().unwrap();
+        let err = ServeConfig::resolve(&serve_args(&["--config", path])).unwrap_err();
+        assert!(err.0.contains("line 2"), "{}", err.0);
+        assert!(!err.0.contains('\n'), "{}", err.0);
+    }
+
+    #[test]
+    fn unknown_keys_and_empty_selection_are_refused() {
+        let file = config_file("pid = [1]\n");
+        let path = file.path().to_str().unwrap();
+        let err = ServeConfig::resolve(&serve_args(&["--config", path])).unwrap_err();
+        assert!(err.0.contains("pid"), "{}", err.0);
+        let err = ServeConfig::resolve(&serve_args(&[])).unwrap_err();
+        assert!(err.0.contains("nothing to follow"), "{}", err.0);
+    }
+}

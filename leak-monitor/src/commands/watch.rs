@@ -1,0 +1,32 @@
+//! `leak-monitor watch`: the live view of one process; Ctrl-C ends it and prints the report.
+
+use super::resolve::attach_pids;
+use super::ticker::StopFlag;
+use super::view::follow_live;
+use crate::capabilities::{Capabilities, Privileges};
+use crate::cli::WatchArgs;
+use crate::monitor::Ended;
+use crate::outputs::report::{render_markdown, Report};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let interval = args.sampling.interval();
+    let stop = StopFlag::on_signals()?;
+    let mut monitor = attach_pids(&[args.pid], interval)?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
+    let mut capabilities = Capabilities::procfs_only(Privileges::current());
+    capabilities.announce();
+
+    let mut footer = capabilities.notes.clone();
+    footer.push("Ctrl-C ends the view and prints the report.".into());
+    follow_live(&mut monitor, interval, None, &stop, &footer, |_| {});
+
+    if monitor.ended() == Some(&Ended::Exited) {
+        capabilities.note("the target exited during the watch");
+    }
+    let report = Report::build(&monitor.snapshot(), &capabilities, SystemTime::now());
+    print!("{}", render_markdown(&[report]));
+    Ok(ExitCode::SUCCESS)
+}

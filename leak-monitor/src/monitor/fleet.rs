@@ -1,0 +1,121 @@
+//! The daemon's set of monitors: fixed PIDs plus whatever the selectors match, re-discovered
+//! periodically. Ended targets are handed back once, with their last snapshot, and dropped.
+
+use super::snapshot::TargetSnapshot;
+use super::target::{Ended, TargetMonitor};
+use crate::targets::{self, Selector, TargetId, TargetInfo};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// What one fleet tick changed.
+#[derive(Debug, Default)]
+pub struct FleetTick {
+    pub added: Vec<TargetInfo>,
+    /// Targets that ended this tick, with their last state.
+    pub ended: Vec<(TargetSnapshot, Ended)>,
+    /// Processes that matched but could not be attached (e.g. no permission), one line each.
+    pub attach_errors: Vec<String>,
+}
+
+pub struct Fleet {
+    selectors: Vec<Selector>,
+    interval: Duration,
+    rediscover_every: Duration,
+    last_discovery: Option<Instant>,
+    monitors: BTreeMap<TargetId, TargetMonitor>,
+    /// Processes that matched but failed to attach: not retried until they are gone, so one
+    /// unreadable process does not produce an error every discovery.
+    refused: BTreeSet<TargetId>,
+}
+
+impl Fleet {
+    /// `initial` are targets already identified (fixed PIDs); `selectors` are re-evaluated every
+    /// `rediscover_every`.
+    pub fn new(
+        initial: Vec<TargetMonitor>,
+        selectors: Vec<Selector>,
+        interval: Duration,
+        rediscover_every: Duration,
+    ) -> Self {
+        Fleet {
+            selectors,
+            interval,
+            rediscover_every,
+            last_discovery: None,
+            monitors: initial.into_iter().map(|m| (m.info().id, m)).collect(),
+            refused: BTreeSet::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.monitors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.monitors.is_empty()
+    }
+
+    pub fn monitors(&self) -> impl Iterator<Item = &TargetMonitor> {
+        self.monitors.values()
+    }
+
+    pub fn monitors_mut(&mut self) -> impl Iterator<Item = &mut TargetMonitor> {
+        self.monitors.values_mut()
+    }
+
+    pub fn snapshots(&self) -> Vec<TargetSnapshot> {
+        self.monitors.values().map(TargetMonitor::snapshot).collect()
+    }
+
+    /// Samples every target once, discovering new ones when due.
+    pub fn tick(&mut self, now: Instant) -> FleetTick {
+        let mut result = FleetTick::default();
+        let due = self
+            .last_discovery
+            .is_none_or(|at| now.duration_since(at) >= self.rediscover_every);
+        if due && !self.selectors.is_empty() {
+            self.discover(now, &mut result);
+        }
+        for monitor in self.monitors.values_mut() {
+            // A failed tick is recorded in the monitor (ended) or transient; it never stops the
+            // fleet.
+            let _ = monitor.tick(now);
+        }
+        let ended: Vec<TargetId> = self
+            .monitors
+            .iter()
+            .filter(|(_, m)| m.ended().is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            if let Some(monitor) = self.monitors.remove(&id) {
+                let why = monitor.ended().cloned().unwrap_or(Ended::Exited);
+                result.ended.push((monitor.snapshot(), why));
+            }
+        }
+        result
+    }
+
+    fn discover(&mut self, now: Instant, result: &mut FleetTick) {
+        self.last_discovery = Some(now);
+        let found = targets::discover(&self.selectors);
+        self.refused
+            .retain(|id| found.iter().any(|info| info.id == *id));
+        for info in found {
+            if self.monitors.contains_key(&info.id) || self.refused.contains(&info.id) {
+                continue;
+            }
+            let id = info.id;
+            match TargetMonitor::attach(info.clone(), self.interval) {
+                Ok(monitor) => {
+                    self.monitors.insert(id, monitor);
+                    result.added.push(info);
+                }
+                Err(err) => {
+                    self.refused.insert(id);
+                    result.attach_errors.push(err.to_string());
+                }
+            }
+        }
+    }
+}

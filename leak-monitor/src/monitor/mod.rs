@@ -1,0 +1,11 @@
+//! The engine. A `TargetMonitor` follows one process: it samples procfs every tick, feeds the
+//! trend detector per resource, and keeps the growth spikes for the stack sampler. A `Fleet` is
+//! the daemon's set of monitors: it finds new matching processes and drops ended ones.
+
+mod fleet;
+mod snapshot;
+mod target;
+
+pub use fleet::{Fleet, FleetTick};
+pub use snapshot::{ResourceSnapshot, TargetSnapshot};
+pub use target::{Ended, TargetMonitor};

@@ -1,0 +1,92 @@
+//! `cargo xtask bench-daemon`: the daemon's own cost while following many idle Python
+//! processes at 1 Hz. Prints its RSS and CPU use; goal: under 20 MB RSS.
+//!
+//! The per-target sampling cost is measured by `cargo bench -p leak-monitor --bench sampling`.
+
+use anyhow::{bail, Context};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A guard that kills the children it holds.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "leak-monitor"])
+        .status()
+        .context("building leak-monitor")?;
+    if !status.success() {
+        bail!("build failed");
+    }
+    let binary = workspace_root().join("target/release/leak-monitor");
+    // A marker in the command line that only these processes have, for --match.
+    let marker = format!("leak_monitor_bench_{}", std::process::id());
+    let mut idle = Children(Vec::with_capacity(targets));
+    for _ in 0..targets {
+        idle.0.push(
+            Command::new("python3")
+                .args(["-c", "import time\nwhile True: time.sleep(60)", &marker])
+                .stdin(Stdio::null())
+                .spawn()
+                .context("starting python3")?,
+        );
+    }
+    let mut daemon = Children(vec![Command::new(&binary)
+        .args(["serve", "--match", &marker, "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting leak-monitor serve")?]);
+    let pid = daemon.0[0].id();
+    // Let it discover everything and fill its series before measuring.
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (cpu1, elapsed) = (cpu_seconds(pid)?, t0.elapsed().as_secs_f64());
+    let rss_kib = status_field(pid, "VmRSS:")?;
+    let hwm_kib = status_field(pid, "VmHWM:")?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
+    daemon.0.clear();
+    println!("leak-monitor serve following {targets} idle Python processes at 1 Hz for {seconds} s:");
+    println!("  RSS      {:.1} MiB (peak {:.1} MiB)   goal < 20 MB", rss_kib as f64 / 1024.0, hwm_kib as f64 / 1024.0);
+    println!("  CPU      {:.2}% of one core ({:.3} ms per target tick)", 100.0 * (cpu1 - cpu0) / elapsed, 1000.0 * (cpu1 - cpu0) / elapsed / targets as f64);
+    println!("  open fds {fds}");
+    Ok(())
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|f| f.parse::<f64>().ok()).context("utime")?
+        + fields.get(12).and_then(|f| f.parse::<f64>().ok()).context("stime")?;
+    // USER_HZ, the unit of /proc/PID/stat times, is 100 on every Linux ABI.
+    Ok(ticks / 100.0)
+}
+
+fn status_field(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("{field} not in /proc/{pid}/status"))
+}

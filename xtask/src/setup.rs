@@ -1,0 +1,70 @@
+//! Installs what the tests need and a fresh machine lacks. Each step checks first, so running it
+//! again is cheap.
+
+use anyhow::{bail, Context};
+use std::process::Command;
+
+/// Debian packages and the command each provides.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[("promtool", "prometheus")];
+
+pub fn run() -> anyhow::Result<()> {
+    if !have("python3") {
+        bail!("python3 is required (the tests run real Python processes)");
+    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(command, _)| !have(command))
+        .map(|(_, package)| *package)
+        .collect();
+    if !missing.is_empty() {
+        install_debian(&missing)?;
+    }
+    Ok(())
+}
+
+pub fn have(command: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {command} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn install_debian(packages: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: installing {}", packages.join(" "));
+    if !is_root() {
+        bail!(
+            "installing {} needs root: run `sudo apt-get install -y {}`",
+            packages.join(" "),
+            packages.join(" ")
+        );
+    }
+    run_quiet(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn run_quiet(command: &mut Command) -> anyhow::Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
