@@ -40,6 +40,7 @@ async fn scrape(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
 mod tests {
     use super::*;
     use crate::outputs::fixtures::leaking_worker;

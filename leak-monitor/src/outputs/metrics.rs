@@ -160,6 +160,7 @@ impl Collector for PerTargetCollector {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
 mod tests {
     use super::*;
     use crate::outputs::fixtures::{leaking_worker, quiet_process, site};

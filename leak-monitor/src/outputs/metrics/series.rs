@@ -293,6 +293,7 @@ fn without_control_chars(raw: &str) -> Cow<'_, str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
 mod tests {
     use super::*;
 
