@@ -1,10 +1,10 @@
 //! Attribution: growth hung on Python source lines. The site types live here; the ledgers and
 //! stack readers that fill them come with the eBPF and stacks work.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The contract's `leak_type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeakType {
     UnboundedCollection,

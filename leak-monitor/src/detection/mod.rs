@@ -1,10 +1,10 @@
 //! Trend detection: from a resource's time series to a verdict (leak, growing, stable), a growth
 //! pattern, a rate and the time to the limit. Pure logic, no I/O: tested on synthetic series.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The contract's `verdict`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Stable,
@@ -23,7 +23,7 @@ impl Verdict {
 }
 
 /// The contract's `growth_pattern`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrowthPattern {
     Linear,

@@ -1,0 +1,170 @@
+//! Snapshots built by hand for the outputs' unit tests: one leaking Python web worker with
+//! attributed sites, and one quiet process without.
+
+use crate::attribution::{Frame, LeakType, Site};
+use crate::detection::{GrowthPattern, Trend, Verdict};
+use crate::monitor::{ResourceSnapshot, TargetSnapshot};
+use crate::resource::{Bytes, Resource};
+use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
+use crate::targets::{TargetId, TargetInfo};
+use std::path::PathBuf;
+
+pub const MIB: u64 = 1024 * 1024;
+
+pub fn site(file: &str, line: u32, function: &str, share: f64, amount: f64) -> Site {
+    Site {
+        file: file.to_string(),
+        line,
+        function: function.to_string(),
+        share,
+        amount,
+        leak_type: LeakType::UnboundedCollection,
+        evidence: "        self._rendered[key] = bytearray(page) + bytearray(6000)".to_string(),
+        fix: "Bound the collection: keep at most N entries (collections.OrderedDict + popitem)."
+            .to_string(),
+        stack: vec![
+            Frame {
+                file: file.to_string(),
+                line,
+                function: function.to_string(),
+            },
+            Frame {
+                file: "/srv/app/main.py".to_string(),
+                line: 40,
+                function: "<module>".to_string(),
+            },
+        ],
+    }
+}
+
+fn resource(
+    resource: Resource,
+    trend: Trend,
+    first: f64,
+    last: f64,
+    limit: Option<f64>,
+) -> ResourceSnapshot {
+    ResourceSnapshot {
+        resource,
+        trend,
+        first,
+        last,
+        limit,
+        sites: Vec::new(),
+    }
+}
+
+/// A Python web worker whose RSS leaks linearly (with attributed sites) and whose fds grow.
+pub fn leaking_worker(pid: i32) -> TargetSnapshot {
+    let limits = Limits {
+        max_fds: Some(1024),
+        memory: Some(Bytes(8 * 1024 * MIB)),
+    };
+    let mut rss = resource(
+        Resource::RssBytes,
+        Trend {
+            verdict: Verdict::Leak,
+            pattern: GrowthPattern::Linear,
+            rate_per_second: 2_603_827.2,
+            confidence: 0.99,
+            seconds_to_limit: Some(3228.1),
+        },
+        (25 * MIB) as f64,
+        (174 * MIB) as f64,
+        limits.for_resource(Resource::RssBytes),
+    );
+    rss.sites = vec![
+        site("/srv/app/render.py", 17, "handle", 0.93, 145_227_776.0),
+        site("/srv/app/cache.py", 52, "remember", 0.07, 10_931_200.0),
+    ];
+    let fds = resource(
+        Resource::OpenFds,
+        Trend {
+            verdict: Verdict::Growing,
+            pattern: GrowthPattern::Step,
+            rate_per_second: 0.25,
+            confidence: 0.6,
+            seconds_to_limit: Some(3_904.0),
+        },
+        12.0,
+        48.0,
+        limits.for_resource(Resource::OpenFds),
+    );
+    let sockets = resource(
+        Resource::Sockets,
+        Trend::UNKNOWN,
+        3.0,
+        3.0,
+        limits.for_resource(Resource::Sockets),
+    );
+    let threads = resource(Resource::Threads, Trend::UNKNOWN, 4.0, 4.0, None);
+
+    let mut fd_counts = FdCounts::default();
+    fd_counts.by_kind.insert(FdKind::File, 40);
+    fd_counts.by_kind.insert(FdKind::Socket, 3);
+    fd_counts.by_kind.insert(FdKind::AnonInode, 5);
+    let mut socket_counts = SocketCounts::default();
+    socket_counts
+        .by_protocol_state
+        .insert((Protocol::Tcp, "listen"), 1);
+    socket_counts
+        .by_protocol_state
+        .insert((Protocol::Tcp, "established"), 2);
+
+    TargetSnapshot {
+        info: TargetInfo {
+            id: TargetId {
+                pid,
+                start_ticks: 123_456,
+            },
+            group: "web".to_string(),
+            cmdline: vec!["python3".to_string(), "app.py".to_string()],
+            exe: Some(PathBuf::from("/usr/bin/python3.11")),
+            python_version: Some("3.11.7".to_string()),
+            start_time_unix: 1_763_899_200.5,
+        },
+        latest: Sample {
+            memory: Memory {
+                total: Bytes(174 * MIB),
+                anon: Bytes(160 * MIB),
+                file: Bytes(13 * MIB),
+                shmem: Bytes(MIB),
+            },
+            fds: fd_counts,
+            sockets: socket_counts,
+            threads: 4,
+        },
+        limits,
+        resources: vec![rss, fds, sockets, threads],
+        observed_seconds: 59.0,
+        samples: 60,
+        interval_seconds: 1.0,
+    }
+}
+
+/// A process with nothing growing, no known limits and no Python details.
+pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
+    let resources = Resource::ALL
+        .iter()
+        .map(|&r| resource(r, Trend::UNKNOWN, 10.0, 10.0, None))
+        .collect();
+    TargetSnapshot {
+        info: TargetInfo {
+            id: TargetId {
+                pid,
+                start_ticks: 99,
+            },
+            group: group.to_string(),
+            cmdline: vec!["sleep".to_string(), "1000".to_string()],
+            exe: None,
+            python_version: None,
+            start_time_unix: 1_763_899_000.0,
+        },
+        latest: Sample::default(),
+        limits: Limits::default(),
+        resources,
+        observed_seconds: 9.5,
+        samples: 20,
+        interval_seconds: 0.5,
+    }
+}

@@ -1,0 +1,414 @@
+//! The Markdown report, in the shape of CONTRACT.md: per target a `## Memory Leak Report` with a
+//! summary table of every resource, then one `### File: {file}:{line}` section per attributed site
+//! (Leak Type, Growth Pattern, Memory Impact, Evidence, Detection, Fix). A growing resource with no
+//! attributed site gets a section that says so and why, with its pattern, impact and detection.
+
+use super::human;
+use super::model::{Report, ResourceReport, SiteReport};
+use crate::attribution::LeakType;
+use crate::detection::{GrowthPattern, Verdict};
+use crate::resource::Resource;
+use std::fmt::Write as _;
+
+/// All reports, one after the other.
+pub fn render_markdown(reports: &[Report]) -> String {
+    let mut out = String::new();
+    for (i, report) in reports.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        render_report(&mut out, report);
+    }
+    out
+}
+
+// `write!` into a String cannot fail; its Result is ignored throughout.
+fn render_report(out: &mut String, report: &Report) {
+    let target = &report.target;
+    let observation = &report.observation;
+    out.push_str("## Memory Leak Report\n\n");
+    let _ = write!(
+        out,
+        "**Target:** pid {}, {}",
+        target.pid,
+        code_span(&command_line(&target.cmdline))
+    );
+    let details: Vec<String> = [
+        target.exe.clone(),
+        target
+            .python_version
+            .as_ref()
+            .map(|v| format!("Python {v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !details.is_empty() {
+        let _ = write!(out, " ({})", details.join(", "));
+    }
+    let _ = writeln!(out, "  ");
+    let _ = writeln!(
+        out,
+        "**Observed:** {} at one sample every {} ({} samples); report generated {}.  ",
+        human::duration(observation.duration_seconds),
+        human::duration(observation.interval_seconds),
+        observation.samples,
+        report.generated_at,
+    );
+    let capabilities = &report.capabilities;
+    let _ = writeln!(
+        out,
+        "**Capabilities:** procfs {}, eBPF {}, Python stacks {}.",
+        on_off(capabilities.procfs),
+        on_off(capabilities.ebpf),
+        on_off(capabilities.python_stacks),
+    );
+    for note in &capabilities.notes {
+        let _ = writeln!(out, "- {}", one_line(note));
+    }
+    let _ = writeln!(out, "\n{}\n", verdict_summary(&report.resources));
+
+    summary_table(out, &report.resources);
+
+    for resource in &report.resources {
+        if resource.verdict == Verdict::Stable {
+            continue;
+        }
+        if resource.sites.is_empty() {
+            unattributed_section(out, report, resource);
+        }
+        for site in &resource.sites {
+            site_section(out, report, resource, site);
+        }
+    }
+}
+
+fn verdict_summary(resources: &[ResourceReport]) -> String {
+    let named = |verdict: Verdict| -> Vec<&str> {
+        resources
+            .iter()
+            .filter(|r| r.verdict == verdict)
+            .map(|r| r.resource.as_str())
+            .collect()
+    };
+    let (leaks, growing) = (named(Verdict::Leak), named(Verdict::Growing));
+    let mut parts = Vec::new();
+    if !leaks.is_empty() {
+        parts.push(format!("**leak** in {}", leaks.join(", ")));
+    }
+    if !growing.is_empty() {
+        parts.push(format!(
+            "growing, not yet a confident leak: {}",
+            growing.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        "**Verdict:** no resource grows.".to_string()
+    } else {
+        format!("**Verdict:** {}.", parts.join("; "))
+    }
+}
+
+fn summary_table(out: &mut String, resources: &[ResourceReport]) {
+    out.push_str(
+        "| Resource | Verdict | Pattern | First → Last | Rate | Time to limit | Confidence |\n",
+    );
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+    for r in resources {
+        let unit = r.resource.unit();
+        let verdict = match r.verdict {
+            Verdict::Leak => "**leak**",
+            other => other.as_str(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} → {} | {} | {} | {} |",
+            r.resource,
+            verdict,
+            r.growth_pattern.as_str(),
+            human::amount(unit, r.first),
+            human::amount(unit, r.last),
+            human::rate(unit, r.rate_per_second),
+            r.seconds_to_limit
+                .map_or_else(|| "—".to_string(), human::duration),
+            human::percent(r.confidence),
+        );
+    }
+}
+
+fn site_section(out: &mut String, report: &Report, resource: &ResourceReport, site: &SiteReport) {
+    let unit = resource.resource.unit();
+    let _ = writeln!(out, "\n### File: {}:{}\n", one_line(&site.file), site.line);
+    let _ = writeln!(
+        out,
+        "In `{}`: {} of the {} growth attributed to source lines ({}).",
+        one_line(&site.function),
+        human::percent(site.share),
+        resource.resource,
+        human::amount(unit, site.amount),
+    );
+
+    let _ = writeln!(out, "\n#### Leak Type\n");
+    let (name, meaning) = describe_leak_type(site.leak_type);
+    let _ = writeln!(out, "`{name}`: {meaning}");
+
+    growth_pattern(out, resource);
+
+    memory_impact(out, resource);
+    let _ = writeln!(
+        out,
+        "- Attributed to this line: {}",
+        human::amount(unit, site.amount)
+    );
+
+    let _ = writeln!(out, "\n#### Evidence\n");
+    if site.evidence.trim().is_empty() {
+        let _ = writeln!(
+            out,
+            "The source of {}:{} could not be read.",
+            site.file, site.line
+        );
+    } else {
+        out.push_str(&code_block("python", &site.evidence));
+    }
+    if !site.stack.is_empty() {
+        let _ = writeln!(out, "\nPython stack, innermost first:\n");
+        for frame in &site.stack {
+            let _ = writeln!(
+                out,
+                "- `{}:{}` in `{}`",
+                frame.file,
+                frame.line,
+                one_line(&frame.function)
+            );
+        }
+    }
+
+    detection(out, report, resource);
+    let _ = writeln!(
+        out,
+        "- Source line: attributed from the Python stacks at this resource's growth; {}:{} \
+         accounts for {} of the attributed growth.",
+        one_line(&site.file),
+        site.line,
+        human::percent(site.share),
+    );
+
+    let _ = writeln!(out, "\n#### Fix\n");
+    if site.fix.trim().is_empty() {
+        let _ = writeln!(out, "No fix is known for this pattern.");
+    } else {
+        let _ = writeln!(out, "{}", site.fix.trim_end());
+    }
+}
+
+fn unattributed_section(out: &mut String, report: &Report, resource: &ResourceReport) {
+    let _ = writeln!(
+        out,
+        "\n### Resource: {} (no source line attributed)\n",
+        resource.resource
+    );
+    let capabilities = &report.capabilities;
+    let why = if !capabilities.python_stacks {
+        "Python stack attribution is not available in this run".to_string()
+    } else if report.target.python_version.is_none() {
+        "the target was not recognised as a Python process".to_string()
+    } else {
+        "no Python stack could be tied to this growth during the observation".to_string()
+    };
+    let _ = write!(
+        out,
+        "No Python source line is attributed to this growth yet: {why}"
+    );
+    if capabilities.notes.is_empty() {
+        out.push_str(".\n");
+    } else {
+        let notes: Vec<String> = capabilities.notes.iter().map(|n| one_line(n)).collect();
+        let _ = writeln!(out, " ({}).", notes.join("; "));
+    }
+    growth_pattern(out, resource);
+    memory_impact(out, resource);
+    detection(out, report, resource);
+}
+
+fn growth_pattern(out: &mut String, resource: &ResourceReport) {
+    let unit = resource.resource.unit();
+    let _ = writeln!(out, "\n#### Growth Pattern\n");
+    let _ = writeln!(
+        out,
+        "`{}`: {} {} went from {} to {}.",
+        resource.growth_pattern.as_str(),
+        describe_pattern(resource.growth_pattern),
+        resource.resource,
+        human::amount(unit, resource.first),
+        human::amount(unit, resource.last),
+    );
+}
+
+fn memory_impact(out: &mut String, resource: &ResourceReport) {
+    let unit = resource.resource.unit();
+    let _ = writeln!(out, "\n#### Memory Impact\n");
+    let _ = writeln!(
+        out,
+        "- Growth rate: {}",
+        human::rate(unit, resource.rate_per_second)
+    );
+    if let Some(per_event) = &resource.per_event {
+        let _ = writeln!(
+            out,
+            "- Per event: {} per `{}`",
+            human::amount(unit, per_event.amount),
+            one_line(&per_event.event)
+        );
+    }
+    let limit = resource.limit.map(|l| human::amount(unit, l));
+    let time_to_limit = match (resource.seconds_to_limit, limit) {
+        (Some(seconds), Some(limit)) => format!("{} (limit {limit})", human::duration(seconds)),
+        (Some(seconds), None) => human::duration(seconds),
+        (None, Some(limit)) => format!("not reached at the current rate (limit {limit})"),
+        (None, None) => "unknown: no limit is known for this resource".to_string(),
+    };
+    let _ = writeln!(out, "- Time to limit: {time_to_limit}");
+}
+
+fn detection(out: &mut String, report: &Report, resource: &ResourceReport) {
+    let observation = &report.observation;
+    let _ = writeln!(out, "\n#### Detection\n");
+    let _ = writeln!(
+        out,
+        "- Measured: {}",
+        describe_measurement(resource.resource)
+    );
+    let _ = writeln!(
+        out,
+        "- How: one sample every {} for {} ({} samples), from outside the process: no restart, \
+         no code injected.",
+        human::duration(observation.interval_seconds),
+        human::duration(observation.duration_seconds),
+        observation.samples,
+    );
+    let _ = writeln!(
+        out,
+        "- Verdict: `{}` with confidence {}. A leak is growth that is sustained and keeps setting \
+         new highs; warm-up, a cache filling to its bound and GC sawtooth are not leaks.",
+        resource.verdict.as_str(),
+        human::percent(resource.confidence),
+    );
+    let _ = writeln!(
+        out,
+        "- Reproduce: {}",
+        code_span(&reproduce_command(report))
+    );
+}
+
+/// The command that observes the same target the same way.
+fn reproduce_command(report: &Report) -> String {
+    let observation = &report.observation;
+    // The report covers first to last sample; ask for at least that long, in whole seconds.
+    let duration = observation.duration_seconds.ceil().max(1.0);
+    let interval_ms = (observation.interval_seconds * 1000.0).round().max(1.0);
+    format!(
+        "leak-monitor run --pid {} --duration {duration:.0} --interval {interval_ms:.0} --markdown report.md",
+        report.target.pid
+    )
+}
+
+fn describe_measurement(resource: Resource) -> &'static str {
+    match resource {
+        Resource::RssBytes => "resident memory (RSS: anonymous, file-backed and shared pages) from /proc/PID/status",
+        Resource::OpenFds => "open file descriptors, the entries of /proc/PID/fd",
+        Resource::Sockets => "sockets: socket descriptors in /proc/PID/fd, matched with the /proc/net tables for protocol and state",
+        Resource::Threads => "threads, from /proc/PID/status",
+    }
+}
+
+fn describe_pattern(pattern: GrowthPattern) -> &'static str {
+    match pattern {
+        GrowthPattern::Linear => "it grows by a steady amount per second, the mark of something kept on every request or iteration;",
+        GrowthPattern::Quadratic => "its growth speeds up over time: each step keeps more than the one before;",
+        GrowthPattern::Exponential => "it grows by a steady factor, doubling at a steady pace;",
+        GrowthPattern::Step => "it grows in jumps with flat stretches between, as when batches or rare events keep something;",
+        GrowthPattern::Sawtooth => "it rises and drops back, as garbage collection or periodic cleanup does;",
+        GrowthPattern::Plateau => "it grew and then levelled off, as warm-up or a cache reaching its bound does;",
+        GrowthPattern::Flat => "it did not change significantly;",
+    }
+}
+
+/// The contract name of a leak type and what it means.
+fn describe_leak_type(leak_type: LeakType) -> (&'static str, &'static str) {
+    match leak_type {
+        LeakType::UnboundedCollection => ("unbounded_collection", "a list, dict or set that only ever gains entries."),
+        LeakType::UnboundedCache => ("unbounded_cache", "a cache with no size bound or eviction (for example `functools.lru_cache(maxsize=None)` or a dict used as a cache)."),
+        LeakType::CircularReference => ("circular_reference", "objects that refer to each other, kept alive until the cycle collector runs, or forever when it cannot free them."),
+        LeakType::EventHandler => ("event_handler", "callbacks or listeners registered again and again and never removed; each keeps its closure alive."),
+        LeakType::ResourceNotClosed => ("resource_not_closed", "files, sockets or other handles opened and never closed."),
+        LeakType::TensorAccumulation => ("tensor_accumulation", "tensors kept across iterations, often with their autograd graph (for example summing a loss without `.item()`)."),
+        LeakType::ThreadNotJoined => ("thread_not_joined", "threads started and never finished or joined."),
+        LeakType::Unknown => ("unknown", "growth at this line that matches none of the known patterns."),
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// A command line as a shell would take it back: arguments with spaces or quotes are quoted.
+fn command_line(args: &[String]) -> String {
+    if args.is_empty() {
+        return "(no command line)".to_string();
+    }
+    args.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Text as a Markdown code span, with a fence longer than any backtick run inside it.
+fn code_span(text: &str) -> String {
+    let text = one_line(text);
+    let fence = "`".repeat(longest_backtick_run(&text) + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+/// Text as a fenced code block that its own backticks cannot close.
+fn code_block(language: &str, text: &str) -> String {
+    let fence = "`".repeat(longest_backtick_run(text).max(2) + 1);
+    format!(
+        "{fence}{language}\n{}\n{fence}\n",
+        text.trim_end_matches('\n')
+    )
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// Newlines would break a heading, a table row or a list item apart.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
+mod tests;

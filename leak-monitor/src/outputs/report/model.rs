@@ -1,0 +1,428 @@
+//! The JSON report, schema `leak-monitor/report/v1`: exactly the fields of CONTRACT.md "JSON
+//! report". These types are the contract, kept apart from the engine's internal types so that an
+//! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
+
+use crate::attribution::{LeakType, Site};
+use crate::capabilities::Capabilities;
+use crate::detection::{GrowthPattern, Verdict};
+use crate::monitor::{ResourceSnapshot, TargetSnapshot};
+use crate::resource::Resource;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The value of the report's `schema` field.
+pub const SCHEMA: &str = "leak-monitor/report/v1";
+
+/// One target's leak report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: Schema,
+    pub generated_at: Timestamp,
+    pub target: ReportTarget,
+    pub observation: Observation,
+    pub capabilities: ReportCapabilities,
+    pub resources: Vec<ResourceReport>,
+}
+
+/// The `schema` field: serializes as `SCHEMA`, and a report of another schema does not parse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Schema;
+
+/// A moment, as RFC 3339 UTC with whole seconds (`2026-11-23T12:00:00Z`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp(SystemTime);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportTarget {
+    pub pid: i32,
+    pub cmdline: Vec<String>,
+    pub exe: Option<String>,
+    pub python_version: Option<String>,
+    pub start_time_unix: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub duration_seconds: f64,
+    pub interval_seconds: f64,
+    pub samples: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportCapabilities {
+    pub procfs: bool,
+    pub ebpf: bool,
+    pub python_stacks: bool,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    pub resource: Resource,
+    pub verdict: Verdict,
+    /// First and last observed values, in the resource's unit.
+    #[serde(serialize_with = "number::integral")]
+    pub first: f64,
+    #[serde(serialize_with = "number::integral")]
+    pub last: f64,
+    pub rate_per_second: f64,
+    pub growth_pattern: GrowthPattern,
+    pub confidence: f64,
+    #[serde(serialize_with = "number::integral_opt")]
+    pub limit: Option<f64>,
+    pub seconds_to_limit: Option<f64>,
+    /// Growth per counted event; null until the monitor counts events.
+    #[serde(default)]
+    pub per_event: Option<PerEvent>,
+    /// Largest first.
+    pub sites: Vec<SiteReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerEvent {
+    pub event: String,
+    pub amount: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteReport {
+    pub file: String,
+    pub line: u32,
+    pub function: String,
+    pub share: f64,
+    #[serde(serialize_with = "number::integral")]
+    pub amount: f64,
+    pub leak_type: LeakType,
+    pub evidence: String,
+    pub fix: String,
+    /// Innermost frame first.
+    pub stack: Vec<StackFrame>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StackFrame {
+    pub file: String,
+    pub line: u32,
+    pub function: String,
+}
+
+impl Report {
+    /// The report of one target as the snapshot sees it.
+    pub fn build(
+        snapshot: &TargetSnapshot,
+        capabilities: &Capabilities,
+        generated_at: SystemTime,
+    ) -> Report {
+        let info = &snapshot.info;
+        Report {
+            schema: Schema,
+            generated_at: Timestamp::new(generated_at),
+            target: ReportTarget {
+                pid: info.id.pid,
+                cmdline: info.cmdline.clone(),
+                exe: info.exe.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                python_version: info.python_version.clone(),
+                start_time_unix: info.start_time_unix,
+            },
+            observation: Observation {
+                duration_seconds: snapshot.observed_seconds,
+                interval_seconds: snapshot.interval_seconds,
+                samples: snapshot.samples,
+            },
+            capabilities: ReportCapabilities {
+                procfs: capabilities.procfs,
+                ebpf: capabilities.ebpf,
+                python_stacks: capabilities.python_stacks,
+                notes: capabilities.notes.clone(),
+            },
+            resources: snapshot
+                .resources
+                .iter()
+                .map(ResourceReport::build)
+                .collect(),
+        }
+    }
+
+    /// Pretty-printed JSON.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+
+    pub fn from_json(json: &str) -> Result<Report, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// True when any resource has verdict `leak` (what `--fail-on-leak` checks).
+    pub fn has_leak(&self) -> bool {
+        self.resources.iter().any(|r| r.verdict == Verdict::Leak)
+    }
+}
+
+impl ResourceReport {
+    fn build(snapshot: &ResourceSnapshot) -> ResourceReport {
+        let trend = &snapshot.trend;
+        ResourceReport {
+            resource: snapshot.resource,
+            verdict: trend.verdict,
+            first: snapshot.first,
+            last: snapshot.last,
+            rate_per_second: trend.rate_per_second,
+            growth_pattern: trend.pattern,
+            confidence: trend.confidence,
+            limit: snapshot.limit,
+            // Infinitely far is never: the contract's null.
+            seconds_to_limit: trend.seconds_to_limit.filter(|s| s.is_finite()),
+            per_event: None,
+            sites: snapshot.sites.iter().map(SiteReport::build).collect(),
+        }
+    }
+}
+
+impl SiteReport {
+    fn build(site: &Site) -> SiteReport {
+        SiteReport {
+            file: site.file.clone(),
+            line: site.line,
+            function: site.function.clone(),
+            share: site.share,
+            amount: site.amount,
+            leak_type: site.leak_type,
+            evidence: site.evidence.clone(),
+            fix: site.fix.clone(),
+            stack: site
+                .stack
+                .iter()
+                .map(|frame| StackFrame {
+                    file: frame.file.clone(),
+                    line: frame.line,
+                    function: frame.function.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Serialize for Schema {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(SCHEMA)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schema {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == SCHEMA {
+            Ok(Schema)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "unsupported report schema {name:?} (this build reads {SCHEMA:?})"
+            )))
+        }
+    }
+}
+
+impl Timestamp {
+    /// `time` truncated to whole seconds, the precision the report keeps.
+    pub fn new(time: SystemTime) -> Timestamp {
+        let whole = match time.duration_since(UNIX_EPOCH) {
+            Ok(since) => UNIX_EPOCH + Duration::from_secs(since.as_secs()),
+            // Before 1970: nothing to truncate that matters for a report.
+            Err(_) => time,
+        };
+        Timestamp(whole)
+    }
+
+    pub fn system_time(self) -> SystemTime {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_seconds(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_rfc3339(&text)
+            .map(Timestamp::new)
+            .map_err(|err| serde::de::Error::custom(format!("generated_at {text:?}: {err}")))
+    }
+}
+
+/// Amounts of bytes and counts are whole numbers: written as JSON integers when they are.
+mod number {
+    use serde::Serializer;
+
+    /// The largest integer an f64 holds exactly.
+    const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
+    pub fn integral<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.fract() == 0.0 && value.abs() <= MAX_EXACT {
+            // Exact: the value is a whole number within i64's range.
+            serializer.serialize_i64(*value as i64)
+        } else {
+            serializer.serialize_f64(*value)
+        }
+    }
+
+    pub fn integral_opt<S: Serializer>(
+        value: &Option<f64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => integral(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
+mod tests {
+    use super::*;
+    use crate::outputs::fixtures::{leaking_worker, quiet_process};
+    use serde_json::Value;
+
+    /// The example of CONTRACT.md "JSON report", verbatim.
+    const CONTRACT_EXAMPLE: &str = r#"{
+  "schema": "leak-monitor/report/v1",
+  "generated_at": "2026-11-23T12:00:00Z",
+  "target": {"pid": 1234, "cmdline": ["python3", "app.py"], "exe": "/usr/bin/python3.11",
+             "python_version": "3.11.7", "start_time_unix": 1763899200.5},
+  "observation": {"duration_seconds": 60.0, "interval_seconds": 1.0, "samples": 60},
+  "capabilities": {"procfs": true, "ebpf": true, "python_stacks": true, "notes": []},
+  "resources": [
+    {
+      "resource": "rss_bytes",
+      "verdict": "leak",
+      "first": 26214400, "last": 182452224,
+      "rate_per_second": 2603827.2,
+      "growth_pattern": "linear",
+      "confidence": 0.99,
+      "limit": 8589934592, "seconds_to_limit": 3228.1,
+      "per_event": {"event": "accept", "amount": 102400.0},
+      "sites": [
+        {
+          "file": "/srv/app/render.py", "line": 17, "function": "handle",
+          "share": 0.93, "amount": 145227776,
+          "leak_type": "unbounded_collection",
+          "evidence": "        self._rendered[key] = bytearray(page) + bytearray(6000)",
+          "fix": "Bound the collection: ...",
+          "stack": [{"file": "/srv/app/render.py", "line": 17, "function": "handle"}]
+        }
+      ]
+    }
+  ]
+}"#;
+
+    fn capabilities() -> Capabilities {
+        Capabilities {
+            procfs: true,
+            ebpf: false,
+            python_stacks: false,
+            notes: vec!["eBPF off: not root".to_string()],
+        }
+    }
+
+    /// 2026-11-23T12:00:00Z, plus a fraction the report drops.
+    fn generated_at() -> SystemTime {
+        UNIX_EPOCH + Duration::new(1_795_435_200, 750_000_000)
+    }
+
+    /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
+    /// objects (arrays: element-wise as far as both go).
+    fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
+        match (ours, theirs) {
+            (Value::Object(a), Value::Object(b)) => {
+                let keys_a: Vec<_> = a.keys().collect();
+                let keys_b: Vec<_> = b.keys().collect();
+                assert_eq!(keys_a, keys_b, "keys of {path}");
+                for (key, value) in a {
+                    assert_same_keys(&format!("{path}.{key}"), value, &b[key]);
+                }
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert_same_keys(&format!("{path}[{i}]"), x, y);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn json_has_exactly_the_contract_keys() {
+        let mut report = Report::build(&leaking_worker(1234), &capabilities(), generated_at());
+        report.resources[0].per_event = Some(PerEvent {
+            event: "accept".to_string(),
+            amount: 102_400.0,
+        });
+        let ours: Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        let theirs: Value = serde_json::from_str(CONTRACT_EXAMPLE).unwrap();
+        assert_same_keys("report", &ours, &theirs);
+        // Every level was compared, down to the stack frames.
+        assert!(ours["resources"][0]["sites"][0]["stack"][0]["function"].is_string());
+    }
+
+    #[test]
+    fn the_contract_example_reads_and_writes_back_unchanged() {
+        let report = Report::from_json(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!(report.resources[0].verdict, Verdict::Leak);
+        assert_eq!(
+            report.resources[0].sites[0].leak_type,
+            LeakType::UnboundedCollection
+        );
+        let written: Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        let example: Value = serde_json::from_str(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!(written, example);
+    }
+
+    #[test]
+    fn a_built_report_round_trips() {
+        for snapshot in [leaking_worker(1234), quiet_process(77, "batch")] {
+            let report = Report::build(&snapshot, &capabilities(), generated_at());
+            let json = report.to_json().unwrap();
+            assert_eq!(Report::from_json(&json).unwrap(), report, "{json}");
+        }
+    }
+
+    #[test]
+    fn unknowns_are_null_and_whole_amounts_are_integers() {
+        let report = Report::build(&quiet_process(77, "batch"), &capabilities(), generated_at());
+        let json: Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        assert_eq!(json["generated_at"], "2026-11-23T12:00:00Z");
+        assert_eq!(json["target"]["exe"], Value::Null);
+        assert_eq!(json["target"]["python_version"], Value::Null);
+        let resource = &json["resources"][0];
+        for key in ["limit", "seconds_to_limit", "per_event"] {
+            assert_eq!(resource[key], Value::Null, "{key}");
+        }
+        assert!(resource["first"].is_u64(), "{resource}");
+
+        let report = Report::build(&leaking_worker(1), &capabilities(), generated_at());
+        let json: Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        let rss = &json["resources"][0];
+        assert_eq!(rss["limit"].as_u64(), Some(8 * 1024 * 1024 * 1024));
+        assert_eq!(rss["sites"][0]["amount"].as_u64(), Some(145_227_776));
+        assert!(rss["rate_per_second"].is_f64());
+    }
+
+    #[test]
+    fn another_schema_does_not_parse() {
+        let other = CONTRACT_EXAMPLE.replace("report/v1", "report/v2");
+        let err = Report::from_json(&other).unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported report schema"),
+            "{err}"
+        );
+    }
+}
