@@ -77,7 +77,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     print!("{markdown}");
     let out_dir = std::env::temp_dir().join(format!("leak-monitor-demo-{}", std::process::id()));
     create_private_dir(&out_dir)?;
-    write_private(&out_dir.join("report.json"), &report.to_json())?;
+    write_private(&out_dir.join("report.json"), &report.to_json()?)?;
     write_private(&out_dir.join("report.md"), &markdown)?;
     eprintln!("leak-monitor: demo reports written to {}", out_dir.display());
     Ok(ExitCode::SUCCESS)

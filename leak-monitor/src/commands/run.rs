@@ -6,7 +6,6 @@ use super::ticker::{StopFlag, Ticker};
 use super::{progress::Progress, UsageError};
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::RunArgs;
-use crate::detection::Verdict;
 use crate::monitor::{Ended, TargetMonitor};
 use crate::outputs::report::{render_markdown, Report};
 use std::path::{Path, PathBuf};
@@ -39,10 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let reports = build_reports(&monitors, &capabilities);
     write_reports(&args, &reports)?;
 
-    let leak_found = reports
-        .iter()
-        .flat_map(|r| &r.resources)
-        .any(|r| r.verdict == Verdict::Leak);
+    let leak_found = reports.iter().any(Report::has_leak);
     Ok(if args.fail_on_leak && leak_found {
         ExitCode::from(EXIT_LEAK_FOUND)
     } else {
@@ -95,7 +91,7 @@ fn build_reports(monitors: &[TargetMonitor], capabilities: &Capabilities) -> Vec
 fn write_reports(args: &RunArgs, reports: &[Report]) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         for (report, path) in reports.iter().zip(per_target_paths(path, reports)) {
-            write_private(&path, &report.to_json())?;
+            write_private(&path, &report.to_json()?)?;
         }
     }
     if let Some(path) = &args.markdown {

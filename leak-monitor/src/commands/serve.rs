@@ -129,7 +129,11 @@ impl LeakAlerts {
         let report = Report::build(snapshot, &capabilities, now);
         let stamp = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let base = format!("{}-{}-{why}-{stamp}", sanitize(&snapshot.info.group), snapshot.info.id.pid);
-        let result = write_private(&dir.join(format!("{base}.json")), &report.to_json()).and_then(|()| {
+        let result = report
+            .to_json()
+            .map_err(anyhow::Error::from)
+            .and_then(|json| write_private(&dir.join(format!("{base}.json")), &json))
+            .and_then(|()| {
             write_private(&dir.join(format!("{base}.md")), &render_markdown(std::slice::from_ref(&report)))
         });
         match result {

@@ -81,8 +81,8 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
             s,
             "{:<10} {:>12} {:>14} {:<12} {:<8} {:>5.2} {:>14}",
             short_name(r.resource),
-            unit.format(r.last),
-            humanize::rate(unit, r.trend.rate_per_second),
+            humanize::amount(unit, r.last),
+            humanize::per_second(unit, r.trend.rate_per_second),
             r.trend.pattern.as_str(),
             r.trend.verdict.as_str().to_uppercase(),
             r.trend.confidence,
@@ -153,8 +153,8 @@ pub fn status_line(snapshot: &TargetSnapshot) -> String {
             line,
             " | {} {} {} {}",
             short_name(r.resource),
-            unit.format(r.last),
-            humanize::rate(unit, r.trend.rate_per_second),
+            humanize::amount(unit, r.last),
+            humanize::per_second(unit, r.trend.rate_per_second),
             r.trend.verdict.as_str()
         );
     }

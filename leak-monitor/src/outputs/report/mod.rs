@@ -1,7 +1,6 @@
 //! Leak reports: the JSON report of the contract (`model`) and its Markdown rendering
-//! (`markdown`), both built from a `TargetSnapshot`; `human` formats numbers for people.
+//! (`markdown`), both built from a `TargetSnapshot`.
 
-pub mod human;
 mod markdown;
 mod model;
 
