@@ -7,6 +7,7 @@ use super::{progress::Progress, UsageError};
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::RunArgs;
 use crate::monitor::{Ended, TargetMonitor};
+use crate::outputs::html;
 use crate::outputs::report::{render_markdown, Report};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     observe(&mut monitors, Duration::from_secs_f64(args.duration), interval, &stop);
 
     let reports = build_reports(&monitors, &capabilities);
-    write_reports(&args, &reports)?;
+    write_reports(&args, &reports, &monitors)?;
 
     let leak_found = reports.iter().any(Report::has_leak);
     Ok(if args.fail_on_leak && leak_found {
@@ -88,7 +89,7 @@ fn build_reports(monitors: &[TargetMonitor], capabilities: &Capabilities) -> Vec
         .collect()
 }
 
-fn write_reports(args: &RunArgs, reports: &[Report]) -> anyhow::Result<()> {
+fn write_reports(args: &RunArgs, reports: &[Report], monitors: &[TargetMonitor]) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         for (report, path) in reports.iter().zip(per_target_paths(path, reports)) {
             write_private(&path, &report.to_json()?)?;
@@ -98,7 +99,8 @@ fn write_reports(args: &RunArgs, reports: &[Report]) -> anyhow::Result<()> {
         write_private(path, &render_markdown(reports))?;
     }
     if let Some(path) = &args.html {
-        write_private(path, &crate::outputs::html::render(reports))?;
+        let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
+        write_private(path, &html::render(reports, &series))?;
     }
     if args.json.is_none() && args.markdown.is_none() {
         print!("{}", render_markdown(reports));

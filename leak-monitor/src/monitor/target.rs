@@ -2,6 +2,7 @@
 
 use super::snapshot::{ResourceSnapshot, TargetSnapshot};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
+use crate::outputs::html::ResourceSeries;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
@@ -140,11 +141,15 @@ impl TargetMonitor {
             .map(|(_, t)| t)
     }
 
-    /// The (seconds, value) points kept for a resource, oldest first.
-    pub fn points(&self, resource: Resource) -> Vec<(f64, f64)> {
-        self.tracker(resource)
-            .map(|t| t.points().collect())
-            .unwrap_or_default()
+    /// The samples kept for every resource, for charts.
+    pub fn series(&self) -> Vec<ResourceSeries> {
+        self.trackers
+            .iter()
+            .map(|(resource, tracker)| ResourceSeries {
+                resource: *resource,
+                points: tracker.points().collect(),
+            })
+            .collect()
     }
 
     pub fn snapshot(&self) -> TargetSnapshot {

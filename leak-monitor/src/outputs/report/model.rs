@@ -293,36 +293,7 @@ mod tests {
     use serde_json::Value;
 
     /// The example of CONTRACT.md "JSON report", verbatim.
-    const CONTRACT_EXAMPLE: &str = r#"{
-  "schema": "leak-monitor/report/v1",
-  "generated_at": "2026-11-23T12:00:00Z",
-  "target": {"pid": 1234, "cmdline": ["python3", "app.py"], "exe": "/usr/bin/python3.11",
-             "python_version": "3.11.7", "start_time_unix": 1763899200.5},
-  "observation": {"duration_seconds": 60.0, "interval_seconds": 1.0, "samples": 60},
-  "capabilities": {"procfs": true, "ebpf": true, "python_stacks": true, "notes": []},
-  "resources": [
-    {
-      "resource": "rss_bytes",
-      "verdict": "leak",
-      "first": 26214400, "last": 182452224,
-      "rate_per_second": 2603827.2,
-      "growth_pattern": "linear",
-      "confidence": 0.99,
-      "limit": 8589934592, "seconds_to_limit": 3228.1,
-      "per_event": {"event": "accept", "amount": 102400.0},
-      "sites": [
-        {
-          "file": "/srv/app/render.py", "line": 17, "function": "handle",
-          "share": 0.93, "amount": 145227776,
-          "leak_type": "unbounded_collection",
-          "evidence": "        self._rendered[key] = bytearray(page) + bytearray(6000)",
-          "fix": "Bound the collection: ...",
-          "stack": [{"file": "/srv/app/render.py", "line": 17, "function": "handle"}]
-        }
-      ]
-    }
-  ]
-}"#;
+    const CONTRACT_EXAMPLE: &str = include_str!("fixtures/contract_example.json");
 
     fn capabilities() -> Capabilities {
         Capabilities {

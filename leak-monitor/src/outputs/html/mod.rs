@@ -1,0 +1,188 @@
+//! The HTML report (`--html`): one self-contained page (no scripts or assets from the network)
+//! with each resource's chart and trend, a flame graph of live growth by Python stack, and the
+//! same sections as the Markdown report.
+
+mod chart;
+mod flame;
+
+use crate::detection::Verdict;
+use crate::humanize;
+use crate::outputs::report::{Report, ResourceReport};
+use crate::resource::Resource;
+use std::fmt::Write as _;
+
+/// The samples of one resource of one target, (seconds since start, value), oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResourceSeries {
+    pub resource: Resource,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Renders the reports; `series[i]` holds the samples of `reports[i]`'s resources.
+pub fn render(reports: &[Report], series: &[Vec<ResourceSeries>]) -> String {
+    let mut page = String::from(HEAD);
+    for (i, report) in reports.iter().enumerate() {
+        let samples = series.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        render_report(&mut page, report, samples);
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+fn render_report(page: &mut String, report: &Report, series: &[ResourceSeries]) {
+    let target = &report.target;
+    let _ = write!(
+        page,
+        "<section class=\"target\"><h1>Memory Leak Report: pid {}</h1><p class=\"cmd\"><code>{}</code></p>",
+        target.pid,
+        escape(&target.cmdline.join(" "))
+    );
+    let _ = write!(
+        page,
+        "<p class=\"muted\">{} &middot; observed {} ({} samples every {}) &middot; generated {}</p>",
+        escape(&target.python_version.as_deref().map(|v| format!("Python {v}")).unwrap_or_else(|| "not Python".into())),
+        escape(&humanize::duration(report.observation.duration_seconds)),
+        report.observation.samples,
+        escape(&humanize::duration(report.observation.interval_seconds)),
+        escape(&report.generated_at.to_string()),
+    );
+    page.push_str("<table><tr><th>resource</th><th>verdict</th><th>pattern</th><th>first</th><th>last</th><th>rate</th><th>time to limit</th><th>confidence</th></tr>");
+    for r in &report.resources {
+        let unit = r.resource.unit();
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td><span class=\"verdict {v}\">{v}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.resource,
+            r.growth_pattern.as_str(),
+            escape(&humanize::amount(unit, r.first)),
+            escape(&humanize::amount(unit, r.last)),
+            escape(&humanize::rate(unit, r.rate_per_second)),
+            r.seconds_to_limit.map(humanize::duration).unwrap_or_else(|| "&mdash;".into()),
+            humanize::percent(r.confidence),
+            v = r.verdict.as_str(),
+        );
+    }
+    page.push_str("</table>");
+
+    page.push_str("<h2>Resources over time</h2><div class=\"charts\">");
+    for r in &report.resources {
+        let points = series
+            .iter()
+            .find(|s| s.resource == r.resource)
+            .map(|s| s.points.as_slice())
+            .unwrap_or(&[]);
+        let _ = write!(
+            page,
+            "<figure><figcaption>{} <span class=\"verdict {v}\">{v}</span></figcaption>{}</figure>",
+            r.resource,
+            chart::line_chart(r, points),
+            v = r.verdict.as_str()
+        );
+    }
+    page.push_str("</div>");
+
+    page.push_str("<h2>Live growth by Python stack</h2>");
+    let flames: Vec<String> = report.resources.iter().filter_map(flame::growth_flame_graph).collect();
+    if flames.is_empty() {
+        page.push_str("<p class=\"muted\">No growth is attributed to Python stacks in this report.</p>");
+    }
+    for svg in flames {
+        let _ = write!(page, "<div class=\"flame\">{svg}</div>");
+    }
+
+    for r in report.resources.iter().filter(|r| r.verdict != Verdict::Stable) {
+        render_sites(page, r);
+    }
+    if !report.capabilities.notes.is_empty() {
+        page.push_str("<h2>Notes</h2><ul>");
+        for note in &report.capabilities.notes {
+            let _ = write!(page, "<li>{}</li>", escape(note));
+        }
+        page.push_str("</ul>");
+    }
+    page.push_str("</section>");
+}
+
+fn render_sites(page: &mut String, resource: &ResourceReport) {
+    let unit = resource.resource.unit();
+    for site in &resource.sites {
+        let _ = write!(
+            page,
+            "<article class=\"site\"><h3>File: {}:{}</h3><p>{} in <code>{}</code>: {} ({} of the attributed {} growth), leak type <b>{}</b>, pattern {}.</p><h4>Evidence</h4><pre>{}</pre><h4>Fix</h4><pre>{}</pre></article>",
+            escape(&site.file),
+            site.line,
+            resource.resource,
+            escape(&site.function),
+            escape(&humanize::amount(unit, site.amount)),
+            humanize::percent(site.share),
+            resource.resource,
+            escape(&serde_json::to_value(site.leak_type).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+            resource.growth_pattern.as_str(),
+            escape(&site.evidence),
+            escape(&site.fix),
+        );
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const HEAD: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>leak-monitor report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#1d2330;padding:0 16px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dde}
+table{border-collapse:collapse;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #eef;text-align:left}
+code,pre{font-family:ui-monospace,monospace;font-size:12.5px}pre{background:#f6f7f9;padding:10px;overflow-x:auto}
+.muted{color:#667}.verdict{padding:1px 7px;border-radius:8px;font-size:12px;font-weight:600}
+.verdict.leak{background:#fde2e1;color:#a3160f}.verdict.growing{background:#fff1d6;color:#8a5a00}.verdict.stable{background:#e3f4e6;color:#1f6b35}
+.charts{display:grid;grid-template-columns:1fr 1fr;gap:12px}figure{margin:0}figcaption{font-weight:600;margin-bottom:2px}
+.chart{width:100%;height:auto;background:#fbfbfd}.chart .axis{stroke:#99a}.chart .series{fill:none;stroke:#2f6fdb;stroke-width:1.6}
+.chart .trend{stroke:#d0342c;stroke-dasharray:5 4;stroke-width:1.4}.chart .limit{stroke:#a3160f;stroke-width:1}.chart .label{font-size:11px;fill:#556}
+.flame svg{width:100%;height:auto}.site{border-left:3px solid #d0342c;padding-left:12px;margin:18px 0}
+</style></head><body>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::report::Report;
+
+    const CONTRACT_EXAMPLE: &str = include_str!("../report/fixtures/contract_example.json");
+
+    #[test]
+    fn renders_charts_flame_graph_and_escaped_sections() {
+        let report = Report::from_json(CONTRACT_EXAMPLE).expect("the contract example parses");
+        let series = vec![ResourceSeries {
+            resource: Resource::RssBytes,
+            points: (0..60).map(|i| (i as f64, 26_214_400.0 + 2_603_827.2 * i as f64)).collect(),
+        }];
+        let page = render(std::slice::from_ref(&report), &[series]);
+        assert!(page.starts_with("<!doctype html>"));
+        assert!(page.contains("<polyline class=\"series\""), "a line chart");
+        assert!(page.contains("class=\"trend\""), "a trend line for a leak");
+        assert!(page.contains("Live rss_bytes growth by Python stack"), "a flame graph");
+        assert!(page.contains("File: /srv/app/render.py:17"));
+        assert!(page.contains("self._rendered[key] = bytearray(page) + bytearray(6000)"));
+        assert!(!page.contains("<script src="), "self-contained");
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}
