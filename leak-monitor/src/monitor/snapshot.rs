@@ -32,3 +32,10 @@ pub struct TargetSnapshot {
     pub samples: u64,
     pub interval_seconds: f64,
 }
+
+/// The samples kept for one resource of one target, (seconds since start, value), oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceSeries {
+    pub resource: Resource,
+    pub points: Vec<(f64, f64)>,
+}

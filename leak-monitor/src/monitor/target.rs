@@ -1,8 +1,7 @@
 //! One followed process: procfs samples in, per-resource trends out.
 
-use super::snapshot::{ResourceSnapshot, TargetSnapshot};
+use super::snapshot::{ResourceSeries, ResourceSnapshot, TargetSnapshot};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
-use crate::outputs::html::ResourceSeries;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};

@@ -8,15 +8,8 @@ mod flame;
 use crate::detection::Verdict;
 use crate::humanize;
 use crate::outputs::report::{Report, ResourceReport};
-use crate::resource::Resource;
+use crate::monitor::ResourceSeries;
 use std::fmt::Write as _;
-
-/// The samples of one resource of one target, (seconds since start, value), oldest first.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ResourceSeries {
-    pub resource: Resource,
-    pub points: Vec<(f64, f64)>,
-}
 
 /// Renders the reports; `series[i]` holds the samples of `reports[i]`'s resources.
 pub fn render(reports: &[Report], series: &[Vec<ResourceSeries>]) -> String {
@@ -161,6 +154,7 @@ code,pre{font-family:ui-monospace,monospace;font-size:12.5px}pre{background:#f6f
 mod tests {
     use super::*;
     use crate::outputs::report::Report;
+    use crate::resource::Resource;
 
     const CONTRACT_EXAMPLE: &str = include_str!("../report/fixtures/contract_example.json");
 
