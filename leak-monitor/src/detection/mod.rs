@@ -1,5 +1,27 @@
 //! Trend detection: from a resource's time series to a verdict (leak, growing, stable), a growth
 //! pattern, a rate and the time to the limit. Pure logic, no I/O: tested on synthetic series.
+//!
+//! The engine keeps one [`Tracker`] per resource per target, pushes one sample per tick and asks
+//! for the [`Trend`] when it publishes. Inside, the modules follow the analysis:
+//! `series` (bounded storage) -> `shape` (noise, drops, jumps, floor, new highs) -> `pattern`
+//! (which growth pattern, what rate) -> `verdict` (evidence, confidence, leak gates), on top of
+//! `stats` (Mann-Kendall, Theil-Sen) and `fit` (least-squares models, BIC).
+
+mod config;
+mod fit;
+mod pattern;
+mod series;
+mod shape;
+mod spike;
+mod stats;
+mod tracker;
+mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::DetectorConfig;
+pub use tracker::Tracker;
 
 use serde::Serialize;
 
