@@ -51,10 +51,18 @@ impl Highs {
         self.times.last().copied()
     }
 
+    fn gaps(&self) -> Vec<f64> {
+        self.times.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
     /// Median time between consecutive new highs.
     pub fn median_gap(&self) -> Option<f64> {
-        let gaps: Vec<f64> = self.times.windows(2).map(|w| w[1] - w[0]).collect();
-        stats::median(&gaps)
+        stats::median(&self.gaps())
+    }
+
+    /// Longest time between consecutive new highs.
+    pub fn longest_gap(&self) -> Option<f64> {
+        self.gaps().into_iter().reduce(f64::max)
     }
 }
 

@@ -123,6 +123,95 @@ impl MannKendall {
     pub fn p_increasing(&self) -> f64 {
         normal_sf(self.z)
     }
+
+    /// The test with the variance of `s` multiplied by `factor` (>= 1), for serially correlated
+    /// data: see `variance_inflation`.
+    pub fn inflated(self, factor: f64) -> MannKendall {
+        let variance = self.variance * factor.max(1.0);
+        if variance <= 0.0 {
+            return MannKendall::NONE;
+        }
+        let continuity = if self.s > 0.0 {
+            1.0
+        } else if self.s < 0.0 {
+            -1.0
+        } else {
+            self.s
+        };
+        let z = (self.s - continuity) / variance.sqrt();
+        MannKendall { variance, z, ..self }
+    }
+}
+
+/// Lag-1 autocorrelation of `residuals` (about their mean); 0 when undefined.
+pub fn lag1_autocorrelation(residuals: &[f64]) -> f64 {
+    let n = residuals.len();
+    if n < 3 {
+        return 0.0;
+    }
+    let mean = residuals.iter().sum::<f64>() / n as f64;
+    let denom: f64 = residuals.iter().map(|r| (r - mean).powi(2)).sum();
+    if denom <= 0.0 {
+        return 0.0;
+    }
+    let num: f64 = residuals
+        .windows(2)
+        .map(|w| (w[0] - mean) * (w[1] - mean))
+        .sum();
+    num / denom
+}
+
+/// The best non-decreasing least-squares fit of `values` (isotonic regression, by pooling
+/// adjacent violators). O(n).
+pub fn isotonic_increasing(values: &[f64]) -> Vec<f64> {
+    // Blocks of pooled neighbours: (sum, count); each block's mean exceeds the previous one's.
+    let mut blocks: Vec<(f64, usize)> = Vec::with_capacity(values.len());
+    for &v in values {
+        let mut block = (v, 1usize);
+        while let Some(&(sum, count)) = blocks.last() {
+            if sum / count as f64 <= block.0 / block.1 as f64 {
+                break;
+            }
+            block = (block.0 + sum, block.1 + count);
+            blocks.pop();
+        }
+        blocks.push(block);
+    }
+    blocks
+        .into_iter()
+        .flat_map(|(sum, count)| std::iter::repeat_n(sum / count as f64, count))
+        .collect()
+}
+
+/// Lag-1 autocorrelation of the noise around the best monotone (non-decreasing) trend. Under
+/// "it grows", whatever the shape (line, curve, steps, bursts), this is the noise's own
+/// correlation; a level that wanders up and down keeps its swings in the residuals.
+pub fn noise_autocorrelation(values: &[f64]) -> f64 {
+    let fit = isotonic_increasing(values);
+    let residuals: Vec<f64> = values.iter().zip(&fit).map(|(v, f)| v - f).collect();
+    lag1_autocorrelation(&residuals)
+}
+
+/// Highest lag-1 autocorrelation believed: above it the series is a trend, not noise.
+const MAX_AUTOCORRELATION: f64 = 0.95;
+
+/// How much serial correlation inflates the variance of a trend statistic over `n` points,
+/// `n / n_eff = 1 + 2 sum_{k=1}^{n-1} (1 - k/n) rho^k` for AR(1) noise of lag-1 correlation
+/// `rho` (the effective-sample-size correction of Yue and Wang). 1 for uncorrelated noise;
+/// negative correlation is not credited.
+pub fn variance_inflation(rho: f64, n: usize) -> f64 {
+    let rho = rho.clamp(0.0, MAX_AUTOCORRELATION);
+    let n_f = n as f64;
+    let mut sum = 0.0;
+    let mut power = 1.0;
+    for k in 1..n {
+        power *= rho;
+        if power < 1e-9 {
+            break;
+        }
+        sum += (1.0 - k as f64 / n_f) * power;
+    }
+    1.0 + 2.0 * sum
 }
 
 /// Mann-Kendall on a series in time order. O(n^2): callers keep `n` to a few hundred.
@@ -276,6 +365,36 @@ mod tests {
         let flat = mann_kendall(&[4.0; 20]);
         assert_eq!(flat.z, 0.0);
         assert!(close(flat.p_increasing(), 0.5, 1e-7));
+    }
+
+    #[test]
+    fn autocorrelation_inflates_the_trend_variance() {
+        let alternating: Vec<f64> = (0..20).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        assert!(lag1_autocorrelation(&alternating) < -0.9);
+        assert_eq!(variance_inflation(-0.9, 20), 1.0);
+        assert_eq!(variance_inflation(0.0, 20), 1.0);
+        // AR(1) with rho = 0.5 over many points: (1 + rho) / (1 - rho) = 3, less the finite-n term.
+        let f = variance_inflation(0.5, 10_000);
+        assert!(close(f, 3.0, 1e-3), "{f}");
+        let smooth: Vec<f64> = (0..40).map(|i| (f64::from(i) / 6.0).sin()).collect();
+        assert!(lag1_autocorrelation(&smooth) > 0.9);
+        let mk = mann_kendall(&(0..30).map(f64::from).collect::<Vec<_>>());
+        let weaker = mk.inflated(4.0);
+        assert!(close(weaker.z, mk.z / 2.0, 1e-9));
+        assert!(weaker.p_increasing() > mk.p_increasing());
+    }
+
+    #[test]
+    fn isotonic_fit_pools_violators() {
+        assert_eq!(isotonic_increasing(&[1.0, 3.0, 2.0, 4.0]), [1.0, 2.5, 2.5, 4.0]);
+        assert_eq!(isotonic_increasing(&[5.0, 4.0, 3.0]), [4.0, 4.0, 4.0]);
+        assert_eq!(isotonic_increasing(&[]), Vec::<f64>::new());
+        // Bursts of growth with pauses are monotone: nothing left but the noise.
+        let bursts: Vec<f64> = (0..60).map(|i| f64::from((i % 20).min(10) + 10 * (i / 20))).collect();
+        assert_eq!(isotonic_increasing(&bursts), bursts);
+        // A slow wave is not: its down-swings stay in the residuals, strongly correlated.
+        let wave: Vec<f64> = (0..80).map(|i| (f64::from(i) / 8.0).sin()).collect();
+        assert!(noise_autocorrelation(&wave) > 0.8);
     }
 
     #[test]

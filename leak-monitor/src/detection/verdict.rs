@@ -18,6 +18,8 @@ const RECENT_P: f64 = 0.05;
 const RECENT_RATIO: f64 = 0.4;
 /// Growth has stopped when no new high came for this many typical gaps between highs...
 const STALL_GAPS: f64 = 3.0;
+/// ...or this many times the longest pause between highs already seen (a leak in bursts)...
+const PAUSE_GAPS: f64 = 1.5;
 /// ...or this share of the window, whichever is longer.
 const STALL_SPAN_SHARE: f64 = 0.15;
 /// A staircase has stopped when no step came for this many typical gaps between steps.
@@ -25,8 +27,12 @@ const STEP_STALL_GAPS: f64 = 1.5;
 /// Fewest points of the deciding series (troughs, for a sawtooth) for any growth call: with
 /// fewer, Mann-Kendall could not reach `leak_p` even on a perfectly monotone series.
 const MIN_DECIDING_POINTS: usize = 8;
-/// A rise is judged on its own only when it starts after this share of the horizon.
-const ONSET_EARLIEST: f64 = 0.15;
+/// A rise is judged on its own only when it starts in the second half of the horizon (after
+/// a long calm), and must then clear a p-value this many times stricter than `leak_p`.
+const ONSET_EARLIEST: f64 = 0.5;
+const ONSET_SELECTION_PENALTY: f64 = 10.0;
+/// ...and rise by this many times the spread of the level before it.
+const ONSET_CALM_RATIO: f64 = 3.0;
 /// Steps a staircase needs before it counts as growing rather than one-off.
 const MIN_STEPS_GROWING: usize = 2;
 
@@ -64,7 +70,7 @@ pub struct Assessment {
 pub fn assess(bins: &[Bin], config: &DetectorConfig, limit: Option<f64>) -> Option<Assessment> {
     let o = Observed::new(bins, config)?;
     let bend = pattern::bend(&o);
-    let whole = judge(&o, bins.len(), bend, config, limit)?;
+    let whole = judge(&o, bins.len(), bend, config, config.leak_p, limit)?;
     let onset = bend.filter(|b| {
         !o.sawtooth && b.onset(config) && b.knee >= o.start() + ONSET_EARLIEST * o.span()
     });
@@ -75,8 +81,19 @@ pub fn assess(bins: &[Bin], config: &DetectorConfig, limit: Option<f64>) -> Opti
         return Some(whole);
     }
     let from = bins.partition_point(|b| b.t < onset.knee);
+    // Only after a calm: the rise must dwarf how much the level moved before it, or it is just
+    // one more swing of a level that wanders.
+    let calm = &o.level[..from];
+    let spread = stats::quantile(calm, 0.95)? - stats::quantile(calm, 0.05)?;
+    let rise = pattern::recent_level(&o) - o.level[from.min(o.len() - 1)];
+    if rise < ONSET_CALM_RATIO * spread {
+        return Some(whole);
+    }
     let since = &bins[from..];
-    let rise = Observed::new(since, config).and_then(|r| judge(&r, since.len(), None, config, limit));
+    // The knee was chosen where the rise fits best: demand more of the rise for that choice.
+    let leak_p = config.leak_p / ONSET_SELECTION_PENALTY;
+    let rise = Observed::new(since, config)
+        .and_then(|r| judge(&r, since.len(), None, config, leak_p, limit));
     match rise {
         Some(rise) if rise.trend.verdict > whole.trend.verdict => Some(Assessment {
             since: Some(onset.knee),
@@ -92,6 +109,7 @@ fn judge(
     bins: usize,
     bend: Option<pattern::Bend>,
     config: &DetectorConfig,
+    leak_p: f64,
     limit: Option<f64>,
 ) -> Option<Assessment> {
     if bins < config.min_points.max(3) || o.span() <= 0.0 {
@@ -105,12 +123,19 @@ fn judge(
     } else {
         (&o.t, &o.level)
     };
-    let p_trend = mann_kendall(dv).p_increasing();
-    let p_floor = mann_kendall(&floor_v).p_increasing();
-    let shape = pattern::classify(o, config, p_trend, bend);
-
+    let shape = pattern::classify(o, config, mann_kendall(dv).p_increasing(), bend);
+    // Serially correlated noise (a level that wanders) fakes trends: each test's variance is
+    // inflated by the correlation of the noise around the best monotone fit.
+    let p_increasing = |v: &[f64]| {
+        let rho = stats::noise_autocorrelation(v);
+        mann_kendall(v)
+            .inflated(stats::variance_inflation(rho, v.len()))
+            .p_increasing()
+    };
+    let p_trend = p_increasing(dv);
+    let p_floor = p_increasing(&floor_v);
     let half = dt.partition_point(|&t| t < o.start() + 0.5 * o.span());
-    let p_recent = mann_kendall(&dv[half..]).p_increasing();
+    let p_recent = p_increasing(&dv[half..]);
     let slope = |t: &[f64], v: &[f64]| stats::theil_sen(t, v).map_or(0.0, |l| l.slope);
     let whole_slope = slope(dt, dv);
     let recent_ratio = if whole_slope > 0.0 {
@@ -137,6 +162,7 @@ fn judge(
                 f64::INFINITY
             };
             let wait = (STALL_GAPS * highs.median_gap().unwrap_or(0.0).max(expected_gap))
+                .max(PAUSE_GAPS * highs.longest_gap().unwrap_or(0.0))
                 .max(STALL_SPAN_SHARE * o.span())
                 .max(2.0 * o.spacing());
             (highs, wait)
@@ -173,7 +199,7 @@ fn judge(
         && rise >= o.high_margin();
     let leak = growth_seen
         && o.span() >= config.min_leak_seconds
-        && p_trend < config.leak_p
+        && p_trend < leak_p
         && p_floor < FLOOR_P
         && (shape.pattern == GrowthPattern::Step
             || (p_recent < RECENT_P && recent_ratio >= RECENT_RATIO))

@@ -6,7 +6,6 @@
 mod leaks;
 mod long_runs;
 mod non_leaks;
-mod debug_tmp;
 
 use super::{DetectorConfig, Spike, Tracker, Trend};
 use crate::resource::Unit;
