@@ -219,18 +219,32 @@ pub fn quadratic(t: &[f64], y: &[f64]) -> Option<Fit> {
     })
 }
 
-/// `a + b e^{r (t - t_end)}` for a fixed rate `r`: linear in (a, b).
+/// `a + b e^{r (t - t_end)}` for a fixed rate `r`: linear in (a, b), solved in closed form in
+/// one pass (this runs a few dozen times per fit).
 fn exponential_at(t: &[f64], y: &[f64], r: f64) -> Option<Fit> {
     let t_ref = *t.last()?;
+    let n = y.len() as f64;
+    let y_mean = mean(y);
     // e^{r (t - t_end)} lies in (0, 1] for r > 0: no overflow whatever the rate.
-    let ([c0, c1], rss) = least_squares(y, |i| [1.0, (r * (t[i] - t_ref)).exp()])?;
+    let (mut su, mut suu, mut suy, mut syy) = (0.0, 0.0, 0.0, 0.0);
+    for (&ti, &yi) in t.iter().zip(y) {
+        let u = (r * (ti - t_ref)).exp();
+        let dy = yi - y_mean;
+        su += u;
+        suu += u * u;
+        suy += u * dy;
+        syy += dy * dy;
+    }
+    let u_mean = su / n;
+    let sxx = suu - su * u_mean;
+    if sxx <= f64::MIN_POSITIVE || !sxx.is_finite() {
+        return None;
+    }
+    let b = suy / sxx;
+    let a = y_mean - b * u_mean;
+    let rss = (syy - b * suy).max(0.0);
     Some(Fit {
-        curve: Curve::Exponential {
-            a: c0 + mean(y),
-            b: c1,
-            r,
-            t_ref,
-        },
+        curve: Curve::Exponential { a, b, r, t_ref },
         rss,
         params: 3,
     })
@@ -400,7 +414,11 @@ mod tests {
         };
         assert!(close(r, 1.0 / 15.0, 1e-3), "r = {r}");
         assert!(close(a, 20.0, 1e-2), "a = {a}");
-        assert!(close(fit.curve.derivative(59.0), (59.0f64 / 15.0).exp() / 15.0, 1e-3));
+        assert!(close(
+            fit.curve.derivative(59.0),
+            (59.0f64 / 15.0).exp() / 15.0,
+            1e-3
+        ));
         let eta = fit.curve.time_to_reach(20.0 + 1000.0, 59.0).unwrap();
         assert!(close(59.0 + eta, 15.0 * 1000f64.ln(), 1e-3));
     }

@@ -5,7 +5,7 @@
 use super::config::DetectorConfig;
 use super::fit::{self, Curve, Fit};
 use super::shape::{Highs, Observed};
-use super::stats::{self, mann_kendall};
+use super::stats;
 use super::GrowthPattern;
 
 /// A curved model must beat the line by this much BIC ("very strong" evidence) to be chosen.
@@ -97,12 +97,7 @@ fn variance_floor(o: &Observed) -> f64 {
 
 /// Classifies `o`; `p_growth` is the one-sided trend p-value of the deciding series (the floor
 /// for a sawtooth, the levels otherwise), `bend` its change of slope if any.
-pub fn classify(
-    o: &Observed,
-    config: &DetectorConfig,
-    p_growth: f64,
-    bend: Option<Bend>,
-) -> Shape {
+pub fn classify(o: &Observed, config: &DetectorConfig, p_growth: f64, bend: Option<Bend>) -> Shape {
     let current = recent_level(o);
     let line_from_current = |pattern, rate| Shape {
         pattern,
@@ -111,9 +106,7 @@ pub fn classify(
         steps: None,
     };
     if o.sawtooth {
-        let ft: Vec<f64> = o.floor.iter().map(|m| m.t).collect();
-        let fv: Vec<f64> = o.floor.iter().map(|m| m.v).collect();
-        let rate = stats::theil_sen(&ft, &fv).map_or(0.0, |l| l.slope);
+        let rate = o.floor_line.map_or(0.0, |l| l.slope);
         // The peaks meet a limit first: project from the highest point of the last cycle.
         let last_cycle = o.drops.last().map_or(0, |d| d.to);
         let peak = o.hi[last_cycle..].iter().copied().fold(current, f64::max);
@@ -129,7 +122,7 @@ pub fn classify(
     if let Some(b) = stopped.filter(|b| b.knee <= o.start() + o.span() / 3.0) {
         return line_from_current(GrowthPattern::Plateau, b.after);
     }
-    let Some(line) = stats::theil_sen(&o.t, &o.level) else {
+    let Some(line) = o.level_line else {
         return line_from_current(GrowthPattern::Flat, 0.0);
     };
     if p_growth >= config.growing_p || line.slope <= 0.0 {
@@ -195,11 +188,7 @@ fn curved(o: &Observed) -> Option<Fit> {
     if !accelerating {
         return Some(best);
     }
-    let half = n / 2;
-    let slope = |r: std::ops::Range<usize>| {
-        stats::theil_sen(&o.t[r.clone()], &o.level[r]).map_or(0.0, |l| l.slope)
-    };
-    let (first, second) = (slope(0..half), slope(half..n));
+    let (first, second) = (o.first_half_slope, o.second_half_slope);
     (second > 0.0 && second >= ACCELERATION * first.max(0.0)).then_some(best)
 }
 
@@ -239,7 +228,7 @@ fn steps(o: &Observed) -> Option<Highs> {
         }
     }
     // Also a trend test over the whole: a staircase always passes it, noise with jumps may not.
-    (mann_kendall(&o.level).p_increasing() < 0.05).then_some(highs)
+    (o.level_trend.p_increasing() < 0.05).then_some(highs)
 }
 
 /// Growth per second of a staircase: the rise of the steps after the first over the time they took.

@@ -4,7 +4,7 @@
 
 use super::config::DetectorConfig;
 use super::series::Bin;
-use super::stats;
+use super::stats::{self, Line, MannKendall};
 
 /// Floor windows aimed for when there is no sawtooth to cut the series into cycles.
 const FLOOR_WINDOWS: usize = 12;
@@ -85,6 +85,16 @@ pub struct Observed {
     pub floor: Vec<Mark>,
     /// Robust noise of one floor point.
     pub floor_sigma: f64,
+    /// Theil-Sen lines of the levels and of the floor; the levels' slopes in each half of the
+    /// span. Computed once: they are the costly part of an analysis.
+    pub level_line: Option<Line>,
+    pub floor_line: Option<Line>,
+    /// Index of the first bin of the second half of the span.
+    pub half: usize,
+    pub first_half_slope: f64,
+    pub second_half_slope: f64,
+    /// Mann-Kendall on the levels, without any correction.
+    pub level_trend: MannKendall,
 }
 
 impl Observed {
@@ -108,7 +118,9 @@ impl Observed {
         let drop_threshold = (DROP_SIGMAS * step_sigma)
             .max(DROP_RANGE_SHARE * range)
             .max(resolution);
-        let jitter = step_sigma.max(resolution).max(DROP_JITTER_SHARE * drop_threshold);
+        let jitter = step_sigma
+            .max(resolution)
+            .max(DROP_JITTER_SHARE * drop_threshold);
         let drops = drops(&level, jitter, drop_threshold);
         let rises: f64 = diffs.iter().filter(|d| **d > 0.0).sum();
         let given_back: f64 = drops.iter().map(|d| -d.amount).sum();
@@ -123,6 +135,16 @@ impl Observed {
         let floor_sigma = stats::robust_scale(&floor_steps)
             .map_or(0.0, |s| s.sigma / std::f64::consts::SQRT_2)
             .max(epsilon);
+        let floor_t: Vec<f64> = floor.iter().map(|m| m.t).collect();
+        let floor_v: Vec<f64> = floor.iter().map(|m| m.v).collect();
+        let floor_line = stats::theil_sen(&floor_t, &floor_v);
+        let level_line = stats::theil_sen(&t, &level);
+        let half = t.partition_point(|&x| x < (t[0] + t[n - 1]) / 2.0);
+        let slope = |r: std::ops::Range<usize>| {
+            stats::theil_sen(&t[r.clone()], &level[r]).map_or(0.0, |l| l.slope)
+        };
+        let (first_half_slope, second_half_slope) = (slope(0..half), slope(half..n));
+        let level_trend = stats::mann_kendall(&level);
         Some(Observed {
             t,
             level,
@@ -134,6 +156,12 @@ impl Observed {
             sawtooth,
             floor,
             floor_sigma,
+            level_line,
+            floor_line,
+            half,
+            first_half_slope,
+            second_half_slope,
+            level_trend,
         })
     }
 

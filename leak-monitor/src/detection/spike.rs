@@ -36,7 +36,9 @@ impl SpikeDetector {
     /// ended at `at`, and says whether it was a spike.
     pub fn observe(&mut self, at: f64, dt: f64, dv: f64) -> Option<Spike> {
         let rate = dv / dt;
-        let spike = self.is_spike(rate, dt, dv).then_some(Spike { at, amount: dv });
+        let spike = self
+            .is_spike(rate, dt, dv)
+            .then_some(Spike { at, amount: dv });
         if self.rates.len() == WINDOW {
             self.rates.pop_front();
         }
@@ -83,7 +85,13 @@ mod tests {
         steps.push(5.0e6);
         let out = feed(&mut d, &steps);
         assert!(out[..20].iter().all(Option::is_none));
-        assert_eq!(out[20], Some(Spike { at: 20.0, amount: 5.0e6 }));
+        assert_eq!(
+            out[20],
+            Some(Spike {
+                at: 20.0,
+                amount: 5.0e6
+            })
+        );
     }
 
     #[test]

@@ -139,7 +139,11 @@ impl MannKendall {
             self.s
         };
         let z = (self.s - continuity) / variance.sqrt();
-        MannKendall { variance, z, ..self }
+        MannKendall {
+            variance,
+            z,
+            ..self
+        }
     }
 }
 
@@ -369,7 +373,9 @@ mod tests {
 
     #[test]
     fn autocorrelation_inflates_the_trend_variance() {
-        let alternating: Vec<f64> = (0..20).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let alternating: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         assert!(lag1_autocorrelation(&alternating) < -0.9);
         assert_eq!(variance_inflation(-0.9, 20), 1.0);
         assert_eq!(variance_inflation(0.0, 20), 1.0);
@@ -386,11 +392,16 @@ mod tests {
 
     #[test]
     fn isotonic_fit_pools_violators() {
-        assert_eq!(isotonic_increasing(&[1.0, 3.0, 2.0, 4.0]), [1.0, 2.5, 2.5, 4.0]);
+        assert_eq!(
+            isotonic_increasing(&[1.0, 3.0, 2.0, 4.0]),
+            [1.0, 2.5, 2.5, 4.0]
+        );
         assert_eq!(isotonic_increasing(&[5.0, 4.0, 3.0]), [4.0, 4.0, 4.0]);
         assert_eq!(isotonic_increasing(&[]), Vec::<f64>::new());
         // Bursts of growth with pauses are monotone: nothing left but the noise.
-        let bursts: Vec<f64> = (0..60).map(|i| f64::from((i % 20).min(10) + 10 * (i / 20))).collect();
+        let bursts: Vec<f64> = (0..60)
+            .map(|i| f64::from((i % 20).min(10) + 10 * (i / 20)))
+            .collect();
         assert_eq!(isotonic_increasing(&bursts), bursts);
         // A slow wave is not: its down-swings stay in the residuals, strongly correlated.
         let wave: Vec<f64> = (0..80).map(|i| (f64::from(i) / 8.0).sin()).collect();
@@ -406,7 +417,7 @@ mod tests {
         let line = theil_sen(&t, &y).unwrap();
         assert!(close(line.slope, 2.0, 1e-9));
         assert!(close(line.intercept, 3.0, 1e-9));
-            }
+    }
 
     #[test]
     fn theil_sen_thins_long_series_without_losing_the_slope() {

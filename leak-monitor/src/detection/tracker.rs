@@ -58,9 +58,8 @@ impl Tracker {
     /// whose floor does not rise: it has seen this growth given back before.
     pub fn trend(&self, limit: Option<f64>) -> Trend {
         let max_bins = self.config.max_analysis_bins;
-        let analyze = |horizon| {
-            verdict::analyze(&self.series.bins(horizon, max_bins), &self.config, limit)
-        };
+        let analyze =
+            |horizon| verdict::analyze(&self.series.bins(horizon, max_bins), &self.config, limit);
         let recent = analyze(Horizon::Recent);
         if !self.series.has_history() {
             return recent;

@@ -115,36 +115,51 @@ fn judge(
     if bins < config.min_points.max(3) || o.span() <= 0.0 {
         return None;
     }
-    let floor_t: Vec<f64> = o.floor.iter().map(|m| m.t).collect();
     let floor_v: Vec<f64> = o.floor.iter().map(|m| m.v).collect();
+    let floor_rate = o.floor_line.map_or(0.0, |l| l.slope);
     // A sawtooth is judged on its troughs only: the raw values swing with the collector.
-    let (dt, dv): (&[f64], &[f64]) = if o.sawtooth {
-        (&floor_t, &floor_v)
+    let (trend_test, whole_slope, recent, recent_slope) = if o.sawtooth {
+        let floor_t: Vec<f64> = o.floor.iter().map(|m| m.t).collect();
+        let half = floor_t.partition_point(|&t| t < o.start() + 0.5 * o.span());
+        let recent_slope =
+            stats::theil_sen(&floor_t[half..], &floor_v[half..]).map_or(0.0, |l| l.slope);
+        (
+            mann_kendall(&floor_v),
+            floor_rate,
+            &floor_v[half..],
+            recent_slope,
+        )
     } else {
-        (&o.t, &o.level)
+        let slope = o.level_line.map_or(0.0, |l| l.slope);
+        (
+            o.level_trend,
+            slope,
+            &o.level[o.half..],
+            o.second_half_slope,
+        )
     };
-    let shape = pattern::classify(o, config, mann_kendall(dv).p_increasing(), bend);
+    let shape = pattern::classify(o, config, trend_test.p_increasing(), bend);
     // Serially correlated noise (a level that wanders) fakes trends: each test's variance is
     // inflated by the correlation of the noise around the best monotone fit.
-    let p_increasing = |v: &[f64]| {
-        let rho = stats::noise_autocorrelation(v);
-        mann_kendall(v)
-            .inflated(stats::variance_inflation(rho, v.len()))
-            .p_increasing()
+    let inflation = |v: &[f64]| stats::variance_inflation(stats::noise_autocorrelation(v), v.len());
+    let dv = if o.sawtooth {
+        &floor_v[..]
+    } else {
+        &o.level[..]
     };
-    let p_trend = p_increasing(dv);
-    let p_floor = p_increasing(&floor_v);
-    let half = dt.partition_point(|&t| t < o.start() + 0.5 * o.span());
-    let p_recent = p_increasing(&dv[half..]);
-    let slope = |t: &[f64], v: &[f64]| stats::theil_sen(t, v).map_or(0.0, |l| l.slope);
-    let whole_slope = slope(dt, dv);
+    let p_trend = trend_test.inflated(inflation(dv)).p_increasing();
+    let p_floor = mann_kendall(&floor_v)
+        .inflated(inflation(&floor_v))
+        .p_increasing();
+    let p_recent = mann_kendall(recent)
+        .inflated(inflation(recent))
+        .p_increasing();
     let recent_ratio = if whole_slope > 0.0 {
-        slope(&dt[half..], &dv[half..]) / whole_slope
+        recent_slope / whole_slope
     } else {
         0.0
     };
 
-    let floor_rate = stats::theil_sen(&floor_t, &floor_v).map_or(0.0, |l| l.slope);
     let (highs, allowed_wait) = match &shape.steps {
         Some(steps) => {
             let wait = steps
@@ -171,8 +186,7 @@ fn judge(
     let since_last_high = highs.last().map_or(o.span(), |t| o.end() - t);
     // A leak never gives back: any clear drop must have been outgrown by a later new high.
     let given_back = !o.sawtooth
-        && o
-            .drops
+        && o.drops
             .last()
             .is_some_and(|d| highs.last().is_none_or(|h| o.t[d.to] > h));
     let rise = rise(o, &shape, &highs, floor_rate);
@@ -262,7 +276,13 @@ fn confidence(o: &Observed, shape: &Shape, e: &Evidence, config: &DetectorConfig
         GrowthPattern::Step => 1.0,
         _ => evidence_of(e.p_recent) * (e.recent_ratio / RECENT_RATIO).clamp(0.0, 1.0),
     };
-    let share = |have: f64, need: f64| if need > 0.0 { (have / need).clamp(0.0, 1.0) } else { 1.0 };
+    let share = |have: f64, need: f64| {
+        if need > 0.0 {
+            (have / need).clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    };
     let waited = if e.since_last_high > e.allowed_wait && e.since_last_high > 0.0 {
         e.allowed_wait / e.since_last_high
     } else {

@@ -10,7 +10,10 @@ fn assert_leak(trends: &[(u64, Trend)], pattern: GrowthPattern, rate: Option<(f6
         assert!(trend.confidence >= 0.9, "seed {seed}: {trend:?}");
         if let Some((expected, tolerance)) = rate {
             let error = (trend.rate_per_second - expected).abs() / expected;
-            assert!(error <= tolerance, "seed {seed}: rate off by {error:.3}: {trend:?}");
+            assert!(
+                error <= tolerance,
+                "seed {seed}: rate off by {error:.3}: {trend:?}"
+            );
         }
     }
 }
@@ -35,8 +38,16 @@ fn rss_linear(rng: &mut Rng, ahead: bool) -> Run {
 
 #[test]
 fn rss_growing_1mb_per_second_for_30s_is_a_linear_leak() {
-    assert_leak(&for_seeds(|rng| rss_linear(rng, true)), GrowthPattern::Linear, Some((MB, 0.1)));
-    assert_leak(&for_seeds(|rng| rss_linear(rng, false)), GrowthPattern::Linear, Some((MB, 0.1)));
+    assert_leak(
+        &for_seeds(|rng| rss_linear(rng, true)),
+        GrowthPattern::Linear,
+        Some((MB, 0.1)),
+    );
+    assert_leak(
+        &for_seeds(|rng| rss_linear(rng, false)),
+        GrowthPattern::Linear,
+        Some((MB, 0.1)),
+    );
 }
 
 #[test]
@@ -81,7 +92,11 @@ fn quadratic_growth_is_a_quadratic_leak() {
             })
         });
         let slope_at_end = 2.0 * 0.05 * MB * (seconds - 1.0);
-        assert_leak(&trends, GrowthPattern::Quadratic, Some((slope_at_end, 0.15)));
+        assert_leak(
+            &trends,
+            GrowthPattern::Quadratic,
+            Some((slope_at_end, 0.15)),
+        );
     }
 }
 
@@ -96,7 +111,11 @@ fn exponential_growth_is_an_exponential_leak() {
         });
         let t_end = seconds - 1.0;
         let slope_at_end = 0.5 * MB * (t_end / 10.0).exp2() * std::f64::consts::LN_2 / 10.0;
-        assert_leak(&trends, GrowthPattern::Exponential, Some((slope_at_end, 0.2)));
+        assert_leak(
+            &trends,
+            GrowthPattern::Exponential,
+            Some((slope_at_end, 0.2)),
+        );
     }
 }
 
@@ -126,7 +145,11 @@ fn a_batch_leaking_50mb_every_10s_is_a_step_leak_after_three_steps() {
 fn each_batch_step_is_a_spike() {
     let run = batch_leak(&mut Rng::new(7), 40.0);
     let at: Vec<f64> = run.spikes.iter().map(|s| s.at).collect();
-    assert_eq!(at, [15.0, 25.0, 35.0], "the step at 5 s comes before 8 steps are known");
+    assert_eq!(
+        at,
+        [15.0, 25.0, 35.0],
+        "the step at 5 s comes before 8 steps are known"
+    );
 }
 
 #[test]
@@ -192,7 +215,11 @@ fn times_to<F: FnMut(f64) -> f64>(
     seconds: f64,
 ) -> Vec<Option<f64>> {
     SEEDS
-        .map(|seed| first_time(crate::resource::Unit::Bytes, seconds, make(seed), |t| t.verdict >= verdict))
+        .map(|seed| {
+            first_time(crate::resource::Unit::Bytes, seconds, make(seed), |t| {
+                t.verdict >= verdict
+            })
+        })
         .collect()
 }
 
@@ -206,13 +233,25 @@ fn a_slow_leak_under_a_churning_sawtooth_is_found() {
     let growing = times_to(churn_sawtooth, Verdict::Growing, 60.0);
     let leak = times_to(churn_sawtooth, Verdict::Leak, 180.0);
     println!("sawtooth churn: growing at {growing:?}, leak at {leak:?}");
-    assert!(worst(&growing).is_some(), "not growing within 60 s: {growing:?}");
+    assert!(
+        worst(&growing).is_some(),
+        "not growing within 60 s: {growing:?}"
+    );
     assert!(worst(&leak).is_some(), "no leak within 180 s: {leak:?}");
     for seed in SEEDS {
-        let run = sample(crate::resource::Unit::Bytes, 180.0, 1.0, churn_sawtooth(seed));
+        let run = sample(
+            crate::resource::Unit::Bytes,
+            180.0,
+            1.0,
+            churn_sawtooth(seed),
+        );
         let trend = run.tracker.trend(None);
         assert_eq!(trend.verdict, Verdict::Leak, "seed {seed}: {trend:?}");
-        assert_eq!(trend.pattern, GrowthPattern::Sawtooth, "seed {seed}: {trend:?}");
+        assert_eq!(
+            trend.pattern,
+            GrowthPattern::Sawtooth,
+            "seed {seed}: {trend:?}"
+        );
         let error = (trend.rate_per_second - 300.0 * KB).abs() / (300.0 * KB);
         assert!(error < 0.25, "seed {seed}: {trend:?}");
     }
@@ -251,7 +290,11 @@ fn a_leak_in_bursts_is_a_leak_through_its_pauses() {
             let trend = tracker.trend(None);
             match called {
                 None if trend.verdict == Verdict::Leak => called = Some(t),
-                Some(at) => assert_eq!(trend.verdict, Verdict::Leak, "seed {seed} at {t} (called at {at}): {trend:?}"),
+                Some(at) => assert_eq!(
+                    trend.verdict,
+                    Verdict::Leak,
+                    "seed {seed} at {t} (called at {at}): {trend:?}"
+                ),
                 None => {}
             }
         }

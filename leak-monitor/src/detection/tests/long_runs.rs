@@ -56,7 +56,11 @@ fn a_slow_cycle_seen_before_is_not_a_leak_in_its_rising_half() {
     let seconds = 5.0 * cycle + 480.0;
     let run = sample(Unit::Bytes, seconds, 1.0, |t| {
         let phase = (t % cycle) / cycle;
-        let held = if phase < 0.5 { phase * 2.0 * 300.0 * MB } else { 0.0 };
+        let held = if phase < 0.5 {
+            phase * 2.0 * 300.0 * MB
+        } else {
+            0.0
+        };
         pages(100.0 * MB + held + rng.pm(MB))
     });
     let trend = run.tracker.trend(None);

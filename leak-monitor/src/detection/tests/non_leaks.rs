@@ -19,7 +19,11 @@ fn assert_not_leak<F: FnMut(f64) -> f64>(
             assert_ne!(trend.verdict, Verdict::Leak, "{context}");
             assert!(trend.confidence < 0.9, "{context}");
             if let Some((verdict, pattern)) = expect {
-                assert_eq!((trend.verdict, trend.pattern), (verdict, pattern), "{context}");
+                assert_eq!(
+                    (trend.verdict, trend.pattern),
+                    (verdict, pattern),
+                    "{context}"
+                );
             }
         }
     }
@@ -29,9 +33,7 @@ fn assert_not_leak<F: FnMut(f64) -> f64>(
 /// sample).
 fn assert_never_leak<F: FnMut(f64) -> f64>(make: impl Fn(u64) -> F, unit: Unit) {
     for seed in SEEDS {
-        let hit = first_time(unit, 120.0, make(seed), |t| {
-            t.verdict == Verdict::Leak
-        });
+        let hit = first_time(unit, 120.0, make(seed), |t| t.verdict == Verdict::Leak);
         assert_eq!(hit, None, "seed {seed}: false leak at {hit:?} s");
     }
 }
@@ -44,7 +46,11 @@ fn warm_up(seed: u64) -> impl FnMut(f64) -> f64 {
 
 #[test]
 fn warm_up_then_flat_is_a_stable_plateau() {
-    assert_not_leak(warm_up, Unit::Bytes, Some((Verdict::Stable, GrowthPattern::Plateau)));
+    assert_not_leak(
+        warm_up,
+        Unit::Bytes,
+        Some((Verdict::Stable, GrowthPattern::Plateau)),
+    );
     assert_never_leak(warm_up, Unit::Bytes);
 }
 
@@ -63,7 +69,9 @@ fn a_bounded_cache_filling_is_not_a_leak() {
     }
     // Once well past the fill, it is a stable plateau.
     for seed in SEEDS {
-        let trend = sample(Unit::Bytes, 59.0, 1.0, bounded_cache(seed, 15.0)).tracker.trend(None);
+        let trend = sample(Unit::Bytes, 59.0, 1.0, bounded_cache(seed, 15.0))
+            .tracker
+            .trend(None);
         let context = format!("seed {seed}: {trend:?}");
         assert_eq!(trend.verdict, Verdict::Stable, "{context}");
         assert_eq!(trend.pattern, GrowthPattern::Plateau, "{context}");
@@ -105,7 +113,11 @@ fn gc_sawtooth(seed: u64, irregular: bool) -> impl FnMut(f64) -> f64 {
 fn a_collector_sawtooth_with_a_flat_floor_is_a_stable_sawtooth() {
     for irregular in [false, true] {
         let make = |seed| gc_sawtooth(seed, irregular);
-        assert_not_leak(make, Unit::Bytes, Some((Verdict::Stable, GrowthPattern::Sawtooth)));
+        assert_not_leak(
+            make,
+            Unit::Bytes,
+            Some((Verdict::Stable, GrowthPattern::Sawtooth)),
+        );
         assert_never_leak(make, Unit::Bytes);
     }
 }
@@ -197,7 +209,11 @@ fn steps_of_warm_up_are_a_plateau_not_a_step_leak() {
             pages(30.0 * MB + 100.0 * MB * loaded + rng.pm(200.0 * KB))
         }
     };
-    assert_not_leak(load, Unit::Bytes, Some((Verdict::Stable, GrowthPattern::Plateau)));
+    assert_not_leak(
+        load,
+        Unit::Bytes,
+        Some((Verdict::Stable, GrowthPattern::Plateau)),
+    );
 }
 
 #[test]
