@@ -133,10 +133,11 @@ fn solve<const N: usize>(mut m: [[f64; N]; N], mut v: [f64; N]) -> Option<[f64; 
         }
         m.swap(col, pivot);
         v.swap(col, pivot);
+        let pivot_row = m[col];
         for row in col + 1..N {
-            let f = m[row][col] / m[col][col];
-            for k in col..N {
-                m[row][k] -= f * m[col][k];
+            let f = m[row][col] / pivot_row[col];
+            for (cell, &p) in m[row].iter_mut().zip(&pivot_row).skip(col) {
+                *cell -= f * p;
             }
             v[row] -= f * v[col];
         }
@@ -371,6 +372,7 @@ pub fn hinge(t: &[f64], y: &[f64], min_edge: f64) -> Option<Hinge> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

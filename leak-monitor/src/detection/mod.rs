@@ -18,6 +18,7 @@ mod tracker;
 mod verdict;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use config::DetectorConfig;

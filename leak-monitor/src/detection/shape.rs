@@ -297,6 +297,7 @@ fn new_highs(points: &[Mark], margin: f64) -> Highs {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::detection::series::Point;

@@ -300,6 +300,7 @@ pub fn theil_sen(t: &[f64], y: &[f64]) -> Option<Line> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
