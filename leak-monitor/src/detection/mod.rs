@@ -4,10 +4,12 @@
 //! The engine keeps one [`Tracker`] per resource per target, pushes one sample per tick and asks
 //! for the [`Trend`] when it publishes. Inside, the modules follow the analysis:
 //! `series` (bounded storage) -> `shape` (noise, drops, jumps, floor, new highs) -> `pattern`
-//! (which growth pattern, what rate) -> `verdict` (evidence, confidence, leak gates), on top of
-//! `stats` (Mann-Kendall, Theil-Sen) and `fit` (least-squares models, BIC).
+//! (which growth pattern, what rate) -> `evidence` (trend tests, new highs, stalls) -> `verdict`
+//! (leak gates, confidence, time to limit), on top of `stats` (Mann-Kendall, Theil-Sen) and
+//! `fit` (least-squares models, BIC). `spike` watches each step as it is pushed.
 
 mod config;
+mod evidence;
 mod fit;
 mod pattern;
 mod series;
