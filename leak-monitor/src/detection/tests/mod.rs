@@ -6,6 +6,7 @@
 mod leaks;
 mod long_runs;
 mod non_leaks;
+mod tracker_api;
 
 use super::{DetectorConfig, Spike, Tracker, Trend};
 use crate::resource::Unit;
