@@ -23,9 +23,10 @@
 //! - `growing`: a growth pattern, p < 0.05, at least 8 points in the deciding series, no drop
 //!   since the last new high, the floor not stalled, and a rise above the noise margin.
 //! - `leak`: growing, and p < 0.001 over the window, floor p < 0.01, the recent half still rising
-//!   (p < 0.05, at >= 40% of the window's rate; steps instead keep their rhythm), >= 3 new highs,
-//!   >= 25 s observed, a rise of at least `min_leak_growth`, confidence >= 0.9. Confidence is the
-//!   product of the strengths of these pieces of evidence, so any missing one holds it down.
+//!   (p < 0.05, at 40% of the window's rate or more; steps instead keep their rhythm), 3 new
+//!   highs or more, 25 s observed or more, a rise of at least `min_leak_growth`, confidence of
+//!   0.9 or more. Confidence is the product of the strengths of these pieces of evidence, so any
+//!   missing one holds it down.
 //! - A rise that starts in the second half of the window, after a calm, is also judged alone
 //!   (stricter p), so a leak that begins after hours of calm is not diluted by them.
 
