@@ -1,5 +1,52 @@
 //! Trend detection: from a resource's time series to a verdict (leak, growing, stable), a growth
 //! pattern, a rate and the time to the limit. Pure logic, no I/O: tested on synthetic series.
+//!
+//! The engine keeps one [`Tracker`] per resource per target (configured with
+//! [`DetectorConfig::for_unit`]), pushes one sample per tick and asks for the [`Trend`] when it
+//! publishes. Inside, the modules follow the analysis: `series` (bounded storage) -> `shape`
+//! (noise, drops, jumps, floor, new highs) -> `pattern` (which growth pattern, what rate) ->
+//! `evidence` (trend tests, new highs, stalls) -> `verdict` (leak gates, confidence, time to
+//! limit), on top of `stats` (Mann-Kendall, Theil-Sen) and `fit` (least-squares models, BIC).
+//! `spike` watches each step as it is pushed.
+//!
+//! How a verdict is reached, in short (constants are named in the modules):
+//! - The series is cut into cycles at its drops (memory given back, at least 5 robust sigmas of
+//!   the usual step and 15% of the range). Two drops or more make a sawtooth, judged on its
+//!   troughs only; otherwise the floor is the minimum of each of ~12 windows.
+//! - Pattern, in order: sawtooth; plateau when a two-slope fit beats the line (BIC) and the
+//!   slope after the knee is under 1/4 of the slope before (warm-up, cache filled); flat without
+//!   a significant Mann-Kendall trend; step when the rise comes in short jumps with a flat median
+//!   step between; else linear, or quadratic/exponential when one beats the line by 10 BIC and
+//!   the robust slope of the second half is 1.5x that of the first.
+//! - Every Mann-Kendall p-value has its variance inflated for the lag-1 correlation of the noise
+//!   around the best monotone fit, so a level that wanders is not a trend.
+//! - `growing`: a growth pattern, p < 0.05, at least 8 points in the deciding series, no drop
+//!   since the last new high, the floor not stalled, and a rise above the noise margin.
+//! - `leak`: growing, and p < 0.001 over the window, floor p < 0.01, the recent half still rising
+//!   (p < 0.05, at 40% of the window's rate or more; steps instead keep their rhythm), 3 new
+//!   highs or more, 25 s observed or more, a rise of at least `min_leak_growth`, confidence of
+//!   0.9 or more. Confidence is the product of the strengths of these pieces of evidence, so any
+//!   missing one holds it down.
+//! - A rise that starts in the second half of the window, after a calm, is also judged alone
+//!   (stricter p), so a leak that begins after hours of calm is not diluted by them.
+
+mod config;
+mod evidence;
+mod fit;
+mod pattern;
+mod series;
+mod shape;
+mod spike;
+mod stats;
+mod tracker;
+mod verdict;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+pub use config::DetectorConfig;
+pub use tracker::Tracker;
 
 use serde::{Deserialize, Serialize};
 
