@@ -56,9 +56,19 @@ pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
     let hwm_kib = status_field(pid, "VmHWM:")?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
     daemon.0.clear();
-    println!("leak-monitor serve following {targets} idle Python processes at 1 Hz for {seconds} s:");
-    println!("  RSS      {:.1} MiB (peak {:.1} MiB)   goal < 20 MB", rss_kib as f64 / 1024.0, hwm_kib as f64 / 1024.0);
-    println!("  CPU      {:.2}% of one core ({:.3} ms per target tick)", 100.0 * (cpu1 - cpu0) / elapsed, 1000.0 * (cpu1 - cpu0) / elapsed / targets as f64);
+    println!(
+        "leak-monitor serve following {targets} idle Python processes at 1 Hz for {seconds} s:"
+    );
+    println!(
+        "  RSS      {:.1} MiB (peak {:.1} MiB)   goal < 20 MB",
+        rss_kib as f64 / 1024.0,
+        hwm_kib as f64 / 1024.0
+    );
+    println!(
+        "  CPU      {:.2}% of one core ({:.3} ms per target tick)",
+        100.0 * (cpu1 - cpu0) / elapsed,
+        1000.0 * (cpu1 - cpu0) / elapsed / targets as f64
+    );
     println!("  open fds {fds}");
     Ok(())
 }
@@ -75,8 +85,14 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|f| f.parse::<f64>().ok()).context("utime")?
-        + fields.get(12).and_then(|f| f.parse::<f64>().ok()).context("stime")?;
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|f| f.parse::<f64>().ok())
+        .context("utime")?
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("stime")?;
     // USER_HZ, the unit of /proc/PID/stat times, is 100 on every Linux ABI.
     Ok(ticks / 100.0)
 }

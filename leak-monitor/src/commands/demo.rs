@@ -27,7 +27,11 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !(args.duration.is_finite() && args.duration > 0.0) {
-        return Err(UsageError(format!("--duration must be positive, not {}", args.duration)).into());
+        return Err(UsageError(format!(
+            "--duration must be positive, not {}",
+            args.duration
+        ))
+        .into());
     }
     let stop = StopFlag::on_signals()?;
     let workdir = tempfile::Builder::new()
@@ -67,9 +71,16 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
-    follow_live(&mut monitor, interval, Some(deadline), &stop, &footer, |snapshot| {
-        metrics.update(std::slice::from_ref(snapshot));
-    });
+    follow_live(
+        &mut monitor,
+        interval,
+        Some(deadline),
+        &stop,
+        &footer,
+        |snapshot| {
+            metrics.update(std::slice::from_ref(snapshot));
+        },
+    );
     drop(workload);
 
     let report = Report::build(&monitor.snapshot(), &capabilities, SystemTime::now());
@@ -79,7 +90,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     create_private_dir(&out_dir)?;
     write_private(&out_dir.join("report.json"), &report.to_json()?)?;
     write_private(&out_dir.join("report.md"), &markdown)?;
-    eprintln!("leak-monitor: demo reports written to {}", out_dir.display());
+    eprintln!(
+        "leak-monitor: demo reports written to {}",
+        out_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

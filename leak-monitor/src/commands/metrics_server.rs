@@ -16,12 +16,15 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Binds now (so a busy port is reported before any work starts) and serves until dropped.
     pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr} (is another leak-monitor running? use --listen)"))?;
+        let listener = std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr} (is another leak-monitor running? use --listen)")
+        })?;
         listener
             .set_nonblocking(true)
             .context("setting the metrics socket non-blocking")?;
-        let addr = listener.local_addr().context("reading the metrics address")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the metrics address")?;
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()

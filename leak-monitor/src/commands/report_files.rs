@@ -15,7 +15,11 @@ pub fn check_writable(path: &Path) -> anyhow::Result<()> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        anyhow::bail!("cannot write {}: {} is not a directory", path.display(), dir.display());
+        anyhow::bail!(
+            "cannot write {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
     }
     if path.is_dir() {
         anyhow::bail!("cannot write {}: it is a directory", path.display());

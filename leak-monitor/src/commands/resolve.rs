@@ -18,7 +18,8 @@ pub fn attach_pids(pids: &[i32], interval: Duration) -> Result<Vec<TargetMonitor
             continue;
         }
         let info = targets::identify(pid, None).map_err(|err| target_error(pid, err))?;
-        let monitor = TargetMonitor::attach(info, interval).map_err(|err| sample_error(pid, err))?;
+        let monitor =
+            TargetMonitor::attach(info, interval).map_err(|err| sample_error(pid, err))?;
         monitors.push(monitor);
     }
     Ok(monitors)

@@ -24,7 +24,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    for path in [&args.json, &args.markdown, &args.html].into_iter().flatten() {
+    for path in [&args.json, &args.markdown, &args.html]
+        .into_iter()
+        .flatten()
+    {
         check_writable(path).map_err(|err| UsageError(format!("{err:#}")))?;
     }
     let interval = args.sampling.interval();
@@ -34,7 +37,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let capabilities = Capabilities::procfs_only(Privileges::current());
     capabilities.announce();
 
-    observe(&mut monitors, Duration::from_secs_f64(args.duration), interval, &stop);
+    observe(
+        &mut monitors,
+        Duration::from_secs_f64(args.duration),
+        interval,
+        &stop,
+    );
 
     let reports = build_reports(&monitors, &capabilities);
     write_reports(&args, &reports, &monitors)?;
@@ -49,7 +57,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Samples every monitor until the duration is over, all targets have ended, or a signal
 /// arrives (then the report is written with what was seen).
-fn observe(monitors: &mut [TargetMonitor], duration: Duration, interval: Duration, stop: &StopFlag) {
+fn observe(
+    monitors: &mut [TargetMonitor],
+    duration: Duration,
+    interval: Duration,
+    stop: &StopFlag,
+) {
     let started = Instant::now();
     let deadline = started + duration;
     let mut ticker = Ticker::new(interval);
@@ -89,7 +102,11 @@ fn build_reports(monitors: &[TargetMonitor], capabilities: &Capabilities) -> Vec
         .collect()
 }
 
-fn write_reports(args: &RunArgs, reports: &[Report], monitors: &[TargetMonitor]) -> anyhow::Result<()> {
+fn write_reports(
+    args: &RunArgs,
+    reports: &[Report],
+    monitors: &[TargetMonitor],
+) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         for (report, path) in reports.iter().zip(per_target_paths(path, reports)) {
             write_private(&path, &report.to_json()?)?;
@@ -115,9 +132,17 @@ fn per_target_paths(path: &Path, reports: &[Report]) -> Vec<PathBuf> {
         return vec![path.to_path_buf()];
     }
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy()));
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()));
     reports
         .iter()
-        .map(|r| path.with_file_name(format!("{stem}.{}{}", r.target.pid, ext.as_deref().unwrap_or(""))))
+        .map(|r| {
+            path.with_file_name(format!(
+                "{stem}.{}{}",
+                r.target.pid,
+                ext.as_deref().unwrap_or("")
+            ))
+        })
         .collect()
 }

@@ -37,18 +37,27 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
     let server = MetricsServer::start(config.listen, Arc::clone(&metrics))?;
-    log(&format!("serving metrics on http://{}/metrics", server.addr()));
+    log(&format!(
+        "serving metrics on http://{}/metrics",
+        server.addr()
+    ));
 
     let mut fleet = Fleet::new(initial, config.selectors, config.interval, REDISCOVER_EVERY);
     for monitor in fleet.monitors() {
-        log(&format!("following {}", describe(monitor.info().id.pid, &monitor.info().cmdline)));
+        log(&format!(
+            "following {}",
+            describe(monitor.info().id.pid, &monitor.info().cmdline)
+        ));
     }
     let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
     let mut ticker = Ticker::new(config.interval);
     while let Some(now) = ticker.wait(&stop) {
         let tick = fleet.tick(now);
         for info in &tick.added {
-            log(&format!("following {}", describe(info.id.pid, &info.cmdline)));
+            log(&format!(
+                "following {}",
+                describe(info.id.pid, &info.cmdline)
+            ));
         }
         for error in &tick.attach_errors {
             log(&format!("cannot follow a matching process: {error}"));
@@ -58,7 +67,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 Ended::Exited => "exited".to_string(),
                 Ended::Failed(reason) => format!("can no longer be observed ({reason})"),
             };
-            log(&format!("pid {} {how}; its series are dropped", snapshot.info.id.pid));
+            log(&format!(
+                "pid {} {how}; its series are dropped",
+                snapshot.info.id.pid
+            ));
             alerts.target_ended(snapshot);
         }
         let snapshots = fleet.snapshots();
@@ -113,7 +125,11 @@ impl LeakAlerts {
     fn target_ended(&mut self, snapshot: &TargetSnapshot) {
         self.leaking.remove(&snapshot.info.id);
         if !leaking_resources(snapshot).is_empty() {
-            self.write(snapshot, "exited", Some("the target exited with a leak verdict"));
+            self.write(
+                snapshot,
+                "exited",
+                Some("the target exited with a leak verdict"),
+            );
         }
     }
 
@@ -127,17 +143,30 @@ impl LeakAlerts {
         }
         let now = SystemTime::now();
         let report = Report::build(snapshot, &capabilities, now);
-        let stamp = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let base = format!("{}-{}-{why}-{stamp}", sanitize(&snapshot.info.group), snapshot.info.id.pid);
+        let stamp = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let base = format!(
+            "{}-{}-{why}-{stamp}",
+            sanitize(&snapshot.info.group),
+            snapshot.info.id.pid
+        );
         let result = report
             .to_json()
             .map_err(anyhow::Error::from)
             .and_then(|json| write_private(&dir.join(format!("{base}.json")), &json))
             .and_then(|()| {
-            write_private(&dir.join(format!("{base}.md")), &render_markdown(std::slice::from_ref(&report)))
-        });
+                write_private(
+                    &dir.join(format!("{base}.md")),
+                    &render_markdown(std::slice::from_ref(&report)),
+                )
+            });
         match result {
-            Ok(()) => log(&format!("report written: {}", Path::new(dir).join(base).display())),
+            Ok(()) => log(&format!(
+                "report written: {}",
+                Path::new(dir).join(base).display()
+            )),
             Err(err) => log(&format!("cannot write report: {err:#}")),
         }
     }
@@ -155,7 +184,13 @@ fn leaking_resources(snapshot: &TargetSnapshot) -> BTreeSet<Resource> {
 /// Keeps file names to a safe alphabet: the group name comes from process names and flags.
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect()
 }
@@ -169,5 +204,8 @@ fn describe(pid: i32, cmdline: &[String]) -> String {
 }
 
 fn log(message: &str) {
-    eprintln!("{} {message}", humantime::format_rfc3339_seconds(SystemTime::now()));
+    eprintln!(
+        "{} {message}",
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
 }

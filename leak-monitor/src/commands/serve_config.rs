@@ -52,8 +52,16 @@ impl ServeConfig {
             Some(path) => read_config(path)?,
             None => ConfigFile::default(),
         };
-        let pids = if args.pids.is_empty() { file.pids } else { args.pids.clone() };
-        let matches = if args.matches.is_empty() { file.matches } else { args.matches.clone() };
+        let pids = if args.pids.is_empty() {
+            file.pids
+        } else {
+            args.pids.clone()
+        };
+        let matches = if args.matches.is_empty() {
+            file.matches
+        } else {
+            args.matches.clone()
+        };
         let mut selectors = matches
             .iter()
             .map(|m| {
@@ -100,7 +108,12 @@ fn read_config(path: &Path) -> Result<ConfigFile, UsageError> {
     toml::from_str(&text).map_err(|err| {
         // toml's message spans several lines (it quotes the source); keep the first for a
         // one-line error.
-        let message = err.message().lines().next().unwrap_or("invalid TOML").to_string();
+        let message = err
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
         let at = err
             .span()
             .map(|span| {

@@ -18,7 +18,11 @@ impl LiveScreen {
     pub fn new() -> Self {
         let tty = std::io::stdout().is_terminal();
         if tty {
-            let _ = execute!(std::io::stdout(), cursor::Hide, terminal::Clear(terminal::ClearType::All));
+            let _ = execute!(
+                std::io::stdout(),
+                cursor::Hide,
+                terminal::Clear(terminal::ClearType::All)
+            );
         }
         LiveScreen { tty }
     }
@@ -27,7 +31,11 @@ impl LiveScreen {
         let mut out = std::io::stdout().lock();
         if self.tty {
             let frame = render(snapshot, footer);
-            let _ = execute!(out, cursor::MoveTo(0, 0), terminal::Clear(terminal::ClearType::FromCursorDown));
+            let _ = execute!(
+                out,
+                cursor::MoveTo(0, 0),
+                terminal::Clear(terminal::ClearType::FromCursorDown)
+            );
             // Raw newlines are fine: the terminal is not in raw mode.
             let _ = out.write_all(frame.as_bytes());
         } else {
@@ -61,7 +69,10 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
         "leak-monitor  pid {}  {}  {}",
         info.id.pid,
         info.cmdline.join(" "),
-        info.python_version.as_deref().map(|v| format!("(Python {v})")).unwrap_or_default()
+        info.python_version
+            .as_deref()
+            .map(|v| format!("(Python {v})"))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         s,
@@ -86,7 +97,10 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
             r.trend.pattern.as_str(),
             r.trend.verdict.as_str().to_uppercase(),
             r.trend.confidence,
-            r.trend.seconds_to_limit.map(humanize::duration).unwrap_or_else(|| "-".into()),
+            r.trend
+                .seconds_to_limit
+                .map(humanize::duration)
+                .unwrap_or_else(|| "-".into()),
         );
     }
     let memory = &snapshot.latest.memory;
@@ -103,7 +117,11 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
         s,
         "fds: {}  (limit {})",
         fds.join("  "),
-        snapshot.limits.max_fds.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into())
+        snapshot
+            .limits
+            .max_fds
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into())
     );
     let sockets: Vec<String> = snapshot
         .latest
@@ -146,7 +164,10 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
 
 /// One line per tick for logs and pipes.
 pub fn status_line(snapshot: &TargetSnapshot) -> String {
-    let mut line = format!("t={:.0}s pid {}", snapshot.observed_seconds, snapshot.info.id.pid);
+    let mut line = format!(
+        "t={:.0}s pid {}",
+        snapshot.observed_seconds, snapshot.info.id.pid
+    );
     for r in &snapshot.resources {
         let unit = r.resource.unit();
         let _ = write!(

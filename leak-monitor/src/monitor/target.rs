@@ -30,12 +30,13 @@ pub struct TargetMonitor {
     sampler: Sampler,
     limits: Limits,
     limits_read_at: Instant,
-    trackers: Vec<(Resource, Tracker)>,
+    trackers: Vec<ResourceTracker>,
     latest: Option<Sample>,
     started: Instant,
     last_sample_at: Option<Instant>,
     samples: u64,
     interval: Duration,
+    trend_refresh: Duration,
     spikes: VecDeque<(Resource, Spike)>,
     ended: Option<Ended>,
 }
@@ -51,20 +52,25 @@ impl TargetMonitor {
             sampler,
             limits,
             limits_read_at: now,
-            trackers: Resource::ALL
-                .iter()
-                .map(|&r| (r, Tracker::new(DetectorConfig::default())))
-                .collect(),
+            trackers: Resource::ALL.iter().map(|&r| ResourceTracker::new(r)).collect(),
             latest: None,
             started: now,
             last_sample_at: None,
             samples: 0,
             interval,
+            trend_refresh: Duration::ZERO,
             spikes: VecDeque::new(),
             ended: None,
         };
         monitor.tick(now)?;
         Ok(monitor)
+    }
+
+    /// Recompute trends at most this often (default: every tick). A trend costs up to ~0.5 ms
+    /// per resource at the tracker's cap, so a daemon following many targets spaces them out;
+    /// a verdict is seconds to minutes in the making anyway.
+    pub fn set_trend_refresh(&mut self, every: Duration) {
+        self.trend_refresh = every;
     }
 
     pub fn info(&self) -> &TargetInfo {
@@ -107,13 +113,16 @@ impl TargetMonitor {
             self.limits_read_at = now;
         }
         let t = now.duration_since(self.started).as_secs_f64();
-        for (resource, tracker) in &mut self.trackers {
-            if let Some(spike) = tracker.push(t, sample.value(*resource)) {
+        for tracked in &mut self.trackers {
+            let resource = tracked.resource;
+            if let Some(spike) = tracked.tracker.push(t, sample.value(resource)) {
                 if self.spikes.len() == MAX_PENDING_SPIKES {
                     self.spikes.pop_front();
                 }
-                self.spikes.push_back((*resource, spike));
+                self.spikes.push_back((resource, spike));
             }
+            let limit = self.limits.for_resource(resource);
+            tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
         self.latest = Some(sample);
         self.last_sample_at = Some(now);
@@ -126,27 +135,31 @@ impl TargetMonitor {
         self.spikes.drain(..)
     }
 
-    /// The current trend of one resource.
+    /// The current trend of one resource (refreshed at most every few seconds).
     pub fn trend(&self, resource: Resource) -> Trend {
-        self.tracker(resource)
-            .map(|t| t.trend(self.limits.for_resource(resource)))
+        self.trackers
+            .iter()
+            .find(|t| t.resource == resource)
+            .map(|t| t.trend)
             .unwrap_or(Trend::UNKNOWN)
     }
 
-    fn tracker(&self, resource: Resource) -> Option<&Tracker> {
-        self.trackers
-            .iter()
-            .find(|(r, _)| *r == resource)
-            .map(|(_, t)| t)
+    /// Recomputes every trend now, e.g. before a final report.
+    pub fn refresh_trends(&mut self) {
+        let now = Instant::now();
+        for tracked in &mut self.trackers {
+            let limit = self.limits.for_resource(tracked.resource);
+            tracked.refresh(now, limit);
+        }
     }
 
     /// The samples kept for every resource, for charts.
     pub fn series(&self) -> Vec<ResourceSeries> {
         self.trackers
             .iter()
-            .map(|(resource, tracker)| ResourceSeries {
-                resource: *resource,
-                points: tracker.points().collect(),
+            .map(|t| ResourceSeries {
+                resource: t.resource,
+                points: t.tracker.points().collect(),
             })
             .collect()
     }
@@ -155,16 +168,13 @@ impl TargetMonitor {
         let resources = self
             .trackers
             .iter()
-            .map(|(resource, tracker)| {
-                let limit = self.limits.for_resource(*resource);
-                ResourceSnapshot {
-                    resource: *resource,
-                    trend: tracker.trend(limit),
-                    first: tracker.first().unwrap_or(0.0),
-                    last: tracker.last().unwrap_or(0.0),
-                    limit,
-                    sites: Vec::new(),
-                }
+            .map(|t| ResourceSnapshot {
+                resource: t.resource,
+                trend: t.trend,
+                first: t.tracker.first().unwrap_or(0.0),
+                last: t.tracker.last().unwrap_or(0.0),
+                limit: self.limits.for_resource(t.resource),
+                sites: Vec::new(),
             })
             .collect();
         let observed_seconds = self
@@ -180,5 +190,38 @@ impl TargetMonitor {
             samples: self.samples,
             interval_seconds: self.interval.as_secs_f64(),
         }
+    }
+}
+
+/// One resource's detector and its last conclusion.
+struct ResourceTracker {
+    resource: Resource,
+    tracker: Tracker,
+    trend: Trend,
+    computed_at: Option<Instant>,
+}
+
+impl ResourceTracker {
+    fn new(resource: Resource) -> Self {
+        ResourceTracker {
+            resource,
+            tracker: Tracker::new(DetectorConfig::for_unit(resource.unit())),
+            trend: Trend::UNKNOWN,
+            computed_at: None,
+        }
+    }
+
+    fn refresh_if_older_than(&mut self, max_age: Duration, now: Instant, limit: Option<f64>) {
+        let stale = self
+            .computed_at
+            .is_none_or(|at| now.duration_since(at) >= max_age);
+        if stale {
+            self.refresh(now, limit);
+        }
+    }
+
+    fn refresh(&mut self, now: Instant, limit: Option<f64>) {
+        self.trend = self.tracker.trend(limit);
+        self.computed_at = Some(now);
     }
 }

@@ -31,7 +31,9 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     }
     // The limit is drawn only when it is within reach of the plotted range; otherwise it would
     // flatten the series into a line at the bottom.
-    let limit = resource.limit.filter(|&l| l > hi && l < hi + 2.0 * (hi - lo).max(1.0));
+    let limit = resource
+        .limit
+        .filter(|&l| l > hi && l < hi + 2.0 * (hi - lo).max(1.0));
     if let Some(l) = limit {
         hi = l;
     }
@@ -85,7 +87,11 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     for &(t, v) in points {
         let _ = write!(line, "{:.1},{:.1} ", x(t), y(v));
     }
-    let _ = write!(svg, "<polyline class=\"series\" points=\"{}\"/>", line.trim_end());
+    let _ = write!(
+        svg,
+        "<polyline class=\"series\" points=\"{}\"/>",
+        line.trim_end()
+    );
     if show_trend {
         let _ = write!(
             svg,

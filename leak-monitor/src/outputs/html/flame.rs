@@ -34,7 +34,8 @@ pub fn growth_flame_graph(resource: &ResourceReport) -> Option<String> {
     };
     options.image_width = Some(960);
     let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg).ok()?;
+    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+        .ok()?;
     let svg = String::from_utf8(svg).ok()?;
     // Inline in HTML: drop the XML prolog and doctype, keep the <svg> element.
     let start = svg.find("<svg")?;

@@ -7,8 +7,8 @@ mod flame;
 
 use crate::detection::Verdict;
 use crate::humanize;
-use crate::outputs::report::{Report, ResourceReport};
 use crate::monitor::ResourceSeries;
+use crate::outputs::report::{Report, ResourceReport};
 use std::fmt::Write as _;
 
 /// Renders the reports; `series[i]` holds the samples of `reports[i]`'s resources.
@@ -75,15 +75,25 @@ fn render_report(page: &mut String, report: &Report, series: &[ResourceSeries]) 
     page.push_str("</div>");
 
     page.push_str("<h2>Live growth by Python stack</h2>");
-    let flames: Vec<String> = report.resources.iter().filter_map(flame::growth_flame_graph).collect();
+    let flames: Vec<String> = report
+        .resources
+        .iter()
+        .filter_map(flame::growth_flame_graph)
+        .collect();
     if flames.is_empty() {
-        page.push_str("<p class=\"muted\">No growth is attributed to Python stacks in this report.</p>");
+        page.push_str(
+            "<p class=\"muted\">No growth is attributed to Python stacks in this report.</p>",
+        );
     }
     for svg in flames {
         let _ = write!(page, "<div class=\"flame\">{svg}</div>");
     }
 
-    for r in report.resources.iter().filter(|r| r.verdict != Verdict::Stable) {
+    for r in report
+        .resources
+        .iter()
+        .filter(|r| r.verdict != Verdict::Stable)
+    {
         render_sites(page, r);
     }
     if !report.capabilities.notes.is_empty() {
@@ -163,13 +173,18 @@ mod tests {
         let report = Report::from_json(CONTRACT_EXAMPLE).expect("the contract example parses");
         let series = vec![ResourceSeries {
             resource: Resource::RssBytes,
-            points: (0..60).map(|i| (i as f64, 26_214_400.0 + 2_603_827.2 * i as f64)).collect(),
+            points: (0..60)
+                .map(|i| (i as f64, 26_214_400.0 + 2_603_827.2 * i as f64))
+                .collect(),
         }];
         let page = render(std::slice::from_ref(&report), &[series]);
         assert!(page.starts_with("<!doctype html>"));
         assert!(page.contains("<polyline class=\"series\""), "a line chart");
         assert!(page.contains("class=\"trend\""), "a trend line for a leak");
-        assert!(page.contains("Live rss_bytes growth by Python stack"), "a flame graph");
+        assert!(
+            page.contains("Live rss_bytes growth by Python stack"),
+            "a flame graph"
+        );
         assert!(page.contains("File: /srv/app/render.py:17"));
         assert!(page.contains("self._rendered[key] = bytearray(page) + bytearray(6000)"));
         assert!(!page.contains("<script src="), "self-contained");
@@ -177,6 +192,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! (Leak Type, Growth Pattern, Memory Impact, Evidence, Detection, Fix). A growing resource with no
 //! attributed site gets a section that says so and why, with its pattern, impact and detection.
 
-use crate::humanize as human;
 use super::model::{Report, ResourceReport, SiteReport};
 use crate::attribution::LeakType;
 use crate::detection::{GrowthPattern, Verdict};
+use crate::humanize as human;
 use crate::resource::Resource;
 use std::fmt::Write as _;
 
