@@ -1,6 +1,8 @@
 //! Which processes to follow: fixed PIDs, processes whose command line matches, or every Python
 //! process. A process is identified by its PID *and* start time, so a reused PID is a new target.
 
+pub mod stat;
+
 use serde::Serialize;
 use std::path::PathBuf;
 
