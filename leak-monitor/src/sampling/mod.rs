@@ -12,6 +12,8 @@ mod sockets;
 pub mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use fds::{parse_fd_link, FdLink};
 pub use limits::{cgroup_ancestors, parse_cgroup_memory_limit, parse_pss};
