@@ -266,3 +266,65 @@ fn many_sockets_beyond_one_read_chunk() {
     assert_eq!(socket_count(&s, Protocol::Tcp, "established"), 800, "{s:?}");
     assert_eq!(socket_count(&s, Protocol::Tcp, "listen"), 1);
 }
+
+/// A memory cgroup made for a test (a parent with a limit, a child without), removed on drop.
+struct TestCgroup {
+    parent: std::path::PathBuf,
+    child: std::path::PathBuf,
+}
+
+impl TestCgroup {
+    /// Under our own v1 memory cgroup; `Err` says why that is not possible on this machine.
+    fn create(limit: u64) -> Result<Self, String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+        let path = own
+            .lines()
+            .find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let _ = parts.next();
+                let controllers = parts.next()?;
+                let path = parts.next()?;
+                controllers.split(',').any(|c| c == "memory").then_some(path)
+            })
+            .ok_or("no cgroup v1 memory hierarchy")?;
+        let base = std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+        let parent = base.join(super::testkit::unique_marker("cg"));
+        let child = parent.join("inner");
+        std::fs::create_dir(&parent).map_err(|e| format!("mkdir {parent:?}: {e}"))?;
+        let this = Self { parent, child };
+        std::fs::create_dir(&this.child).map_err(|e| format!("mkdir: {e}"))?;
+        std::fs::write(this.parent.join("memory.limit_in_bytes"), limit.to_string())
+            .map_err(|e| format!("set limit: {e}"))?;
+        Ok(this)
+    }
+
+    fn enter(&self, pid: i32) {
+        std::fs::write(self.child.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.child);
+        let _ = std::fs::remove_dir(&self.parent);
+    }
+}
+
+#[test]
+fn cgroup_memory_limit_is_found_up_the_tree() {
+    let limit = 300u64 << 20;
+    let cgroup = match TestCgroup::create(limit) {
+        Ok(cgroup) => cgroup,
+        Err(why) => {
+            eprintln!("skipped: cannot make a test cgroup here: {why}");
+            return;
+        }
+    };
+    let mut child = PyChild::spawn(&[]);
+    cgroup.enter(child.pid());
+    let sampler = Sampler::attach(child.pid()).unwrap();
+    assert_eq!(sampler.limits().unwrap().memory, Some(Bytes(limit)));
+    // The process must leave before its cgroup can be removed.
+    child.kill_and_reap();
+    drop(cgroup);
+}

@@ -6,6 +6,8 @@ mod identify;
 pub mod python;
 mod selector;
 pub mod stat;
+#[cfg(test)]
+mod tests;
 
 pub use identify::{discover, discover_new, identify, is_alive, is_python};
 pub use selector::{split_group_name, Selector};
