@@ -3,6 +3,22 @@
 //! Cheap files only on the per-tick path (statm/status, the fd directory, the net tables);
 //! see DESIGN.md for the measured costs.
 
+mod fds;
+mod limits;
+pub mod net_tables;
+mod procfile;
+mod sampler;
+mod sockets;
+pub mod status;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub use fds::{parse_fd_link, FdLink};
+pub use limits::{cgroup_ancestors, parse_cgroup_memory_limit, parse_pss};
+pub use sampler::Sampler;
+
 use crate::resource::{Bytes, Resource};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,6 +1,17 @@
 //! Which processes to follow: fixed PIDs, processes whose command line matches, or every Python
 //! process. A process is identified by its PID *and* start time, so a reused PID is a new target.
 
+pub mod elf;
+mod identify;
+pub mod python;
+mod selector;
+pub mod stat;
+#[cfg(test)]
+mod tests;
+
+pub use identify::{discover, discover_new, identify, is_alive, is_python};
+pub use selector::{split_group_name, Selector};
+
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -21,4 +32,24 @@ pub struct TargetInfo {
     pub exe: Option<PathBuf>,
     pub python_version: Option<String>,
     pub start_time_unix: f64,
+}
+
+/// Why a target cannot be followed. Each message is one line and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no process with PID {pid} (check the PID with `ps`)")]
+    NoSuchProcess { pid: i32 },
+    #[error("not permitted to read process {pid} (run as root, as its owner, or with CAP_SYS_PTRACE)")]
+    PermissionDenied { pid: i32 },
+    #[error("PID {pid} is a kernel thread, not a program (pick a user process with `ps`)")]
+    KernelThread { pid: i32 },
+    #[error("bad --match regex `{pattern}`: {reason} (fix the pattern; the form is REGEX or NAME=REGEX)")]
+    BadRegex { pattern: String, reason: String },
+    #[error("reading /proc/{pid}/{what}: {source} (check that /proc is mounted and readable)")]
+    Io {
+        pid: i32,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }

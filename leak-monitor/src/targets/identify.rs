@@ -1,0 +1,212 @@
+//! Turning PIDs into `TargetInfo`: one PID (`identify`), every process a selector picks
+//! (`discover`), and whether a target is still the same process (`is_alive`).
+
+use super::python;
+use super::selector::Selector;
+use super::stat::{parse_stat, StatFields};
+use super::{TargetError, TargetId, TargetInfo};
+use procfs::process::Process;
+use procfs::ProcError;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// What is known about one process: the target identity, its name and command line.
+pub fn identify(pid: i32, group: Option<&str>) -> Result<TargetInfo, TargetError> {
+    if pid <= 0 {
+        return Err(TargetError::NoSuchProcess { pid });
+    }
+    let process = Process::new(pid).map_err(|err| target_error(pid, "", err))?;
+    let stat_text = read_stat(&process)?;
+    let stat = parse_stat(&stat_text).ok_or(TargetError::NoSuchProcess { pid })?;
+    if stat.has_exited() {
+        return Err(TargetError::NoSuchProcess { pid });
+    }
+    if stat.is_kernel_thread() {
+        return Err(TargetError::KernelThread { pid });
+    }
+    let cmdline = process
+        .cmdline()
+        .map_err(|err| target_error(pid, "cmdline", err))?;
+    Ok(describe(&process, &stat, cmdline, group))
+}
+
+/// Every process that any selector picks, scanning /proc once; the first selector that picks a
+/// process names its group. Skips this process, kernel threads, and processes that end or
+/// cannot be read during the scan.
+pub fn discover(selectors: &[Selector]) -> Vec<TargetInfo> {
+    discover_new(selectors, |_| false)
+}
+
+/// `discover` for a daemon that rescans: processes for which `is_known` says true are skipped
+/// before anything beyond their stat is read.
+pub fn discover_new(selectors: &[Selector], is_known: impl Fn(TargetId) -> bool) -> Vec<TargetInfo> {
+    let Ok(processes) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
+    let mut found = Vec::new();
+    for process in processes.flatten() {
+        if process.pid == me {
+            continue;
+        }
+        let Ok(stat_text) = read_stat(&process) else {
+            continue;
+        };
+        let Some(stat) = parse_stat(&stat_text) else {
+            continue;
+        };
+        if stat.is_kernel_thread() || stat.has_exited() {
+            continue;
+        }
+        let id = TargetId {
+            pid: process.pid,
+            start_ticks: stat.start_ticks,
+        };
+        if is_known(id) {
+            continue;
+        }
+        if let Some(info) = pick(&process, &stat, selectors) {
+            found.push(info);
+        }
+    }
+    found
+}
+
+/// The first selector that picks `process`, reading the command line and executable only if
+/// a selector needs them.
+fn pick(process: &Process, stat: &StatFields<'_>, selectors: &[Selector]) -> Option<TargetInfo> {
+    let mut cmdline: Option<Vec<String>> = None;
+    for selector in selectors {
+        let group = match selector {
+            Selector::Pid(pid) if *pid == process.pid => None,
+            Selector::Pid(_) => continue,
+            Selector::Match { name, regex } => {
+                if cmdline.is_none() {
+                    cmdline = Some(process.cmdline().ok()?);
+                }
+                let joined = cmdline.as_deref().unwrap_or_default().join(" ");
+                if !regex.is_match(&joined) {
+                    continue;
+                }
+                name.as_deref()
+            }
+            Selector::Python => {
+                if !looks_like_python(process) {
+                    continue;
+                }
+                None
+            }
+        };
+        let args = match cmdline.take() {
+            Some(args) => args,
+            None => process.cmdline().ok()?,
+        };
+        return Some(describe(process, stat, args, group));
+    }
+    None
+}
+
+/// Cheap test first (the executable's name), the maps only for other executables.
+fn looks_like_python(process: &Process) -> bool {
+    let exe = read_exe(process);
+    let named = exe
+        .as_ref()
+        .and_then(|exe| exe.file_name())
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("python"));
+    named || python::maps_libpython(process)
+}
+
+fn describe(
+    process: &Process,
+    stat: &StatFields<'_>,
+    cmdline: Vec<String>,
+    group: Option<&str>,
+) -> TargetInfo {
+    let exe = read_exe(process);
+    let python_version = python::detect(process, exe.as_deref());
+    TargetInfo {
+        id: TargetId {
+            pid: process.pid,
+            start_ticks: stat.start_ticks,
+        },
+        group: group.unwrap_or(stat.comm).to_owned(),
+        cmdline,
+        exe,
+        python_version,
+        start_time_unix: start_time_unix(stat.start_ticks),
+    }
+}
+
+/// Boot time plus the start ticks; `NaN`-free: 0 when the boot time cannot be read.
+fn start_time_unix(start_ticks: u64) -> f64 {
+    let boot = procfs::boot_time_secs().unwrap_or(0) as f64;
+    let hz = procfs::ticks_per_second().max(1) as f64;
+    boot + start_ticks as f64 / hz
+}
+
+/// The executable's path without the ` (deleted)` mark of a replaced binary; `None` when it
+/// cannot be read (another user's process without privileges).
+fn read_exe(process: &Process) -> Option<PathBuf> {
+    let exe = process.exe().ok()?;
+    match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(stripped) => Some(PathBuf::from(stripped)),
+        None => Some(exe),
+    }
+}
+
+/// True while the PID still belongs to the process `id` names (same start time, not exited).
+pub fn is_alive(id: TargetId) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)) else {
+        return false;
+    };
+    parse_stat(&text).is_some_and(|stat| stat.start_ticks == id.start_ticks && !stat.has_exited())
+}
+
+/// A CPython process: the executable is named python*, or it maps a libpython (which
+/// `identify` records as a Python version).
+pub fn is_python(info: &TargetInfo) -> bool {
+    let named = info
+        .exe
+        .as_ref()
+        .and_then(|exe| exe.file_name())
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("python"));
+    named || info.python_version.is_some()
+}
+
+fn read_stat(process: &Process) -> Result<String, TargetError> {
+    let pid = process.pid;
+    let mut text = String::new();
+    process
+        .open_relative("stat")
+        .map_err(|err| target_error(pid, "stat", err))?
+        .read_to_string(&mut text)
+        .map_err(|err| io_error(pid, "stat", err))?;
+    Ok(text)
+}
+
+fn target_error(pid: i32, what: &'static str, err: ProcError) -> TargetError {
+    match err {
+        ProcError::NotFound(_) => TargetError::NoSuchProcess { pid },
+        ProcError::PermissionDenied(_) => TargetError::PermissionDenied { pid },
+        ProcError::Io(source, _) => io_error(pid, what, source),
+        other => TargetError::Io {
+            pid,
+            what,
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn io_error(pid: i32, what: &'static str, err: std::io::Error) -> TargetError {
+    match err.raw_os_error() {
+        Some(libc::ENOENT | libc::ESRCH) => TargetError::NoSuchProcess { pid },
+        Some(libc::EACCES | libc::EPERM) => TargetError::PermissionDenied { pid },
+        _ => TargetError::Io {
+            pid,
+            what,
+            source: err,
+        },
+    }
+}
