@@ -37,7 +37,7 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     if let Some(l) = limit {
         hi = l;
     }
-    if hi - lo < f64::EPSILON {
+    if (hi - lo).abs() < f64::EPSILON {
         lo -= 1.0;
         hi += 1.0;
     }
