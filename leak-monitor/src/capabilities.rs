@@ -1,6 +1,7 @@
 //! What this run can do (procfs, eBPF, Python stacks) and, when it cannot, why. Said once on
 //! stderr and carried into every report.
 
+use crate::targets::{self, TargetInfo};
 use serde::Serialize;
 
 /// Linux capability bit numbers (linux/capability.h).
@@ -92,6 +93,19 @@ impl Capabilities {
             python_stacks: false,
             notes,
         }
+    }
+
+    /// These capabilities with the notes that concern one target (a non-Python process gets no
+    /// stacks, whatever this run can do).
+    pub fn for_target(&self, info: &TargetInfo) -> Capabilities {
+        let mut capabilities = self.clone();
+        if !targets::is_python(info) {
+            capabilities.python_stacks = false;
+            capabilities.note(
+                "the target is not a Python process: resource verdicts come from procfs, with no Python stacks",
+            );
+        }
+        capabilities
     }
 
     /// Records that a capability is off, and why.

@@ -86,7 +86,7 @@ fn build_reports(monitors: &[TargetMonitor], capabilities: &Capabilities) -> Vec
         .iter()
         .map(|monitor| {
             let snapshot = monitor.snapshot();
-            let mut capabilities = capabilities.clone();
+            let mut capabilities = capabilities.for_target(monitor.info());
             match monitor.ended() {
                 Some(Ended::Exited) => capabilities.note(format!(
                     "the target exited after {:.1} s of observation; the report covers that time",

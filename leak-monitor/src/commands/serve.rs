@@ -137,7 +137,7 @@ impl LeakAlerts {
         let Some(dir) = &self.report_dir else {
             return;
         };
-        let mut capabilities = self.capabilities.clone();
+        let mut capabilities = self.capabilities.for_target(&snapshot.info);
         if let Some(note) = note {
             capabilities.note(note);
         }

@@ -111,13 +111,11 @@ impl Fleet {
 
     fn discover(&mut self, now: Instant, result: &mut FleetTick) {
         self.last_discovery = Some(now);
-        let found = targets::discover(&self.selectors);
-        self.refused
-            .retain(|id| found.iter().any(|info| info.id == *id));
+        self.refused.retain(|id| targets::is_alive(*id));
+        let found = targets::discover_new(&self.selectors, |id| {
+            self.monitors.contains_key(&id) || self.refused.contains(&id)
+        });
         for info in found {
-            if self.monitors.contains_key(&info.id) || self.refused.contains(&info.id) {
-                continue;
-            }
             let id = info.id;
             match TargetMonitor::attach(info.clone(), self.interval) {
                 Ok(mut monitor) => {
