@@ -17,6 +17,7 @@
 
 mod cli;
 mod demo;
+mod deploy;
 mod metrics;
 mod scrape;
 mod support;
