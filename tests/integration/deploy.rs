@@ -25,7 +25,9 @@ const CONTRACT_METRICS: &[&str] = &[
 ];
 
 fn deploy(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
 }
 
 fn promtool(args: &[&str]) -> String {
@@ -86,7 +88,10 @@ fn rules_query_only_exported_metrics() {
         .chain(recorded_metrics())
         .chain(["up".to_string()])
         .collect();
-    let expr = Regex::new(r"(?s)expr:\s*\|?\s*\n?(.*?)(?:\n\s*(?:for|labels|record|- alert|- record):|\z)").unwrap();
+    let expr = Regex::new(
+        r"(?s)expr:\s*\|?\s*\n?(.*?)(?:\n\s*(?:for|labels|record|- alert|- record):|\z)",
+    )
+    .unwrap();
     let mut seen = 0;
     for capture in expr.captures_iter(&rules) {
         for name in metric_names(&capture[1]) {
@@ -94,7 +99,10 @@ fn rules_query_only_exported_metrics() {
             seen += 1;
         }
     }
-    assert!(seen >= 8, "found only {seen} metric references in the rules");
+    assert!(
+        seen >= 8,
+        "found only {seen} metric references in the rules"
+    );
 }
 
 #[test]
@@ -112,15 +120,25 @@ fn grafana_dashboard_is_valid_and_queries_only_exported_metrics() {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = target["expr"].as_str().expect("every target has an expr");
             for name in metric_names(expr) {
-                assert!(known.contains(&name), "panel {:?} queries unknown metric {name}", panel["title"]);
+                assert!(
+                    known.contains(&name),
+                    "panel {:?} queries unknown metric {name}",
+                    panel["title"]
+                );
                 used.insert(name);
             }
         }
     }
-    for variable in dashboard["templating"]["list"].as_array().expect("variables") {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
         if let Some(query) = variable["definition"].as_str() {
             for name in metric_names(query) {
-                assert!(known.contains(&name), "variable queries unknown metric {name}");
+                assert!(
+                    known.contains(&name),
+                    "variable queries unknown metric {name}"
+                );
             }
         }
     }
@@ -130,8 +148,14 @@ fn grafana_dashboard_is_valid_and_queries_only_exported_metrics() {
         .iter()
         .filter_map(|v| v["name"].as_str())
         .collect();
-    assert!(names.contains(&"target") && names.contains(&"pid"), "{names:?}");
+    assert!(
+        names.contains(&"target") && names.contains(&"pid"),
+        "{names:?}"
+    );
     for metric in CONTRACT_METRICS {
-        assert!(used.contains(*metric), "the dashboard shows no panel for {metric}");
+        assert!(
+            used.contains(*metric),
+            "the dashboard shows no panel for {metric}"
+        );
     }
 }

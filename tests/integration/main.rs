@@ -15,6 +15,9 @@
 //!
 //! Needs `python3` (3.11) and `promtool` (`apt-get install -y prometheus`) on PATH.
 
+// Test helpers panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod demo;
 mod deploy;

@@ -16,7 +16,8 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let mut monitor = attach_pids(&[args.pid], interval)?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
-    let mut capabilities = Capabilities::procfs_only(Privileges::current()).for_target(monitor.info());
+    let mut capabilities =
+        Capabilities::procfs_only(Privileges::current()).for_target(monitor.info());
     capabilities.announce();
 
     let mut footer = capabilities.notes.clone();

@@ -52,7 +52,10 @@ impl TargetMonitor {
             sampler,
             limits,
             limits_read_at: now,
-            trackers: Resource::ALL.iter().map(|&r| ResourceTracker::new(r)).collect(),
+            trackers: Resource::ALL
+                .iter()
+                .map(|&r| ResourceTracker::new(r))
+                .collect(),
             latest: None,
             started: now,
             last_sample_at: None,

@@ -70,9 +70,9 @@ fn cgroup_memory_limit(cgroups: &[procfs::ProcessCGroup]) -> Option<Bytes> {
     let (cgroup, mount, file) = match v1 {
         Some(cg) => (
             cg,
-            mounts.iter().find(|m| {
-                m.fs_type == "cgroup" && m.super_options.contains_key("memory")
-            })?,
+            mounts
+                .iter()
+                .find(|m| m.fs_type == "cgroup" && m.super_options.contains_key("memory"))?,
             "memory.limit_in_bytes",
         ),
         None => (
@@ -139,7 +139,14 @@ mod tests {
             Some(Bytes(536_870_912))
         );
         assert_eq!(parse_cgroup_memory_limit("9223372036854771712\n"), None);
-        for bad in ["", "-1", "12 kB", "0x100", "99999999999999999999999", "\u{0}"] {
+        for bad in [
+            "",
+            "-1",
+            "12 kB",
+            "0x100",
+            "99999999999999999999999",
+            "\u{0}",
+        ] {
             assert_eq!(parse_cgroup_memory_limit(bad), None, "{bad:?}");
         }
     }

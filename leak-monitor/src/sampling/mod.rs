@@ -11,9 +11,9 @@ mod sampler;
 mod sockets;
 pub mod status;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
 
 pub use fds::{parse_fd_link, FdLink};
 pub use limits::{cgroup_ancestors, parse_cgroup_memory_limit, parse_pss};

@@ -305,7 +305,14 @@ mod tests {
         assert_eq!(parse_sockprotoname(b"UDPv6"), Some(NetTable::Udp6));
         assert_eq!(parse_sockprotoname(b"UNIX\0"), Some(NetTable::Unix));
         assert_eq!(parse_sockprotoname(b"UNIX-STREAM\0"), Some(NetTable::Unix));
-        for other in [&b"NETLINK\0"[..], b"PACKET\0", b"RAW\0", b"UDPLITE\0", b"", b"\0TCP"] {
+        for other in [
+            &b"NETLINK\0"[..],
+            b"PACKET\0",
+            b"RAW\0",
+            b"UDPLITE\0",
+            b"",
+            b"\0TCP",
+        ] {
             assert_eq!(parse_sockprotoname(other), None, "{other:?}");
         }
     }

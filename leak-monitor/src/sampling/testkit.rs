@@ -105,7 +105,11 @@ impl PyChild {
         let path = format!("/proc/{}/stat", self.pid());
         for _ in 0..500 {
             let stat = std::fs::read_to_string(&path).unwrap_or_default();
-            if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
+            if stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

@@ -150,7 +150,10 @@ fn threads_and_memory() {
     // VmRSS is the sum of the three counters.
     let m = after.memory;
     assert_eq!(m.total.0, m.anon.0 + m.file.0 + m.shmem.0, "{m:?}");
-    assert!(m.file > Bytes(0), "the interpreter's own pages are file-backed");
+    assert!(
+        m.file > Bytes(0),
+        "the interpreter's own pages are file-backed"
+    );
 
     // join() returns when the Python thread is done; the OS thread exits a moment later.
     child.run("stop.set()\nfor w in workers: w.join()");
@@ -284,7 +287,10 @@ impl TestCgroup {
                 let _ = parts.next();
                 let controllers = parts.next()?;
                 let path = parts.next()?;
-                controllers.split(',').any(|c| c == "memory").then_some(path)
+                controllers
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then_some(path)
             })
             .ok_or("no cgroup v1 memory hierarchy")?;
         let base = std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));

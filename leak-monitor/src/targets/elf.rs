@@ -124,7 +124,9 @@ fn read_table(source: &(impl ReadAt + ?Sized), section: &Section) -> Option<Vec<
 
 /// Does `bytes` start with `name` followed by NUL?
 fn is_cstr(bytes: &[u8], name: &[u8]) -> bool {
-    bytes.strip_prefix(name).is_some_and(|rest| rest.first() == Some(&0))
+    bytes
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.first() == Some(&0))
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {

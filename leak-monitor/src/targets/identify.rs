@@ -39,7 +39,10 @@ pub fn discover(selectors: &[Selector]) -> Vec<TargetInfo> {
 
 /// `discover` for a daemon that rescans: processes for which `is_known` says true are skipped
 /// before anything beyond their stat is read.
-pub fn discover_new(selectors: &[Selector], is_known: impl Fn(TargetId) -> bool) -> Vec<TargetInfo> {
+pub fn discover_new(
+    selectors: &[Selector],
+    is_known: impl Fn(TargetId) -> bool,
+) -> Vec<TargetInfo> {
     let Ok(processes) = procfs::process::all_processes() else {
         return Vec::new();
     };

@@ -39,7 +39,9 @@ pub struct TargetInfo {
 pub enum TargetError {
     #[error("no process with PID {pid} (check the PID with `ps`)")]
     NoSuchProcess { pid: i32 },
-    #[error("not permitted to read process {pid} (run as root, as its owner, or with CAP_SYS_PTRACE)")]
+    #[error(
+        "not permitted to read process {pid} (run as root, as its owner, or with CAP_SYS_PTRACE)"
+    )]
     PermissionDenied { pid: i32 },
     #[error("PID {pid} is a kernel thread, not a program (pick a user process with `ps`)")]
     KernelThread { pid: i32 },

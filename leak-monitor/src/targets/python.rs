@@ -120,10 +120,20 @@ mod tests {
     #[test]
     fn versions_from_executable_names() {
         assert_eq!(version_from_exe_name("python3.11").as_deref(), Some("3.11"));
-        assert_eq!(version_from_exe_name("python3.13t").as_deref(), Some("3.13"));
+        assert_eq!(
+            version_from_exe_name("python3.13t").as_deref(),
+            Some("3.13")
+        );
         assert_eq!(version_from_exe_name("python2.7").as_deref(), Some("2.7"));
         for name in [
-            "python", "python3", "python3.", "python.11", "pythonx.y", "py3.11", "", "python3.x",
+            "python",
+            "python3",
+            "python3.",
+            "python.11",
+            "pythonx.y",
+            "py3.11",
+            "",
+            "python3.x",
         ] {
             assert_eq!(version_from_exe_name(name), None, "{name:?}");
         }
@@ -138,14 +148,22 @@ mod tests {
 7ffd1e5db000-7ffd1e5fc000 rw-p 00000000 00:00 0                          [stack]
 ";
         let (path, version) = libpython_in_maps(maps).unwrap();
-        assert_eq!(path, "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0");
+        assert_eq!(
+            path,
+            "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0"
+        );
         assert_eq!(version, "3.11");
         let spaced = "7f0-7f1 r--p 00000000 08:01 9 /opt/my app/lib/libpython3.12.so.1.0\n";
         assert_eq!(
             libpython_in_maps(spaced).map(|(p, _)| p),
             Some("/opt/my app/lib/libpython3.12.so.1.0")
         );
-        for bad in ["", "garbage", "a b c d e libpython3.11.a", "a b c d e /x/libpython.so"] {
+        for bad in [
+            "",
+            "garbage",
+            "a b c d e libpython3.11.a",
+            "a b c d e /x/libpython.so",
+        ] {
             assert_eq!(libpython_in_maps(bad), None, "{bad:?}");
         }
     }
@@ -155,7 +173,10 @@ mod tests {
         assert_eq!(format_version_hex(0x030B_07F0).as_deref(), Some("3.11.7"));
         assert_eq!(format_version_hex(0x030C_00A5).as_deref(), Some("3.12.0a5"));
         assert_eq!(format_version_hex(0x030D_00B1).as_deref(), Some("3.13.0b1"));
-        assert_eq!(format_version_hex(0x030D_00C2).as_deref(), Some("3.13.0rc2"));
+        assert_eq!(
+            format_version_hex(0x030D_00C2).as_deref(),
+            Some("3.13.0rc2")
+        );
         for bad in [0, 0x030B_0700, 0x0A00_00F0, 0x1_030B_07F0, u64::MAX] {
             assert_eq!(format_version_hex(bad), None, "{bad:#x}");
         }

@@ -32,7 +32,13 @@ fn identify_a_python_child() {
     let pid = child.pid();
 
     let info = identify(pid, None).unwrap();
-    assert_eq!(info.id, TargetId { pid, start_ticks: start_ticks(pid) });
+    assert_eq!(
+        info.id,
+        TargetId {
+            pid,
+            start_ticks: start_ticks(pid)
+        }
+    );
     assert_eq!(info.group, comm(pid));
     assert_eq!(info.cmdline.first().map(String::as_str), Some(python3()));
     assert_eq!(info.cmdline.get(1).map(String::as_str), Some("-c"));
@@ -41,9 +47,16 @@ fn identify_a_python_child() {
     let exe_name = exe.file_name().unwrap().to_str().unwrap();
     assert!(exe_name.starts_with("python"), "{exe:?}");
     // The full version, as the interpreter itself reports it.
-    assert_eq!(info.python_version.as_deref(), Some(version.trim_matches('\'')));
+    assert_eq!(
+        info.python_version.as_deref(),
+        Some(version.trim_matches('\''))
+    );
     assert!(is_python(&info));
-    assert!((info.start_time_unix - now_unix()).abs() < 120.0, "{}", info.start_time_unix);
+    assert!(
+        (info.start_time_unix - now_unix()).abs() < 120.0,
+        "{}",
+        info.start_time_unix
+    );
 
     let named = identify(pid, Some("web")).unwrap();
     assert_eq!(named.group, "web");
@@ -60,7 +73,10 @@ fn identify_a_statically_linked_python() {
     let mut child = PyChild::spawn_with(debian, &[]);
     let version = child.run("import platform; result = platform.python_version()");
     let info = identify(child.pid(), None).unwrap();
-    assert_eq!(info.python_version.as_deref(), Some(version.trim_matches('\'')));
+    assert_eq!(
+        info.python_version.as_deref(),
+        Some(version.trim_matches('\''))
+    );
 }
 
 #[test]
@@ -88,13 +104,22 @@ fn identify_errors_say_what_to_do() {
         err.to_string(),
         format!("no process with PID {} (check the PID with `ps`)", i32::MAX)
     );
-    assert!(matches!(identify(0, None), Err(TargetError::NoSuchProcess { .. })));
-    assert!(matches!(identify(-3, None), Err(TargetError::NoSuchProcess { .. })));
+    assert!(matches!(
+        identify(0, None),
+        Err(TargetError::NoSuchProcess { .. })
+    ));
+    assert!(matches!(
+        identify(-3, None),
+        Err(TargetError::NoSuchProcess { .. })
+    ));
 
     let mut child = PyChild::spawn(&[]);
     let pid = child.pid();
     child.kill_and_reap();
-    assert!(matches!(identify(pid, None), Err(TargetError::NoSuchProcess { .. })));
+    assert!(matches!(
+        identify(pid, None),
+        Err(TargetError::NoSuchProcess { .. })
+    ));
 }
 
 #[test]
@@ -132,15 +157,25 @@ fn discover_by_match_pid_and_python() {
     // The command line is matched joined with spaces.
     let joined = Selector::parse_match(&format!("{marker} role-b$")).unwrap();
     let found = discover(&[joined]);
-    assert_eq!(found.iter().map(|t| t.id.pid).collect::<Vec<_>>(), [b.pid()]);
+    assert_eq!(
+        found.iter().map(|t| t.id.pid).collect::<Vec<_>>(),
+        [b.pid()]
+    );
     assert_eq!(found[0].group, comm(b.pid()));
 
     let found = discover(&[Selector::Pid(other.pid())]);
-    assert_eq!(found.iter().map(|t| t.id.pid).collect::<Vec<_>>(), [other.pid()]);
+    assert_eq!(
+        found.iter().map(|t| t.id.pid).collect::<Vec<_>>(),
+        [other.pid()]
+    );
 
     let pythons = discover(&[Selector::Python]);
     for child in [&a, &b, &other] {
-        assert!(pythons.iter().any(|t| t.id.pid == child.pid()), "{}", child.pid());
+        assert!(
+            pythons.iter().any(|t| t.id.pid == child.pid()),
+            "{}",
+            child.pid()
+        );
     }
     assert!(pythons.iter().all(is_python));
 
@@ -149,7 +184,12 @@ fn discover_by_match_pid_and_python() {
         Selector::parse_match(&format!("first={marker} role-a")).unwrap(),
         Selector::parse_match(&format!("second={marker}")).unwrap(),
     ]);
-    let group_of = |pid| found.iter().find(|t| t.id.pid == pid).map(|t| t.group.clone());
+    let group_of = |pid| {
+        found
+            .iter()
+            .find(|t| t.id.pid == pid)
+            .map(|t| t.group.clone())
+    };
     assert_eq!(group_of(a.pid()).as_deref(), Some("first"));
     assert_eq!(group_of(b.pid()).as_deref(), Some("second"));
 }
@@ -167,13 +207,22 @@ fn discover_never_returns_ourselves() {
 fn is_alive_follows_pid_and_start_time() {
     let mut child = PyChild::spawn(&[]);
     let pid = child.pid();
-    let id = TargetId { pid, start_ticks: start_ticks(pid) };
+    let id = TargetId {
+        pid,
+        start_ticks: start_ticks(pid),
+    };
     assert!(is_alive(id));
     // The same PID with another start time is another process (a reused PID).
-    assert!(!is_alive(TargetId { pid, start_ticks: id.start_ticks + 1 }));
+    assert!(!is_alive(TargetId {
+        pid,
+        start_ticks: id.start_ticks + 1
+    }));
     child.kill_leave_zombie();
     assert!(!is_alive(id), "a zombie is not alive");
     child.kill_and_reap();
     assert!(!is_alive(id));
-    assert!(!is_alive(TargetId { pid: i32::MAX, start_ticks: 0 }));
+    assert!(!is_alive(TargetId {
+        pid: i32::MAX,
+        start_ticks: 0
+    }));
 }
