@@ -11,6 +11,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod commands;
 pub mod detection;
+pub mod events;
 pub mod humanize;
 pub mod monitor;
 pub mod outputs;

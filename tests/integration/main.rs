@@ -21,6 +21,7 @@
 mod cli;
 mod demo;
 mod deploy;
+mod ebpf;
 mod metrics;
 mod scrape;
 mod support;

@@ -2,6 +2,7 @@
 //! whole test suite the way CI does.
 
 mod bench_daemon;
+mod ebpf;
 mod setup;
 mod test;
 
@@ -26,6 +27,13 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// Build the eBPF programs (nightly + bpf-linker, installed when missing) into the object
+    /// leak-monitor embeds.
+    BuildEbpf {
+        /// Build into a scratch directory and fail when the committed object is stale.
+        #[arg(long)]
+        check: bool,
+    },
     /// Install prerequisites, then run every test (the privileged ones too).
     Test {
         /// Extra arguments for `cargo test` (after `--`).
@@ -38,6 +46,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup => setup::run(),
         Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
+        Task::BuildEbpf { check } => ebpf::run(check),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {

@@ -1,0 +1,156 @@
+//! The one place the wire format between the kernel programs (`leak-monitor-ebpf`) and user space
+//! (`leak-monitor`) is defined: map names, sizes and the `#[repr(C)]` event record.
+//!
+//! `no_std`, no implicit padding (all fields are explicitly sized, `u64`s first), so the kernel
+//! and user space agree on every byte. The `user` feature adds `aya::Pod`.
+
+#![no_std]
+
+/// Map and program names, shared so a rename on one side cannot silently break the other.
+pub mod names {
+    pub const TARGETS: &str = "TARGETS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const PENDING: &str = "PENDING";
+    pub const COUNTERS: &str = "COUNTERS";
+
+    pub const SYS_ENTER: &str = "sys_enter";
+    pub const SYS_EXIT: &str = "sys_exit";
+    pub const PAGE_FAULT_USER: &str = "page_fault_user";
+    pub const PROCESS_EXIT: &str = "sched_process_exit";
+    pub const PROCESS_EXEC: &str = "sched_process_exec";
+}
+
+/// Most processes followed at once (entries of the `TARGETS` map).
+pub const MAX_TARGETS: u32 = 4096;
+/// Syscalls in flight at once on followed threads (entries of the `PENDING` map).
+pub const MAX_PENDING: u32 = 16384;
+/// Bytes of the event ring buffer (a power of two multiple of the page size). At 64 bytes per
+/// event that is 65,536 events of slack while user space drains it.
+pub const RING_BYTES: u32 = 4 << 20;
+
+/// Indices of the per-CPU `COUNTERS` array. Events lost to a full ring buffer are counted at the
+/// index of their kind (`kind::*`, 1..=12), so drops are known per kind.
+pub mod counter {
+    /// Syscalls whose arguments could not be kept (the `PENDING` map was full).
+    pub const PENDING_FULL: u32 = 0;
+    pub const LEN: u32 = 16;
+}
+
+/// What an [`Event`] says happened. The numbers are the wire format.
+pub mod kind {
+    /// `a` = the new fd; `detail` = the syscall number that made it.
+    pub const FD_OPEN: u32 = 1;
+    /// Two fds at once (pipe, pipe2, socketpair): `a`, `b`; `detail` = the syscall number.
+    pub const FD_OPEN_PAIR: u32 = 2;
+    /// `a` = the closed fd.
+    pub const FD_CLOSE: u32 = 3;
+    /// close_range: `a` = first, `b` = last fd (inclusive).
+    pub const FD_CLOSE_RANGE: u32 = 4;
+    /// A thread of the target was created: `a` = its tid.
+    pub const THREAD_NEW: u32 = 5;
+    /// The thread `tid` exited (`tid == tgid`: the main thread, i.e. the process is ending).
+    pub const THREAD_EXIT: u32 = 6;
+    /// The target called exec: its fds (close-on-exec), threads and memory are new.
+    pub const EXEC: u32 = 7;
+    /// A user page fault on a not-present page: `a` = the faulting address.
+    pub const PAGE_FAULT: u32 = 8;
+    /// Memory given back: `a` = start, `b` = length (munmap, madvise DONTNEED/FREE/REMOVE).
+    pub const UNMAP: u32 = 9;
+    /// brk moved: `a` = the new break (user space keeps the old one).
+    pub const BRK: u32 = 10;
+    /// mremap: `a`/`b` = old start/length, `c`/`d` = new start/length.
+    pub const REMAP: u32 = 11;
+    /// The target forked a child process (not a thread): `a` = the child's pid.
+    pub const FORK: u32 = 12;
+}
+
+/// One thing a followed process did, as the kernel saw it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// CLOCK_MONOTONIC, nanoseconds (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// One of [`kind`].
+    pub kind: u32,
+    /// Kind-specific detail (for fd events: the syscall number).
+    pub detail: u32,
+}
+
+/// A syscall's arguments, kept from entry to exit for the calls whose result needs them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingCall {
+    pub id: u64,
+    pub args: [u64; 4],
+}
+
+// SAFETY: both are `#[repr(C)]`, made only of integers, with no padding (checked below), so every
+// bit pattern is a valid value.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Event {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PendingCall {}
+
+const _: () = assert!(core::mem::size_of::<Event>() == 5 * 8 + 4 * 4);
+const _: () = assert!(core::mem::size_of::<PendingCall>() == 5 * 8);
+
+/// x86_64 syscall numbers (asm/unistd_64.h) of the calls the programs follow.
+pub mod nr {
+    pub const OPEN: u64 = 2;
+    pub const CLOSE: u64 = 3;
+    pub const MUNMAP: u64 = 11;
+    pub const BRK: u64 = 12;
+    pub const PIPE: u64 = 22;
+    pub const MREMAP: u64 = 25;
+    pub const MADVISE: u64 = 28;
+    pub const DUP: u64 = 32;
+    pub const DUP2: u64 = 33;
+    pub const SOCKET: u64 = 41;
+    pub const ACCEPT: u64 = 43;
+    pub const SOCKETPAIR: u64 = 53;
+    pub const CLONE: u64 = 56;
+    pub const FORK: u64 = 57;
+    pub const VFORK: u64 = 58;
+    pub const FCNTL: u64 = 72;
+    pub const CREAT: u64 = 85;
+    pub const EPOLL_CREATE: u64 = 213;
+    pub const INOTIFY_INIT: u64 = 253;
+    pub const OPENAT: u64 = 257;
+    pub const SIGNALFD: u64 = 282;
+    pub const TIMERFD_CREATE: u64 = 283;
+    pub const EVENTFD: u64 = 284;
+    pub const ACCEPT4: u64 = 288;
+    pub const SIGNALFD4: u64 = 289;
+    pub const EVENTFD2: u64 = 290;
+    pub const EPOLL_CREATE1: u64 = 291;
+    pub const DUP3: u64 = 292;
+    pub const PIPE2: u64 = 293;
+    pub const INOTIFY_INIT1: u64 = 294;
+    pub const PERF_EVENT_OPEN: u64 = 298;
+    pub const FANOTIFY_INIT: u64 = 300;
+    pub const MEMFD_CREATE: u64 = 319;
+    pub const USERFAULTFD: u64 = 323;
+    pub const IO_URING_SETUP: u64 = 425;
+    pub const PIDFD_OPEN: u64 = 434;
+    pub const CLONE3: u64 = 435;
+    pub const CLOSE_RANGE: u64 = 436;
+    pub const OPENAT2: u64 = 437;
+    pub const PIDFD_GETFD: u64 = 438;
+}
+
+/// Constants from the kernel's uapi headers that the programs test.
+pub mod uapi {
+    pub const CLONE_THREAD: u64 = 0x0001_0000;
+    pub const F_DUPFD: u64 = 0;
+    pub const F_DUPFD_CLOEXEC: u64 = 1030;
+    pub const MADV_DONTNEED: u64 = 4;
+    pub const MADV_FREE: u64 = 8;
+    pub const MADV_REMOVE: u64 = 9;
+    pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+}

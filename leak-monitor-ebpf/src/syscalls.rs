@@ -1,0 +1,174 @@
+//! The syscall programs' logic: which calls are kept at entry, and the event each one makes at
+//! exit when it succeeded.
+
+use crate::{count, emit, PENDING};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
+    programs::RawTracePointContext,
+};
+use leak_monitor_common::{counter, kind, nr, uapi, PendingCall};
+
+/// Byte offsets of the syscall argument registers in x86_64's `struct pt_regs`
+/// (arch/x86/include/asm/ptrace.h): rdi, rsi, rdx, r10. Only the first four arguments are used.
+const ARG_OFFSETS: [usize; 4] = [112, 104, 96, 56];
+
+/// Whether the exit of this syscall can make an event.
+#[inline(always)]
+fn followed_call(id: u64) -> bool {
+    matches!(
+        id,
+        nr::OPEN
+            | nr::OPENAT
+            | nr::OPENAT2
+            | nr::CREAT
+            | nr::CLOSE
+            | nr::CLOSE_RANGE
+            | nr::SOCKET
+            | nr::SOCKETPAIR
+            | nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::PIPE
+            | nr::PIPE2
+            | nr::DUP
+            | nr::DUP2
+            | nr::DUP3
+            | nr::FCNTL
+            | nr::EVENTFD
+            | nr::EVENTFD2
+            | nr::EPOLL_CREATE
+            | nr::EPOLL_CREATE1
+            | nr::TIMERFD_CREATE
+            | nr::SIGNALFD
+            | nr::SIGNALFD4
+            | nr::MEMFD_CREATE
+            | nr::INOTIFY_INIT
+            | nr::INOTIFY_INIT1
+            | nr::PIDFD_OPEN
+            | nr::PIDFD_GETFD
+            | nr::USERFAULTFD
+            | nr::PERF_EVENT_OPEN
+            | nr::FANOTIFY_INIT
+            | nr::IO_URING_SETUP
+            | nr::CLONE
+            | nr::CLONE3
+            | nr::FORK
+            | nr::VFORK
+            | nr::MUNMAP
+            | nr::MADVISE
+            | nr::MREMAP
+            | nr::BRK
+    )
+}
+
+/// `sys_enter`: TP_PROTO(struct pt_regs *regs, long id).
+#[inline(always)]
+pub fn on_enter(ctx: &RawTracePointContext, tid: u32) {
+    let id: u64 = ctx.arg(1);
+    if !followed_call(id) {
+        return;
+    }
+    let regs: u64 = ctx.arg(0);
+    let mut call = PendingCall { id, args: [0; 4] };
+    let mut i = 0;
+    while i < ARG_OFFSETS.len() {
+        // SAFETY: bpf_probe_read_kernel checks the address; a failed read leaves the argument 0.
+        call.args[i] =
+            unsafe { bpf_probe_read_kernel((regs as usize + ARG_OFFSETS[i]) as *const u64) }
+                .unwrap_or(0);
+        i += 1;
+    }
+    if PENDING.insert(&tid, &call, 0).is_err() {
+        count(counter::PENDING_FULL);
+    }
+}
+
+/// `sys_exit`: TP_PROTO(struct pt_regs *regs, long ret).
+#[inline(always)]
+pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
+    // SAFETY: copied out at once; the entry is removed right after.
+    let Some(call) = (unsafe { PENDING.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = PENDING.remove(&tid);
+    let ret: i64 = ctx.arg(1);
+    if ret < 0 {
+        return;
+    }
+    let ret = ret as u64;
+    let [a0, a1, a2, a3] = call.args;
+    let detail = call.id as u32;
+    match call.id {
+        nr::CLOSE => emit(tgid, tid, kind::FD_CLOSE, detail, a0, 0, 0, 0),
+        nr::CLOSE_RANGE => {
+            if a2 & uapi::CLOSE_RANGE_CLOEXEC == 0 {
+                emit(tgid, tid, kind::FD_CLOSE_RANGE, detail, a0, a1, 0, 0);
+            }
+        }
+        nr::PIPE | nr::PIPE2 => pair(tgid, tid, detail, a0),
+        nr::SOCKETPAIR => pair(tgid, tid, detail, a3),
+        nr::FCNTL => {
+            // Only F_DUPFD* make an fd; other commands return flags, owners, ...
+            if a1 == uapi::F_DUPFD || a1 == uapi::F_DUPFD_CLOEXEC {
+                emit(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0);
+            }
+        }
+        // `b` carries the source fd, so user space can give the copy the original's kind.
+        nr::DUP | nr::DUP2 | nr::DUP3 => emit(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0),
+        nr::CLONE => {
+            if ret > 0 {
+                thread_or_fork(tgid, tid, a0, ret);
+            }
+        }
+        nr::CLONE3 => {
+            if ret > 0 {
+                // struct clone_args starts with `__aligned_u64 flags`.
+                // SAFETY: bpf_probe_read_user checks the address.
+                let flags = unsafe { bpf_probe_read_user(a0 as *const u64) }.unwrap_or(0);
+                thread_or_fork(tgid, tid, flags, ret);
+            }
+        }
+        nr::FORK | nr::VFORK => {
+            if ret > 0 {
+                emit(tgid, tid, kind::FORK, detail, ret, 0, 0, 0);
+            }
+        }
+        nr::MUNMAP => emit(tgid, tid, kind::UNMAP, detail, a0, a1, 0, 0),
+        nr::MADVISE => {
+            if a2 == uapi::MADV_DONTNEED || a2 == uapi::MADV_FREE || a2 == uapi::MADV_REMOVE {
+                emit(tgid, tid, kind::UNMAP, detail, a0, a1, 0, 0);
+            }
+        }
+        // mremap returns the new address; `a2` is the new length.
+        nr::MREMAP => emit(tgid, tid, kind::REMAP, detail, a0, a1, ret, a2),
+        nr::BRK => emit(tgid, tid, kind::BRK, detail, ret, 0, 0, 0),
+        _ => emit(tgid, tid, kind::FD_OPEN, detail, ret, 0, 0, 0),
+    }
+}
+
+#[inline(always)]
+fn thread_or_fork(tgid: u32, tid: u32, flags: u64, child: u64) {
+    let kind = if flags & uapi::CLONE_THREAD != 0 {
+        kind::THREAD_NEW
+    } else {
+        kind::FORK
+    };
+    emit(tgid, tid, kind, 0, child, 0, 0, 0);
+}
+
+/// pipe/pipe2/socketpair wrote two fds into the caller's `int[2]`.
+#[inline(always)]
+fn pair(tgid: u32, tid: u32, detail: u32, array: u64) {
+    // SAFETY: bpf_probe_read_user checks the address.
+    if let Ok(fds) = unsafe { bpf_probe_read_user(array as *const [i32; 2]) } {
+        emit(
+            tgid,
+            tid,
+            kind::FD_OPEN_PAIR,
+            detail,
+            fds[0] as u64,
+            fds[1] as u64,
+            0,
+            0,
+        );
+    }
+}

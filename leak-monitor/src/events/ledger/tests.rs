@@ -1,0 +1,192 @@
+//! Ledger tests on hand-made event sequences.
+
+use super::*;
+use crate::events::event::Syscall;
+use leak_monitor_common::nr;
+
+fn at(tid: u32, event: TraceEvent) -> Traced {
+    Traced {
+        tgid: 100,
+        tid,
+        ts_ns: 1,
+        event,
+    }
+}
+
+fn open(fd: i32, call: u64, kind: FdKind) -> TraceEvent {
+    TraceEvent::FdOpened {
+        fd,
+        kind,
+        call: Syscall(call as u32),
+        copied_from: None,
+    }
+}
+
+#[test]
+fn fds_open_close_and_dup_keep_kind() {
+    let mut ledger = TargetLedger::default();
+    ledger.apply(&at(101, open(3, nr::SOCKET, FdKind::Socket)), Some(7));
+    ledger.apply(&at(101, open(4, nr::OPENAT, FdKind::File)), Some(8));
+    ledger.apply(
+        &at(
+            101,
+            TraceEvent::FdOpened {
+                fd: 9,
+                kind: FdKind::Other,
+                call: Syscall(nr::DUP as u32),
+                copied_from: Some(3),
+            },
+        ),
+        Some(7),
+    );
+    let counts = ledger.counts();
+    assert_eq!((counts.fds, counts.sockets), (3, 2));
+    ledger.apply(&at(101, TraceEvent::FdClosed { fd: 4 }), None);
+    ledger.apply(
+        &at(
+            101,
+            TraceEvent::FdRangeClosed {
+                first: 5,
+                last: i32::MAX,
+            },
+        ),
+        None,
+    );
+    assert_eq!(ledger.counts().fds, 1);
+    assert_eq!(ledger.live_by_site().sockets.get(&7), Some(&1));
+}
+
+#[test]
+fn reconcile_marks_unknown_fds_preexisting_and_drops_missing() {
+    let mut ledger = TargetLedger::default();
+    ledger.apply(&at(1, open(5, nr::OPENAT, FdKind::File)), Some(1));
+    ledger.apply(&at(1, open(6, nr::OPENAT, FdKind::File)), Some(1));
+    // procfs: 0-2 were there before, 5 is still open, 6 was closed, 7 appeared unseen,
+    // and 5's kind is unchanged so it keeps its origin.
+    ledger.reconcile(
+        [
+            (0, FdKind::Other),
+            (1, FdKind::Other),
+            (2, FdKind::Other),
+            (5, FdKind::File),
+            (7, FdKind::Socket),
+        ],
+        [100, 101],
+    );
+    let counts = ledger.counts();
+    assert_eq!((counts.fds, counts.fds_preexisting), (5, 4));
+    assert_eq!(ledger.live_by_site().fds.get(&1), Some(&1));
+    assert_eq!((counts.threads, counts.threads_preexisting), (2, 2));
+}
+
+#[test]
+fn threads_come_and_go_and_exec_leaves_one() {
+    let mut ledger = TargetLedger::default();
+    ledger.reconcile([], [100]);
+    for child in 200..210 {
+        ledger.apply(&at(100, TraceEvent::ThreadCreated { child }), Some(3));
+    }
+    ledger.apply(&at(205, TraceEvent::ThreadExited), None);
+    assert_eq!(ledger.counts().threads, 10);
+    assert_eq!(ledger.live_by_site().threads.get(&3), Some(&9));
+    ledger.apply(&at(201, TraceEvent::Exec), None);
+    assert_eq!(ledger.counts().threads, 1);
+    assert!(ledger.needs_resync);
+}
+
+#[test]
+fn pages_fault_once_and_leave_with_unmap_brk_and_remap() {
+    let mut ledger = TargetLedger::default();
+    let base = 0x7f00_0000_0000u64;
+    for i in 0..100 {
+        ledger.apply(
+            &at(
+                1,
+                TraceEvent::PageFault {
+                    address: base + i * 4096 + 17,
+                },
+            ),
+            Some(2),
+        );
+    }
+    // A second fault on a tracked page (e.g. swapped back in) is not a new page.
+    ledger.apply(&at(1, TraceEvent::PageFault { address: base }), Some(9));
+    assert_eq!(ledger.counts().pages, 100);
+    assert_eq!(ledger.live_by_site().rss_bytes.get(&2), Some(&(100 * 4096)));
+
+    // munmap of the first 10 pages; a partial page length rounds up.
+    ledger.apply(
+        &at(
+            1,
+            TraceEvent::Unmapped {
+                start: base,
+                len: 9 * 4096 + 1,
+            },
+        ),
+        None,
+    );
+    assert_eq!(ledger.counts().pages, 90);
+
+    // mremap of pages 10..20 to a new place, shrunk to 5 pages.
+    ledger.apply(
+        &at(
+            1,
+            TraceEvent::Remapped {
+                old_start: base + 10 * 4096,
+                old_len: 10 * 4096,
+                new_start: 0x1000_0000,
+                new_len: 5 * 4096,
+            },
+        ),
+        None,
+    );
+    assert_eq!(ledger.counts().pages, 85);
+
+    // The heap: grow the break, fault its pages, shrink it back.
+    ledger.apply(&at(1, TraceEvent::BrkMoved { brk: 0x60_0000 }), None);
+    ledger.apply(&at(1, TraceEvent::BrkMoved { brk: 0x64_0000 }), None);
+    for i in 0..64 {
+        ledger.apply(
+            &at(
+                1,
+                TraceEvent::PageFault {
+                    address: 0x60_0000 + i * 4096,
+                },
+            ),
+            Some(4),
+        );
+    }
+    assert_eq!(ledger.counts().pages, 85 + 64);
+    ledger.apply(&at(1, TraceEvent::BrkMoved { brk: 0x62_0000 }), None);
+    assert_eq!(ledger.counts().pages, 85 + 32);
+}
+
+#[test]
+fn the_page_ledger_is_bounded() {
+    let mut pages = PageLedger::with_cap(10);
+    let origin = Origin {
+        tid: 1,
+        at_ns: 0,
+        site: None,
+    };
+    for i in 0..25u64 {
+        pages.fault(i * PAGE_SIZE, origin);
+    }
+    assert_eq!((pages.len(), pages.untracked()), (10, 15));
+    assert!(pages.pages_by_site().is_empty(), "no site, no blame");
+    assert_eq!(pages.pages_by_thread().get(&1), Some(&10));
+}
+
+#[test]
+fn huge_unmaps_cost_what_is_tracked_not_their_length() {
+    let mut pages = PageLedger::default();
+    let origin = Origin {
+        tid: 1,
+        at_ns: 0,
+        site: Some(1),
+    };
+    pages.fault(0x5000, origin);
+    // 128 TiB of address space: must not iterate page by page.
+    pages.remove(0, 1 << 47);
+    assert!(pages.is_empty());
+}

@@ -1,0 +1,19 @@
+//! eBPF events: fd, socket, thread and page creation in the followed processes, seen in the
+//! kernel as they happen, and the live ledgers built from them.
+//!
+//! `event` decodes the kernel's records, `ledger` keeps what is live (pure logic), `tracer`
+//! loads the programs and drains their ring buffer, `reconcile` reads procfs to seed and
+//! resync the ledgers. The programs themselves are in the `leak-monitor-ebpf` crate; their
+//! object is committed here so that stable cargo alone builds leak-monitor.
+
+pub mod event;
+pub mod ledger;
+mod reconcile;
+mod tracer;
+
+pub use ledger::{LedgerCounts, LiveBySite, SiteId};
+pub use tracer::{EventStats, SiteResolver, Tracer, TracerError};
+
+/// The compiled kernel programs (`cargo xtask build-ebpf` rebuilds it from
+/// `leak-monitor-ebpf/`; CI checks it is not stale).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!("leak-monitor.bpf.o");

@@ -1,0 +1,382 @@
+//! The kernel side, from user space: loads the committed eBPF object, attaches its raw
+//! tracepoints, keeps the `TARGETS` map in step with the followed processes, and drains the ring
+//! buffer on its own thread into the per-process ledgers.
+//!
+//! The draining thread is the only writer of the ledgers; the monitor reads counts and per-site
+//! totals under the same lock. A full ring buffer loses events (counted per kind by the kernel);
+//! after a loss every ledger is re-read from procfs so it does not drift.
+
+use super::event::{self, metric_kind, TraceEvent, Traced};
+use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
+use super::reconcile;
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::RawTracePoint;
+use aya::Ebpf;
+use leak_monitor_common::{counter, kind, names};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The programs and the tracepoints they attach to.
+const PROGRAMS: [(&str, &str); 5] = [
+    (names::SYS_ENTER, "sys_enter"),
+    (names::SYS_EXIT, "sys_exit"),
+    (names::PAGE_FAULT_USER, "page_fault_user"),
+    (names::PROCESS_EXIT, "sched_process_exit"),
+    (names::PROCESS_EXEC, "sched_process_exec"),
+];
+
+/// How long the draining thread sleeps in poll(2) when the ring buffer is empty; also how soon
+/// it notices a stop.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Why tracing is off.
+#[derive(Debug, thiserror::Error)]
+pub enum TracerError {
+    #[error("eBPF tracing needs CAP_BPF and CAP_PERFMON (or root)")]
+    NotPermitted,
+    #[error("eBPF tracing is built for x86_64 only")]
+    UnsupportedArch,
+    #[error("the kernel refused the eBPF programs: {0}")]
+    Load(String),
+    #[error("cannot follow pid {pid} in the kernel: {why}")]
+    Follow { pid: i32, why: String },
+}
+
+/// Blames a Python site for a creating event (fd, thread, page) when it arrives. Runs on the
+/// draining thread, so it must be quick.
+pub trait SiteResolver: Send {
+    fn site_for(&mut self, traced: &Traced) -> Option<SiteId>;
+    /// The process is no longer followed.
+    fn forget(&mut self, _tgid: u32) {}
+}
+
+/// Events received and lost, per metric kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventStats {
+    pub received: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Syscalls whose arguments could not be kept (too many in flight).
+    pub pending_full: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    ledgers: Mutex<HashMap<u32, TargetLedger>>,
+    stats: Mutex<EventStats>,
+    resolver: Mutex<Option<Box<dyn SiteResolver>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep using it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Loaded and attached programs, and the thread that drains their events.
+pub struct Tracer {
+    shared: Arc<Shared>,
+    targets: Mutex<BpfHashMap<MapData, u32, u32>>,
+    stop: Arc<AtomicBool>,
+    drain: Option<JoinHandle<()>>,
+    // Keeps the programs loaded and attached; dropped last.
+    _ebpf: Ebpf,
+}
+
+impl Tracer {
+    /// Loads and attaches everything. Fails with the reason when this machine or this process
+    /// cannot trace.
+    pub fn start(privileges: crate::capabilities::Privileges) -> Result<Tracer, TracerError> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(TracerError::UnsupportedArch);
+        }
+        if !privileges.can_load_bpf() {
+            return Err(TracerError::NotPermitted);
+        }
+        let load =
+            |what: &str, err: &dyn std::fmt::Display| TracerError::Load(format!("{what}: {err}"));
+        let mut ebpf = Ebpf::load(super::OBJECT).map_err(|e| load("loading the object", &e))?;
+        for (name, tracepoint) in PROGRAMS {
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| {
+                    TracerError::Load(format!("program {name} missing from the object"))
+                })?
+                .try_into()
+                .map_err(|e| load(name, &e))?;
+            program.load().map_err(|e| load(name, &e))?;
+            program
+                .attach(tracepoint)
+                .map_err(|e| load(&format!("attaching {tracepoint}"), &e))?;
+        }
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| TracerError::Load(format!("map {name} missing from the object")))
+        };
+        let targets =
+            BpfHashMap::try_from(take(names::TARGETS)?).map_err(|e| load("TARGETS", &e))?;
+        let ring = RingBuf::try_from(take(names::EVENTS)?).map_err(|e| load("EVENTS", &e))?;
+        let counters =
+            PerCpuArray::try_from(take(names::COUNTERS)?).map_err(|e| load("COUNTERS", &e))?;
+
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let drain = {
+            let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("leak-monitor-events".into())
+                .spawn(move || Drainer::new(shared, ring, counters).run(&stop))
+                .map_err(|e| load("starting the event thread", &e))?
+        };
+        Ok(Tracer {
+            shared,
+            targets: Mutex::new(targets),
+            stop,
+            drain: Some(drain),
+            _ebpf: ebpf,
+        })
+    }
+
+    /// Installs the resolver that blames Python sites for new entries.
+    pub fn set_resolver(&self, resolver: Box<dyn SiteResolver>) {
+        *lock(&self.shared.resolver) = Some(resolver);
+    }
+
+    /// Starts following a process: the kernel filter first, then the ledger is seeded from
+    /// procfs, so nothing created in between is missed (an fd seen both ways keeps its event).
+    pub fn follow(&self, pid: i32) -> Result<(), TracerError> {
+        let tgid = u32::try_from(pid).map_err(|_| TracerError::Follow {
+            pid,
+            why: "not a valid pid".into(),
+        })?;
+        lock(&self.targets)
+            .insert(tgid, 1, 0)
+            .map_err(|e| TracerError::Follow {
+                pid,
+                why: e.to_string(),
+            })?;
+        let listed = reconcile::list(pid);
+        let mut ledgers = lock(&self.shared.ledgers);
+        let ledger = ledgers.entry(tgid).or_default();
+        if let Ok(listing) = listed {
+            ledger.reconcile(listing.fds, listing.threads);
+        }
+        Ok(())
+    }
+
+    /// Stops following a process and forgets its ledger.
+    pub fn unfollow(&self, pid: i32) {
+        let Ok(tgid) = u32::try_from(pid) else {
+            return;
+        };
+        // Absent already (the kernel never had it) is fine.
+        let _ = lock(&self.targets).remove(&tgid);
+        lock(&self.shared.ledgers).remove(&tgid);
+        if let Some(resolver) = lock(&self.shared.resolver).as_mut() {
+            resolver.forget(tgid);
+        }
+    }
+
+    /// The ledger sizes of one process, `None` when it is not followed.
+    pub fn counts(&self, pid: i32) -> Option<LedgerCounts> {
+        let tgid = u32::try_from(pid).ok()?;
+        lock(&self.shared.ledgers)
+            .get(&tgid)
+            .map(TargetLedger::counts)
+    }
+
+    /// Live amounts per site of one process.
+    pub fn live_by_site(&self, pid: i32) -> Option<LiveBySite> {
+        let tgid = u32::try_from(pid).ok()?;
+        lock(&self.shared.ledgers)
+            .get(&tgid)
+            .map(TargetLedger::live_by_site)
+    }
+
+    pub fn stats(&self) -> EventStats {
+        lock(&self.shared.stats).clone()
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.drain.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The draining thread's state.
+struct Drainer {
+    shared: Arc<Shared>,
+    ring: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    /// Kernel drop counts already accounted for, per counter index.
+    seen_dropped: [u64; counter::LEN as usize],
+    batch: Vec<Traced>,
+}
+
+impl Drainer {
+    fn new(
+        shared: Arc<Shared>,
+        ring: RingBuf<MapData>,
+        counters: PerCpuArray<MapData, u64>,
+    ) -> Self {
+        Drainer {
+            shared,
+            ring,
+            counters,
+            seen_dropped: [0; counter::LEN as usize],
+            batch: Vec::with_capacity(4096),
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            self.wait_readable();
+            self.drain_once();
+            self.check_drops();
+        }
+    }
+
+    fn wait_readable(&self) {
+        let mut pollfd = libc::pollfd {
+            fd: self.ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call; the fd is owned by `self.ring`.
+        unsafe { libc::poll(&mut pollfd, 1, POLL_TIMEOUT.as_millis() as libc::c_int) };
+    }
+
+    fn drain_once(&mut self) {
+        self.batch.clear();
+        let mut undecodable = 0u64;
+        loop {
+            let (decoded, second) = {
+                let Some(item) = self.ring.next() else {
+                    break;
+                };
+                // `decode` checks the record's length; the item is released at once.
+                (event::decode(&item), event::pair_second_bytes(&item))
+            };
+            match decoded {
+                Ok(traced) => {
+                    self.batch.push(traced);
+                    self.batch.extend(second);
+                }
+                Err(_) => undecodable += 1,
+            }
+            if self.batch.len() >= 4096 {
+                self.apply_batch();
+                self.batch.clear();
+            }
+        }
+        self.apply_batch();
+        if undecodable > 0 {
+            *lock(&self.shared.stats)
+                .dropped
+                .entry("undecodable")
+                .or_default() += undecodable;
+        }
+    }
+
+    fn apply_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        {
+            let mut stats = lock(&self.shared.stats);
+            for traced in &self.batch {
+                *stats
+                    .received
+                    .entry(metric_kind(&traced.event))
+                    .or_default() += 1;
+            }
+        }
+        let mut resolver = lock(&self.shared.resolver);
+        let mut ledgers = lock(&self.shared.ledgers);
+        for traced in &self.batch {
+            let Some(ledger) = ledgers.get_mut(&traced.tgid) else {
+                continue;
+            };
+            let site = match (creates(&traced.event), resolver.as_mut()) {
+                (true, Some(resolver)) => resolver.site_for(traced),
+                _ => None,
+            };
+            ledger.apply(traced, site);
+        }
+        // Exec closed the close-on-exec fds without close events: re-read those from procfs.
+        for (tgid, ledger) in ledgers.iter_mut().filter(|(_, l)| l.needs_resync) {
+            resync(*tgid, ledger);
+        }
+    }
+
+    /// Reads the kernel's drop counters; new drops mean the ledgers may have missed events, so
+    /// each is re-read from procfs.
+    fn check_drops(&mut self) {
+        let mut new_drops = false;
+        let mut stats = None;
+        for index in 0..counter::LEN {
+            let Ok(values) = self.counters.get(&index, 0) else {
+                continue;
+            };
+            let total: u64 = values.iter().sum();
+            let seen = &mut self.seen_dropped[index as usize];
+            if total > *seen {
+                let delta = total - *seen;
+                *seen = total;
+                let stats = stats.get_or_insert_with(|| lock(&self.shared.stats));
+                if index == counter::PENDING_FULL {
+                    stats.pending_full += delta;
+                } else {
+                    *stats.dropped.entry(dropped_kind(index)).or_default() += delta;
+                }
+                new_drops = true;
+            }
+        }
+        drop(stats);
+        if new_drops {
+            for (tgid, ledger) in lock(&self.shared.ledgers).iter_mut() {
+                resync(*tgid, ledger);
+            }
+        }
+    }
+}
+
+/// Events that create an entry a site can be blamed for.
+fn creates(event: &TraceEvent) -> bool {
+    matches!(
+        event,
+        TraceEvent::FdOpened { .. }
+            | TraceEvent::ThreadCreated { .. }
+            | TraceEvent::PageFault { .. }
+    )
+}
+
+fn resync(tgid: u32, ledger: &mut TargetLedger) {
+    if let Ok(listing) = reconcile::list(tgid as i32) {
+        ledger.reconcile(listing.fds, listing.threads);
+    }
+}
+
+/// The metric kind of a kernel drop counter index (the event kind it was counted under).
+fn dropped_kind(index: u32) -> &'static str {
+    match index {
+        kind::FD_OPEN | kind::FD_OPEN_PAIR => "fd_open",
+        kind::FD_CLOSE | kind::FD_CLOSE_RANGE => "fd_close",
+        kind::THREAD_NEW => "thread_new",
+        kind::THREAD_EXIT => "thread_exit",
+        kind::EXEC => "exec",
+        kind::FORK => "fork",
+        kind::PAGE_FAULT => "page_fault",
+        kind::UNMAP | kind::BRK | kind::REMAP => "unmap",
+        _ => "other",
+    }
+}

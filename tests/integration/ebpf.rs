@@ -1,0 +1,150 @@
+//! The eBPF tracer against this kernel: the real programs loaded and attached, real Python
+//! processes leaking fds, sockets, threads and memory, and the ledgers checked against procfs.
+//! Privileged: these fail (never skip) without CAP_BPF + CAP_PERFMON.
+
+use crate::support::{wait_until, Workload};
+use leak_monitor::capabilities::Privileges;
+use leak_monitor::events::{LedgerCounts, Tracer};
+use std::time::Duration;
+
+fn tracer() -> Tracer {
+    Tracer::start(Privileges::current()).unwrap_or_else(|err| {
+        panic!("the eBPF tests must run (as root, on a kernel with BPF): {err}")
+    })
+}
+
+fn procfs_count(pid: u32, dir: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn procfs_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|l| l.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Follows `workload` for `seconds`, returning the ledger counts at the end.
+fn follow_for(tracer: &Tracer, workload: &Workload, seconds: u64) -> LedgerCounts {
+    let pid = workload.pid() as i32;
+    tracer.follow(pid).unwrap();
+    std::thread::sleep(Duration::from_secs(seconds));
+    // Give the draining thread one poll period to catch up.
+    std::thread::sleep(Duration::from_millis(300));
+    tracer.counts(pid).unwrap()
+}
+
+#[test]
+fn fd_ledger_agrees_with_procfs_during_an_fd_leak() {
+    let tracer = tracer();
+    let workload = Workload::start("fd_leak.py", &["--rate", "50"]);
+    let counts = follow_for(&tracer, &workload, 4);
+    let procfs = procfs_count(workload.pid(), "fd") as i64;
+    let new = counts.fds - counts.fds_preexisting;
+    assert!(
+        (counts.fds as i64 - procfs).abs() <= 3,
+        "ledger {counts:?} vs procfs {procfs} fds"
+    );
+    assert!(
+        new >= 150,
+        "4 s at 50 fds/s should add ~200 fds, got {counts:?}"
+    );
+    let stats = tracer.stats();
+    assert!(
+        stats.received.get("fd_open").copied().unwrap_or(0) >= 150,
+        "{stats:?}"
+    );
+    assert_eq!(stats.dropped.values().sum::<u64>(), 0, "{stats:?}");
+}
+
+#[test]
+fn socket_ledger_agrees_with_procfs_during_a_socket_leak() {
+    let tracer = tracer();
+    let workload = Workload::start("socket_tcp_leak.py", &["--rate", "20"]);
+    let counts = follow_for(&tracer, &workload, 4);
+    let procfs = procfs_sockets(workload.pid()) as i64;
+    assert!(
+        (counts.sockets as i64 - procfs).abs() <= 3,
+        "ledger {counts:?} vs procfs {procfs} sockets"
+    );
+    assert!(counts.sockets >= 40, "{counts:?}");
+    // The in-process server accepts one connection per call.
+    assert!(counts.accepts >= 40, "{counts:?}");
+}
+
+#[test]
+fn thread_ledger_agrees_with_procfs_during_a_thread_leak() {
+    let tracer = tracer();
+    let workload = Workload::start("thread_leak.py", &["--rate", "10"]);
+    let counts = follow_for(&tracer, &workload, 4);
+    let procfs = procfs_count(workload.pid(), "task") as i64;
+    assert!(
+        (counts.threads as i64 - procfs).abs() <= 2,
+        "ledger {counts:?} vs procfs {procfs} threads"
+    );
+    assert!(
+        counts.threads - counts.threads_preexisting >= 30,
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn page_ledger_follows_rss_growth() {
+    let tracer = tracer();
+    // 2 MB/s of resident growth.
+    let workload = Workload::start("rss_leak.py", &["--body-bytes", "204800"]);
+    let pid = workload.pid();
+    let before = rss_bytes(pid);
+    let counts = follow_for(&tracer, &workload, 5);
+    let grown = rss_bytes(pid).saturating_sub(before) as f64;
+    let tracked = (counts.pages * 4096) as f64;
+    assert!(
+        grown > 5e6,
+        "the workload should have grown ~10 MB, grew {grown}"
+    );
+    assert!(
+        (tracked - grown).abs() / grown < 0.25,
+        "pages tracked {tracked} B vs RSS growth {grown} B ({counts:?})"
+    );
+}
+
+#[test]
+fn a_steady_process_makes_almost_no_events() {
+    let tracer = tracer();
+    let workload = Workload::start("steady.py", &[]);
+    let pid = workload.pid() as i32;
+    // Let it settle: its allocator reaches its working set within its first seconds.
+    std::thread::sleep(Duration::from_secs(2));
+    tracer.follow(pid).unwrap();
+    let start = tracer.stats().received.values().sum::<u64>();
+    std::thread::sleep(Duration::from_secs(5));
+    let events = tracer.stats().received.values().sum::<u64>() - start;
+    let counts = tracer.counts(pid).unwrap();
+    // A handful of page faults as the heap breathes, no fds or threads.
+    assert!(events < 500, "{events} events in 5 s from a steady process");
+    assert_eq!(counts.fds, counts.fds_preexisting, "{counts:?}");
+    drop(workload);
+    // A gone process: its ledger is still readable until it is unfollowed.
+    wait_until(Duration::from_secs(5), "the workload to exit", || {
+        crate::support::process_ended(pid as u32).then_some(())
+    });
+    tracer.unfollow(pid);
+    assert!(tracer.counts(pid).is_none());
+}
