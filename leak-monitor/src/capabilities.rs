@@ -81,8 +81,7 @@ impl Capabilities {
                 privileges.missing().join(", ")
             ));
         }
-        // Until the eBPF tracer and the stack reader are wired in, say so rather than pretend.
-        notes.push("eBPF tracing is off: this build samples procfs only".to_string());
+        // The stack reader is not wired in yet: say so rather than pretend.
         notes.push(
             "Python stacks are off: this build does not attribute growth to source lines yet, so sites are empty"
                 .to_string(),
@@ -106,6 +105,19 @@ impl Capabilities {
             );
         }
         capabilities
+    }
+
+    /// Records whether the eBPF tracer started, and why not when it did not.
+    pub fn set_tracing(&mut self, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => self.ebpf = true,
+            Err(why) => {
+                self.ebpf = false;
+                self.note(format!(
+                    "eBPF tracing is off ({why}): verdicts come from procfs sampling alone"
+                ));
+            }
+        }
     }
 
     /// Records that a capability is off, and why.

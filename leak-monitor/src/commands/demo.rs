@@ -5,6 +5,7 @@
 use super::metrics_server::MetricsServer;
 use super::report_files::{create_private_dir, write_private};
 use super::ticker::StopFlag;
+use super::tracing;
 use super::view::follow_live;
 use super::UsageError;
 use crate::capabilities::{Capabilities, Privileges};
@@ -48,9 +49,16 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut monitor =
         TargetMonitor::attach(info, interval).context("attaching to the demo workload")?;
 
-    let capabilities = Capabilities::procfs_only(Privileges::current());
+    let mut capabilities = Capabilities::procfs_only(Privileges::current());
+    let tracer = tracing::start(&mut capabilities);
+    tracing::follow_all(
+        tracer.as_ref(),
+        std::slice::from_mut(&mut monitor),
+        &mut capabilities,
+    );
     capabilities.announce();
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
+    let mut event_counters = tracing::EventCounters::declare(&metrics);
     let mut footer = capabilities.notes.clone();
     let _server = match MetricsServer::start(args.listen, Arc::clone(&metrics)) {
         Ok(server) => {
@@ -79,6 +87,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &footer,
         |snapshot| {
             metrics.update(std::slice::from_ref(snapshot));
+            event_counters.update(tracer.as_ref(), &metrics);
         },
     );
     drop(workload);

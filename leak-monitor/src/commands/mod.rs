@@ -10,6 +10,7 @@ mod run;
 mod serve;
 mod serve_config;
 mod ticker;
+mod tracing;
 mod view;
 mod watch;
 

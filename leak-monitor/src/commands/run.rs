@@ -3,7 +3,7 @@
 use super::report_files::{check_writable, write_private};
 use super::resolve::attach_pids;
 use super::ticker::{StopFlag, Ticker};
-use super::{progress::Progress, UsageError};
+use super::{progress::Progress, tracing, UsageError};
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::RunArgs;
 use crate::monitor::{Ended, TargetMonitor};
@@ -34,7 +34,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::on_signals()?;
     let mut monitors = attach_pids(&args.pids, interval)?;
 
-    let capabilities = Capabilities::procfs_only(Privileges::current());
+    let mut capabilities = Capabilities::procfs_only(Privileges::current());
+    let tracer = tracing::start(&mut capabilities);
+    tracing::follow_all(tracer.as_ref(), &mut monitors, &mut capabilities);
     capabilities.announce();
 
     observe(

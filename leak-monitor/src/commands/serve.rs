@@ -6,6 +6,7 @@ use super::report_files::{create_private_dir, write_private};
 use super::resolve::attach_pids;
 use super::serve_config::ServeConfig;
 use super::ticker::{StopFlag, Ticker};
+use super::tracing;
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::ServeArgs;
 use crate::detection::Verdict;
@@ -31,8 +32,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &config.report_dir {
         create_private_dir(dir)?;
     }
-    let initial = attach_pids(&config.pids, config.interval)?;
-    let capabilities = Capabilities::procfs_only(Privileges::current());
+    let mut initial = attach_pids(&config.pids, config.interval)?;
+    let mut capabilities = Capabilities::procfs_only(Privileges::current());
+    let tracer = tracing::start(&mut capabilities);
+    tracing::follow_all(tracer.as_ref(), &mut initial, &mut capabilities);
     capabilities.announce();
 
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
@@ -42,7 +45,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server.addr()
     ));
 
+    let mut event_counters = tracing::EventCounters::declare(&metrics);
     let mut fleet = Fleet::new(initial, config.selectors, config.interval, REDISCOVER_EVERY);
+    fleet.set_tracer(tracer.clone());
     for monitor in fleet.monitors() {
         log(&format!(
             "following {}",
@@ -78,6 +83,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             alerts.check(snapshot);
         }
         metrics.update(&snapshots);
+        event_counters.update(tracer.as_ref(), &metrics);
     }
     log("stopping");
     Ok(ExitCode::SUCCESS)

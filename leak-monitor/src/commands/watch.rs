@@ -2,6 +2,7 @@
 
 use super::resolve::attach_pids;
 use super::ticker::StopFlag;
+use super::tracing;
 use super::view::follow_live;
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::WatchArgs;
@@ -16,8 +17,14 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let mut monitor = attach_pids(&[args.pid], interval)?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
-    let mut capabilities =
-        Capabilities::procfs_only(Privileges::current()).for_target(monitor.info());
+    let mut capabilities = Capabilities::procfs_only(Privileges::current());
+    let tracer = tracing::start(&mut capabilities);
+    tracing::follow_all(
+        tracer.as_ref(),
+        std::slice::from_mut(&mut monitor),
+        &mut capabilities,
+    );
+    let mut capabilities = capabilities.for_target(monitor.info());
     capabilities.announce();
 
     let mut footer = capabilities.notes.clone();

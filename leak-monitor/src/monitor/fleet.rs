@@ -3,8 +3,10 @@
 
 use super::snapshot::TargetSnapshot;
 use super::target::{Ended, TargetMonitor};
+use crate::events::Tracer;
 use crate::targets::{self, Selector, TargetId, TargetInfo};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How stale a target's trends may get in the daemon: 50 targets x 4 resources cost ~90 ms of
@@ -30,6 +32,8 @@ pub struct Fleet {
     /// Processes that matched but failed to attach: not retried until they are gone, so one
     /// unreadable process does not produce an error every discovery.
     refused: BTreeSet<TargetId>,
+    /// New targets are traced with it too, when tracing is on.
+    tracer: Option<Arc<Tracer>>,
 }
 
 impl Fleet {
@@ -54,7 +58,13 @@ impl Fleet {
                 })
                 .collect(),
             refused: BTreeSet::new(),
+            tracer: None,
         }
+    }
+
+    /// Traces the targets discovered from now on with `tracer`.
+    pub fn set_tracer(&mut self, tracer: Option<Arc<Tracer>>) {
+        self.tracer = tracer;
     }
 
     pub fn len(&self) -> usize {
@@ -120,6 +130,12 @@ impl Fleet {
             match TargetMonitor::attach(info.clone(), self.interval) {
                 Ok(mut monitor) => {
                     monitor.set_trend_refresh(TREND_REFRESH);
+                    if let Some(tracer) = &self.tracer {
+                        // Without the kernel's view the target is still sampled from procfs.
+                        if let Err(err) = monitor.trace_with(Arc::clone(tracer)) {
+                            result.attach_errors.push(err.to_string());
+                        }
+                    }
                     self.monitors.insert(id, monitor);
                     result.added.push(info);
                 }

@@ -2,6 +2,7 @@
 
 use crate::attribution::Site;
 use crate::detection::Trend;
+use crate::events::LedgerCounts;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
@@ -31,6 +32,8 @@ pub struct TargetSnapshot {
     pub observed_seconds: f64,
     pub samples: u64,
     pub interval_seconds: f64,
+    /// The eBPF ledgers' counts, when the target is traced.
+    pub ledgers: Option<LedgerCounts>,
 }
 
 /// The samples kept for one resource of one target, (seconds since start, value), oldest first.

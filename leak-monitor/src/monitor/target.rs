@@ -2,10 +2,12 @@
 
 use super::snapshot::{ResourceSeries, ResourceSnapshot, TargetSnapshot};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
+use crate::events::{Tracer, TracerError};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often limits (fd soft limit, cgroup memory limit) are re-read: they rarely change, and
@@ -39,6 +41,8 @@ pub struct TargetMonitor {
     trend_refresh: Duration,
     spikes: VecDeque<(Resource, Spike)>,
     ended: Option<Ended>,
+    /// The eBPF tracer following this process, when tracing is on.
+    tracer: Option<Arc<Tracer>>,
 }
 
 impl TargetMonitor {
@@ -64,6 +68,7 @@ impl TargetMonitor {
             trend_refresh: Duration::ZERO,
             spikes: VecDeque::new(),
             ended: None,
+            tracer: None,
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -74,6 +79,18 @@ impl TargetMonitor {
     /// a verdict is seconds to minutes in the making anyway.
     pub fn set_trend_refresh(&mut self, every: Duration) {
         self.trend_refresh = every;
+    }
+
+    /// Follows this process in the kernel too: its fd, thread and page ledgers start now,
+    /// seeded from procfs. Unfollowed when the monitor is dropped.
+    pub fn trace_with(&mut self, tracer: Arc<Tracer>) -> Result<(), TracerError> {
+        tracer.follow(self.info.id.pid)?;
+        self.tracer = Some(tracer);
+        Ok(())
+    }
+
+    pub fn tracer(&self) -> Option<&Arc<Tracer>> {
+        self.tracer.as_ref()
     }
 
     pub fn info(&self) -> &TargetInfo {
@@ -192,6 +209,18 @@ impl TargetMonitor {
             observed_seconds,
             samples: self.samples,
             interval_seconds: self.interval.as_secs_f64(),
+            ledgers: self
+                .tracer
+                .as_ref()
+                .and_then(|t| t.counts(self.info.id.pid)),
+        }
+    }
+}
+
+impl Drop for TargetMonitor {
+    fn drop(&mut self) {
+        if let Some(tracer) = &self.tracer {
+            tracer.unfollow(self.info.id.pid);
         }
     }
 }

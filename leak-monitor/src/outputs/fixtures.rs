@@ -139,6 +139,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         observed_seconds: 59.0,
         samples: 60,
         interval_seconds: 1.0,
+        ledgers: None,
     }
 }
 
@@ -166,5 +167,6 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         observed_seconds: 9.5,
         samples: 20,
         interval_seconds: 0.5,
+        ledgers: None,
     }
 }

@@ -66,6 +66,25 @@ fn render_report(out: &mut String, report: &Report) {
     for note in &capabilities.notes {
         let _ = writeln!(out, "- {}", one_line(note));
     }
+    if let Some(ledgers) = &report.ledgers {
+        let _ = writeln!(
+            out,
+            "\n**Kernel ledgers (eBPF, live since attach):** {} fds ({} pre-existing), {} sockets, \
+             {} threads ({} pre-existing), {} new resident pages{}, {} connections accepted.",
+            ledgers.fds,
+            ledgers.fds_preexisting,
+            ledgers.sockets,
+            ledgers.threads,
+            ledgers.threads_preexisting,
+            ledgers.new_resident_pages,
+            if ledgers.untracked_pages > 0 {
+                format!(" (+{} past the ledger cap)", ledgers.untracked_pages)
+            } else {
+                String::new()
+            },
+            ledgers.accepts,
+        );
+    }
     let _ = writeln!(out, "\n{}\n", verdict_summary(&report.resources));
 
     summary_table(out, &report.resources);

@@ -5,6 +5,7 @@
 use crate::attribution::{LeakType, Site};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
+use crate::events::LedgerCounts;
 use crate::monitor::{ResourceSnapshot, TargetSnapshot};
 use crate::resource::Resource;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -22,6 +23,26 @@ pub struct Report {
     pub observation: Observation,
     pub capabilities: ReportCapabilities,
     pub resources: Vec<ResourceReport>,
+    /// The eBPF ledgers at the end of the observation (an addition to v1; null without eBPF).
+    #[serde(default)]
+    pub ledgers: Option<LedgerReport>,
+}
+
+/// What the kernel saw created since attach and still live. Pre-existing entries were there
+/// before the monitor attached (or appeared while events were lost) and are never blamed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerReport {
+    pub fds: u64,
+    pub fds_preexisting: u64,
+    pub sockets: u64,
+    pub threads: u64,
+    pub threads_preexisting: u64,
+    /// Pages made resident since attach and still mapped.
+    pub new_resident_pages: u64,
+    /// New pages past the ledger's cap: counted, not tracked.
+    pub untracked_pages: u64,
+    /// Connections accepted since attach.
+    pub accepts: u64,
 }
 
 /// The `schema` field: serializes as `SCHEMA`, and a report of another schema does not parse.
@@ -138,8 +159,9 @@ impl Report {
             resources: snapshot
                 .resources
                 .iter()
-                .map(ResourceReport::build)
+                .map(|r| ResourceReport::build(r, snapshot.ledgers.as_ref()))
                 .collect(),
+            ledgers: snapshot.ledgers.as_ref().map(LedgerReport::build),
         }
     }
 
@@ -158,8 +180,36 @@ impl Report {
     }
 }
 
+impl LedgerReport {
+    fn build(counts: &LedgerCounts) -> LedgerReport {
+        LedgerReport {
+            fds: counts.fds,
+            fds_preexisting: counts.fds_preexisting,
+            sockets: counts.sockets,
+            threads: counts.threads,
+            threads_preexisting: counts.threads_preexisting,
+            new_resident_pages: counts.pages,
+            untracked_pages: counts.pages_untracked,
+            accepts: counts.accepts,
+        }
+    }
+}
+
+/// Accepted connections below which growth per connection is too noisy to state.
+const MIN_ACCEPTS_FOR_PER_EVENT: u64 = 10;
+
+/// Growth per accepted connection, when the kernel counted enough of them.
+fn per_accept(snapshot: &ResourceSnapshot, ledgers: Option<&LedgerCounts>) -> Option<PerEvent> {
+    let accepts = ledgers?.accepts;
+    let grown = snapshot.last - snapshot.first;
+    (accepts >= MIN_ACCEPTS_FOR_PER_EVENT && grown > 0.0).then(|| PerEvent {
+        event: "accept".to_string(),
+        amount: grown / accepts as f64,
+    })
+}
+
 impl ResourceReport {
-    fn build(snapshot: &ResourceSnapshot) -> ResourceReport {
+    fn build(snapshot: &ResourceSnapshot, ledgers: Option<&LedgerCounts>) -> ResourceReport {
         let trend = &snapshot.trend;
         ResourceReport {
             resource: snapshot.resource,
@@ -172,7 +222,7 @@ impl ResourceReport {
             limit: snapshot.limit,
             // Infinitely far is never: the contract's null.
             seconds_to_limit: trend.seconds_to_limit.filter(|s| s.is_finite()),
-            per_event: None,
+            per_event: per_accept(snapshot, ledgers),
             sites: snapshot.sites.iter().map(SiteReport::build).collect(),
         }
     }

@@ -1,0 +1,92 @@
+//! Starting the eBPF tracer for a command, following its targets with it, and carrying its event
+//! counts into the metrics. Tracing is optional: when it cannot start, the command goes on with
+//! procfs alone and the capabilities say why.
+
+use crate::capabilities::{Capabilities, Privileges};
+use crate::events::{EventStats, Tracer};
+use crate::monitor::TargetMonitor;
+use crate::outputs::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Event kinds exported from the start (so `rate()` works before the first event).
+const EVENT_KINDS: [&str; 8] = [
+    "fd_open",
+    "fd_close",
+    "thread_new",
+    "thread_exit",
+    "exec",
+    "fork",
+    "page_fault",
+    "unmap",
+];
+
+/// Starts the tracer, recording the outcome in `capabilities`.
+pub fn start(capabilities: &mut Capabilities) -> Option<Arc<Tracer>> {
+    match Tracer::start(Privileges::current()) {
+        Ok(tracer) => {
+            capabilities.set_tracing(Ok(()));
+            Some(Arc::new(tracer))
+        }
+        Err(err) => {
+            capabilities.set_tracing(Err(err.to_string()));
+            None
+        }
+    }
+}
+
+/// Follows each monitor's process in the kernel. A process the tracer cannot follow keeps its
+/// procfs monitoring; the note says so.
+pub fn follow_all(
+    tracer: Option<&Arc<Tracer>>,
+    monitors: &mut [TargetMonitor],
+    capabilities: &mut Capabilities,
+) {
+    let Some(tracer) = tracer else {
+        return;
+    };
+    for monitor in monitors {
+        if let Err(err) = monitor.trace_with(Arc::clone(tracer)) {
+            capabilities.note(format!("{err}; that target is sampled from procfs only"));
+        }
+    }
+}
+
+/// Pushes the tracer's event counts into the metrics as deltas since the last call.
+#[derive(Default)]
+pub struct EventCounters {
+    last: EventStats,
+}
+
+impl EventCounters {
+    pub fn declare(metrics: &Metrics) -> Self {
+        for kind in EVENT_KINDS {
+            metrics.declare_event_kind(kind);
+        }
+        EventCounters::default()
+    }
+
+    pub fn update(&mut self, tracer: Option<&Arc<Tracer>>, metrics: &Metrics) {
+        let Some(tracer) = tracer else {
+            return;
+        };
+        let now = tracer.stats();
+        for (kind, delta) in deltas(&now.received, &self.last.received) {
+            metrics.add_events(kind, delta);
+        }
+        for (kind, delta) in deltas(&now.dropped, &self.last.dropped) {
+            metrics.add_dropped(kind, delta);
+        }
+        self.last = now;
+    }
+}
+
+fn deltas<'a>(
+    now: &'a BTreeMap<&'static str, u64>,
+    before: &'a BTreeMap<&'static str, u64>,
+) -> impl Iterator<Item = (&'static str, u64)> + 'a {
+    now.iter().filter_map(|(kind, &count)| {
+        let delta = count.saturating_sub(before.get(kind).copied().unwrap_or(0));
+        (delta > 0).then_some((*kind, delta))
+    })
+}
