@@ -60,7 +60,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Write the JSON report (schema leak-monitor/report/v1) here; with several PIDs, one file
-    /// per PID (PATH.PID.json) [default: none].
+    /// per PID (r.json becomes r.PID.json) [default: none].
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// Write the Markdown report here [default: print it on stdout when no --json is given].

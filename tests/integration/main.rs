@@ -3,7 +3,7 @@
 //! `verdicts` checks leaks and decoys end to end, `cli` the `run` command's contract, `metrics`
 //! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `alerting` the shipped
 //! rules in a real Prometheus, `html_report` the HTML report in headless Chromium,
-//! `completions` the shell completions, `serve_config` malformed `--config` files, `deploy` and
+//! `completions` the shell completions, `progress` the progress line, `serve_config` malformed `--config` files, `deploy` and
 //! `deploy_privileges` the deploy/ artifacts. `support`, `scrape`, `prometheus` and `chromium`
 //! are helpers.
 //!
@@ -31,6 +31,7 @@ mod deploy;
 mod deploy_privileges;
 mod html_report;
 mod metrics;
+mod progress;
 mod prometheus;
 mod scrape;
 mod serve_config;
