@@ -27,11 +27,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a bundled leaky Python workload and monitor it end to end.
     Demo(DemoArgs),
+    /// Print a shell completion script on stdout (e.g. `leak-monitor completions bash >
+    /// /etc/bash_completion.d/leak-monitor`).
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
-    /// Sampling interval in milliseconds [default: 1000].
+    /// Sampling interval in milliseconds, 10 to 3600000 [default: 1000].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub interval: Option<u64>,
 }
@@ -48,31 +51,32 @@ impl SamplingArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Process to observe (repeat for several).
+    /// Process ID to observe (repeat for several; required).
     #[arg(long = "pid", value_name = "PID", required = true)]
     pub pids: Vec<i32>,
-    /// How long to observe, in seconds.
+    /// How long to observe, in seconds (fractions allowed; required, no default).
     #[arg(long, value_name = "SECONDS")]
     pub duration: f64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Write the JSON report (schema leak-monitor/report/v1) here.
+    /// Write the JSON report (schema leak-monitor/report/v1) here; with several PIDs, one file
+    /// per PID (r.json becomes r.PID.json) [default: none].
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// Write the Markdown report here (default: print it to stdout when no --json is given).
+    /// Write the Markdown report here [default: print it on stdout when no --json is given].
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
-    /// Write a self-contained HTML report here.
+    /// Write a self-contained HTML report (charts, flame graph) here [default: none].
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
-    /// Exit with status 3 when any resource has verdict `leak`.
+    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
     #[arg(long)]
     pub fail_on_leak: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Process to watch.
+    /// Process ID to watch (required).
     #[arg(long, value_name = "PID")]
     pub pid: i32,
     #[command(flatten)]
@@ -81,22 +85,25 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Follow this process (repeat for several).
+    /// Process ID to follow (repeat for several) [default: none].
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<i32>,
-    /// Follow processes whose command line matches REGEX; `NAME=REGEX` names the group.
+    /// Follow processes whose command line matches REGEX; `NAME=REGEX` names the group (the
+    /// `target` label); repeat for several [default: none].
     #[arg(long = "match", value_name = "REGEX")]
     pub matches: Vec<String>,
-    /// Follow every Python process.
+    /// Follow every Python process on the host [default: off].
     #[arg(long)]
     pub python: bool,
-    /// Address to serve /metrics and /healthz on [default: 127.0.0.1:9464].
+    /// IP:PORT to serve /metrics and /healthz on [default: 127.0.0.1:9464, loopback only].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Write a report here whenever a leak verdict is reached or a leaking target exits.
+    /// Directory for a JSON and a Markdown report whenever a leak verdict is reached or a
+    /// leaking target exits (created mode 0700) [default: no reports written].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
-    /// Read options from this TOML file (flags given on the command line win).
+    /// Read options from this TOML file (keys: pids, match, python, listen, report_dir,
+    /// interval_ms); flags given on the command line win [default: none].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -108,7 +115,22 @@ pub struct DemoArgs {
     /// How long to run the demo, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 45.0)]
     pub duration: f64,
-    /// Address to serve /metrics on while the demo runs.
+    /// IP:PORT to serve /metrics on while the demo runs.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }

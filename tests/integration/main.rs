@@ -1,7 +1,10 @@
 //! Integration tests: real Python processes (tests/python/) observed by the real binary.
 //!
 //! `verdicts` checks leaks and decoys end to end, `cli` the `run` command's contract, `metrics`
-//! the `serve` daemon over HTTP with promtool, `demo` the bundled demo. `support` and `scrape`
+//! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `alerting` the shipped
+//! rules in a real Prometheus, `html_report` the HTML report in headless Chromium,
+//! `completions` the shell completions, `progress` the progress line, `serve_config` malformed `--config` files, `deploy` and
+//! `deploy_privileges` the deploy/ artifacts. `support`, `scrape`, `prometheus` and `chromium`
 //! are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -13,16 +16,25 @@
 //! cargo test -p leak-monitor --test integration -- --test-threads 6
 //! ```
 //!
-//! Needs `python3` (3.11) and `promtool` (`apt-get install -y prometheus`) on PATH.
+//! Needs `python3` (3.11), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
+//! prometheus`), `chromium` and `systemd-analyze` on PATH; `cargo xtask setup` installs them.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod alerting;
+mod chromium;
 mod cli;
+mod completions;
 mod demo;
 mod deploy;
+mod deploy_privileges;
 mod ebpf;
+mod html_report;
 mod metrics;
+mod progress;
+mod prometheus;
 mod scrape;
+mod serve_config;
 mod support;
 mod verdicts;

@@ -33,7 +33,7 @@ pub fn demo_workload_script() -> PathBuf {
 
 /// Makes the child get SIGKILL when the test thread that spawned it ends, so no workload
 /// outlives a test binary that is killed or aborts (Drop covers the ordinary paths).
-fn die_with_parent(command: &mut Command) -> &mut Command {
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and the closure touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {

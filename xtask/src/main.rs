@@ -18,7 +18,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what the tests need and a fresh machine lacks (promtool, ...).
+    /// Install what the tests need and a fresh machine lacks (prometheus, chromium, systemd).
     Setup,
     /// Measure the daemon's own RSS and CPU while it follows many idle Python processes.
     BenchDaemon {

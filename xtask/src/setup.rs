@@ -4,18 +4,39 @@
 use anyhow::{bail, Context};
 use std::process::Command;
 
-/// Debian packages and the command each provides.
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[("promtool", "prometheus")];
+/// Debian packages and the command each provides: promtool and prometheus (rule tests, the
+/// end-to-end alerting test), chromium (the HTML report in a browser), systemd-analyze (verify
+/// the unit file).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("promtool", "prometheus"),
+    ("prometheus", "prometheus"),
+    ("chromium", "chromium"),
+    ("systemd-analyze", "systemd"),
+];
+
+/// Debian packages that provide no command, and a file each installs: a font, so Chromium's
+/// screenshots show text.
+const DEBIAN_FILES: &[(&str, &str)] = &[(
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "fonts-dejavu-core",
+)];
 
 pub fn run() -> anyhow::Result<()> {
     if !have("python3") {
         bail!("python3 is required (the tests run real Python processes)");
     }
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    let mut missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
         .filter(|(command, _)| !have(command))
         .map(|(_, package)| *package)
+        .chain(
+            DEBIAN_FILES
+                .iter()
+                .filter(|(path, _)| !std::path::Path::new(path).exists())
+                .map(|(_, package)| *package),
+        )
         .collect();
+    missing.dedup();
     if !missing.is_empty() {
         install_debian(&missing)?;
     }

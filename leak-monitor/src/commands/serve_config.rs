@@ -57,17 +57,29 @@ impl ServeConfig {
         } else {
             args.pids.clone()
         };
-        let matches = if args.matches.is_empty() {
+        let mut selectors = if args.matches.is_empty() {
+            let path = args.config.as_deref().unwrap_or(Path::new("-"));
             file.matches
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    Selector::parse_match(m).map_err(|err| {
+                        UsageError(format!(
+                            "invalid config {}: key `match[{i}]` = {m:?}: {err}",
+                            path.display()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
         } else {
-            args.matches.clone()
+            args.matches
+                .iter()
+                .map(|m| {
+                    Selector::parse_match(m)
+                        .map_err(|err| UsageError(format!("--match {m:?}: {err}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
         };
-        let mut selectors = matches
-            .iter()
-            .map(|m| {
-                Selector::parse_match(m).map_err(|err| UsageError(format!("--match {m:?}: {err}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         if args.python || file.python {
             selectors.push(Selector::Python);
         }
@@ -79,8 +91,11 @@ impl ServeConfig {
         let interval_ms = args.sampling.interval.or(file.interval_ms);
         if let Some(ms) = interval_ms {
             if !(10..=3_600_000).contains(&ms) {
+                // clap range-checks --interval, so an out-of-range value comes from the file.
+                let path = args.config.as_deref().unwrap_or(Path::new("-"));
                 return Err(UsageError(format!(
-                    "interval_ms = {ms} is out of range: use 10 to 3600000 milliseconds"
+                    "invalid config {}: key `interval_ms` = {ms} is out of range: use 10 to 3600000 milliseconds",
+                    path.display()
                 )));
             }
         }
@@ -116,13 +131,36 @@ fn read_config(path: &Path) -> Result<ConfigFile, UsageError> {
             .to_string();
         let at = err
             .span()
-            .map(|span| {
-                let line = text[..span.start.min(text.len())].lines().count().max(1);
-                format!(" (line {line})")
-            })
+            .map(|span| location(&text, span.start))
             .unwrap_or_default();
         UsageError(format!("invalid config {}{at}: {message}", path.display()))
     })
+}
+
+/// ` (line N, key `K`)` for an error at byte `offset`: the key is read from the start of the
+/// offending line (`key = value`), so type errors say which option is wrong.
+fn location(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line_number = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text
+        .get(line_start..)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    match key {
+        Some(key) => format!(" (line {line_number}, key `{key}`)"),
+        None => format!(" (line {line_number})"),
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +199,7 @@ mod tests {
         let file = config_file("pids = [1]\nlisten = 12\n");
         let path = file.path().to_str().unwrap();
         let err = ServeConfig::resolve(&serve_args(&["--config", path])).unwrap_err();
-        assert!(err.0.contains("line 2"), "{}", err.0);
+        assert!(err.0.contains("line 2, key `listen`"), "{}", err.0);
         assert!(!err.0.contains('\n'), "{}", err.0);
     }
 
