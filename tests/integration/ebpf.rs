@@ -5,6 +5,8 @@
 use crate::support::{wait_until, Workload};
 use leak_monitor::capabilities::Privileges;
 use leak_monitor::events::{LedgerCounts, Tracer};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::time::Duration;
 
 fn tracer() -> Tracer {
@@ -147,4 +149,58 @@ fn a_steady_process_makes_almost_no_events() {
     });
     tracer.unfollow(pid);
     assert!(tracer.counts(pid).is_none());
+}
+
+/// `setpriv` to the unprivileged user `nobody`, with no capabilities.
+fn as_nobody(program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+        program,
+    ]);
+    command
+}
+
+#[test]
+fn without_privileges_ebpf_is_off_with_the_reason_and_procfs_verdicts_remain() {
+    // Debian's interpreter: pyenv's lives under /root, which nobody cannot enter.
+    let mut python = as_nobody("/usr/bin/python3");
+    python
+        .arg(crate::support::python_script("fd_leak.py"))
+        .args(["--rate", "20"]);
+    let workload = Workload::spawn("fd_leak.py as nobody", python);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let json = dir.path().join("report.json");
+    let output = as_nobody(env!("CARGO_BIN_EXE_leak-monitor"))
+        .args(["run", "--pid", &workload.pid_arg(), "--duration", "25"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report = crate::support::read_json(&json);
+    let capabilities = &report["capabilities"];
+    assert_eq!(capabilities["ebpf"], false, "{capabilities}");
+    let notes = capabilities["notes"].to_string();
+    assert!(
+        notes.contains("eBPF tracing is off") && notes.contains("CAP_BPF"),
+        "{notes}"
+    );
+    assert!(
+        stderr.contains("eBPF tracing is off"),
+        "said once on stderr: {stderr}"
+    );
+    assert_eq!(stderr.matches("eBPF tracing is off").count(), 1, "{stderr}");
+    assert!(report["ledgers"].is_null(), "{report}");
+    let fds = crate::support::resource(&report, "open_fds");
+    assert_eq!(
+        fds["verdict"], "leak",
+        "procfs alone still finds the fd leak: {fds}"
+    );
 }
