@@ -27,6 +27,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a bundled leaky Python workload and monitor it end to end.
     Demo(DemoArgs),
+    /// Statically scan Python sources for the leak patterns of the pattern catalog.
+    #[command(
+        long_about = "Statically scan Python sources for the leak patterns of the pattern catalog: \
+collections that only grow, caches without bounds or TTL (including unbounded memoization), \
+resources opened without a context manager, listeners never removed, reference cycles, tensors \
+kept with their autograd graph, and threads never joined.\n\n\
+Prints one finding per line as `file:line: pattern: message`, sorted. Directories are walked \
+for *.py files, skipping .git, __pycache__ and virtualenvs."
+    )]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -111,4 +121,17 @@ pub struct DemoArgs {
     /// Address to serve /metrics on while the demo runs.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Python files, or directories to walk for *.py files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the findings as a JSON array of {file, line, pattern, leak_type, message}.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 3 when anything was found.
+    #[arg(long)]
+    pub fail_on_finding: bool,
 }

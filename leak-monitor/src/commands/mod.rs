@@ -1,6 +1,7 @@
 //! The CLI verbs. Each returns the process exit code; errors that are the user's to fix are
 //! `UsageError` (exit 2), everything else exits 1.
 
+mod audit;
 mod demo;
 mod metrics_server;
 mod progress;
@@ -27,5 +28,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::watch(args),
         Command::Serve(args) => serve::serve(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Audit(args) => audit::audit(args),
     }
 }

@@ -117,9 +117,13 @@ pub fn growths<'t>(cx: &Cx<'_>, unit: Node<'t>) -> Vec<Growth<'t>> {
     };
     match inner.kind() {
         "assignment" if left.kind() == "subscript" => {
-            let sliced = left
-                .child_by_field_name("subscript")
-                .is_some_and(|s| s.kind() == "slice");
+            // A slice rewrites in place; a constant key (`buf[0] = b`) rewrites one slot.
+            let sliced = left.child_by_field_name("subscript").is_some_and(|s| {
+                matches!(
+                    s.kind(),
+                    "slice" | "integer" | "string" | "unary_operator" | "true" | "false" | "none"
+                )
+            });
             if let (Some(container), false) = (left.child_by_field_name("value"), sliced) {
                 found.push(Growth {
                     container,

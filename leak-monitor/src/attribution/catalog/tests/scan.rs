@@ -150,3 +150,9 @@ fn broken_source_is_scanned_as_far_as_it_parses() {
         let _ = scan(garbage);
     }
 }
+
+#[test]
+fn constant_index_writes_are_not_growth() {
+    let src = "class B:\n    def __init__(self):\n        self.buf = bytearray(10)\n    def on(self, e):\n        self.buf[0] = e\n        self.buf[-1] = e\n        self.meta['last'] = e\n";
+    assert_eq!(found(src), []);
+}
