@@ -1,7 +1,8 @@
 //! Integration tests: real Python processes (tests/python/) observed by the real binary.
 //!
 //! `verdicts` checks leaks and decoys end to end, `cli` the `run` command's contract, `metrics`
-//! the `serve` daemon over HTTP with promtool, `demo` the bundled demo. `support` and `scrape`
+//! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `audit` the static scan
+//! on the pattern corpus (`tests/python/patterns/`). `support` and `scrape`
 //! are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -18,6 +19,7 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod cli;
 mod demo;
 mod deploy;
