@@ -56,6 +56,9 @@ pub struct Facts {
     /// constructor: such an assignment empties the container only if it is not the only one.
     assignments: HashMap<String, usize>,
     resets: Vec<(String, Option<String>)>,
+    /// The file uses an autograd framework (`torch`, `tensorflow`, `jax`) or tensors with a
+    /// `grad_fn` / `.backward()`.
+    pub tensor_code: bool,
 }
 
 /// Inserts a container key and, for attributes, its `.name` tail.
@@ -84,8 +87,17 @@ impl Facts {
             joined_loops: HashSet::new(),
             assignments: HashMap::new(),
             resets: Vec::new(),
+            tensor_code: false,
         };
         for node in descendants(root, |_| false) {
+            if node.kind() == "identifier"
+                && matches!(
+                    text(node, source),
+                    "torch" | "tensorflow" | "jax" | "grad_fn" | "backward" | "requires_grad"
+                )
+            {
+                facts.tensor_code = true;
+            }
             match node.kind() {
                 "call" => facts.note_call(node, source),
                 "delete_statement" => {

@@ -166,7 +166,12 @@ fn judge(cx: &Cx<'_>, unit: Node<'_>, call: &Call<'_>, what: &'static str) -> Op
         _ => return None,
     };
     let strong = !closed && super::repeats(unit);
-    let message = if strong {
+    let message = if kept_in == "the caller" {
+        format!(
+            "`{opened}` opens a {what} and returns it to the caller {} with no `with`: unless every caller closes it, each call leaves one more descriptor open",
+            where_(unit, source)
+        )
+    } else if strong {
         format!(
             "`{opened}` opens a {what} kept in `{kept_in}` {} with no `with` and no `.close()`: each call leaves one more descriptor open",
             where_(unit, source)

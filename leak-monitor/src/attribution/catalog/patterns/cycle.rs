@@ -113,7 +113,8 @@ fn hit(cx: &Cx<'_>, unit: Node<'_>, line: &str, back: Option<String>, _mode: Mod
         pattern: PATTERN,
         leak_type: LeakType::CircularReference,
         message: format!(
-            "{cycle}: reference counting never frees the pair, only the cyclic garbage collector does (never while `gc.disable()` is in effect){del_note}"
+            "{cycle}: reference counting never frees {them}, only the cyclic garbage collector does (never while `gc.disable()` is in effect){del_note}",
+            them = if back.is_some() { "the pair" } else { "it" }
         ),
         fix: format!(
             "Break the cycle: hold the back-reference weakly (`weakref.ref(...)` / \

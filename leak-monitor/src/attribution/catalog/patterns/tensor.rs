@@ -44,10 +44,11 @@ const TENSOR_NAMES: &[&str] = &[
 pub fn check(cx: &Cx<'_>, unit: Node<'_>, mode: Mode) -> Option<Hit> {
     let source = cx.source;
     let (target, value, how) = accumulation(cx, unit)?;
-    let (origin, proven) = tensor_origin(cx, unit, value)?;
+    let (origin, proven) = tensor_origin(cx, unit, value, 0)?;
     let life = lifetime(target, unit, source, &cx.facts.globals);
     let accumulates = (life.long_lived() && !in_constructor(unit, source)) || in_loop(unit);
-    let strong = proven && accumulates && repeats(unit);
+    // Without an ML framework (or a tensor with `grad_fn`) in sight, names prove nothing.
+    let strong = proven && cx.facts.tensor_code && accumulates && repeats(unit);
     if !strong && mode == Mode::Scan {
         return None;
     }
@@ -92,7 +93,17 @@ fn accumulation<'t>(cx: &Cx<'_>, unit: Node<'t>) -> Option<(Node<'t>, Node<'t>, 
 
 /// Where a tensor value comes from, and whether that is proven (a model/criterion call)
 /// rather than guessed from its name. None when it is detached or clearly not a tensor.
-fn tensor_origin(cx: &Cx<'_>, unit: Node<'_>, value: Node<'_>) -> Option<(String, bool)> {
+/// `depth` bounds the walk through definitions (`x = x + y` refers to itself).
+fn tensor_origin(
+    cx: &Cx<'_>,
+    unit: Node<'_>,
+    value: Node<'_>,
+    depth: u8,
+) -> Option<(String, bool)> {
+    const MAX_DEPTH: u8 = 4;
+    if depth > MAX_DEPTH {
+        return None;
+    }
     let source = cx.source;
     match value.kind() {
         "call" => {
@@ -105,7 +116,8 @@ fn tensor_origin(cx: &Cx<'_>, unit: Node<'_>, value: Node<'_>) -> Option<(String
         "binary_operator" => {
             let left = value.child_by_field_name("left")?;
             let right = value.child_by_field_name("right")?;
-            tensor_origin(cx, unit, left).or_else(|| tensor_origin(cx, unit, right))
+            tensor_origin(cx, unit, left, depth + 1)
+                .or_else(|| tensor_origin(cx, unit, right, depth + 1))
         }
         "identifier" => {
             let name = key(value, source);
@@ -118,7 +130,7 @@ fn tensor_origin(cx: &Cx<'_>, unit: Node<'_>, value: Node<'_>) -> Option<(String
                         Some((format!("is the result of `{}`", quote(right, source)), true))
                     }
                     _ if right.kind() == "binary_operator" => {
-                        tensor_origin(cx, unit, right).map(|(o, p)| (o, p || named))
+                        tensor_origin(cx, unit, right, depth + 1).map(|(o, p)| (o, p || named))
                     }
                     _ => named.then(|| ("is named like a tensor".to_owned(), false)),
                 },
@@ -129,9 +141,15 @@ fn tensor_origin(cx: &Cx<'_>, unit: Node<'_>, value: Node<'_>) -> Option<(String
     }
 }
 
+/// A call whose callee has a model word as a whole name part: `model(x)`, `self.net(x)`,
+/// `loss_fn(a, b)`, `model.forward(x)` (not `net.supernet()`).
 fn producer(call: &Call<'_>) -> bool {
     let callee = call.callee.to_ascii_lowercase();
-    PRODUCERS.iter().any(|word| callee.contains(word)) && !DETACHES.contains(&call.method.as_str())
+    let last = callee.rsplit('.').next().unwrap_or("");
+    let parts: Vec<&str> = last.split('_').collect();
+    let named = PRODUCERS.iter().any(|word| parts.contains(word));
+    let forward = last == "forward";
+    (named || forward) && !DETACHES.contains(&call.method.as_str())
 }
 
 /// The right-hand side of the last assignment to `name` before `unit` in its function.

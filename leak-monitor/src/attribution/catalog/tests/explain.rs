@@ -57,9 +57,8 @@ fn body_of_unbounded_memoized_function_is_the_cache() {
 
 #[test]
 fn tensor_and_handler_and_cycle_are_explained() {
-    let tensor =
-        "losses = []\n\ndef step(model, x):\n    loss = model(x)\n    losses.append(loss)\n";
-    let e = explain(tensor, 5, Resource::RssBytes);
+    let tensor = "import torch\nlosses = []\n\ndef step(model, x):\n    loss = model(x)\n    losses.append(loss)\n";
+    let e = explain(tensor, 6, Resource::RssBytes);
     assert_eq!(e.leak_type, LeakType::TensorAccumulation);
     assert!(e.fix.contains("losses.append(loss.item())"), "{}", e.fix);
 

@@ -110,16 +110,27 @@ fn with_open_and_closed_resources_are_not_findings() {
 
 #[test]
 fn loss_appended_without_item_is_tensor_accumulation() {
-    let src = "losses = []\n\ndef train(model, criterion, batches):\n    total = 0\n    for x, y in batches:\n        loss = criterion(model(x), y)\n        losses.append(loss)\n        total += loss\n";
+    let src = "import torch\nlosses = []\n\ndef train(model, criterion, batches):\n    total = 0\n    for x, y in batches:\n        loss = criterion(model(x), y)\n        losses.append(loss)\n        total += loss\n";
     assert_eq!(
         found(src),
-        [(7, "tensor-accumulation"), (8, "tensor-accumulation")]
+        [(8, "tensor-accumulation"), (9, "tensor-accumulation")]
     );
 }
 
 #[test]
+fn model_words_outside_ml_code_are_not_tensors() {
+    // No framework, no grad_fn: `encoder(...)` in an email module is not a tensor.
+    let src = "LINES = []\n\ndef wrap(encoder, data):\n    for d in data:\n        out = encoder(d)\n        LINES.append(out)\n";
+    let got = found(src);
+    assert_eq!(got, [(6, "unbounded-collection")]);
+    let net =
+        "import torch\nNETS = []\n\ndef grow(net):\n    s = net.supernet()\n    NETS.append(s)\n";
+    assert_eq!(found(net), [(6, "unbounded-collection")]);
+}
+
+#[test]
 fn loss_item_is_not_tensor_accumulation() {
-    let src = "losses = []\n\ndef train(model, criterion, batches):\n    total = 0.0\n    for x, y in batches:\n        loss = criterion(model(x), y)\n        losses.append(loss.item())\n        total += loss.item()\n";
+    let src = "import torch\nlosses = []\n\ndef train(model, criterion, batches):\n    total = 0.0\n    for x, y in batches:\n        loss = criterion(model(x), y)\n        losses.append(loss.item())\n        total += loss.item()\n";
     let got = found(src);
     assert!(
         !got.iter().any(|(_, p)| *p == "tensor-accumulation"),
@@ -155,4 +166,17 @@ fn broken_source_is_scanned_as_far_as_it_parses() {
 fn constant_index_writes_are_not_growth() {
     let src = "class B:\n    def __init__(self):\n        self.buf = bytearray(10)\n    def on(self, e):\n        self.buf[0] = e\n        self.buf[-1] = e\n        self.meta['last'] = e\n";
     assert_eq!(found(src), []);
+}
+
+#[test]
+fn self_referring_definitions_and_deep_nesting_terminate() {
+    let src = "TOTALS = []\n\ndef f(parts):\n    s = ''\n    for p in parts:\n        s = s + p\n        TOTALS.append(s)\n";
+    assert_eq!(found(src), [(7, "unbounded-collection")]);
+    let deep = format!("x = {}1{}\n", "(".repeat(2000), ")".repeat(2000));
+    let _ = scan(&deep);
+    let chain = format!(
+        "def f(a):\n    y = a{}\n    OUT.append(y)\n",
+        " + a".repeat(5000)
+    );
+    let _ = scan(&chain);
 }
