@@ -76,11 +76,10 @@ pub fn is_unit(node: Node<'_>) -> bool {
 pub fn unit_at_line<'t>(tree: &'t Tree, source: &str, line: u32) -> Option<Node<'t>> {
     let row = usize::try_from(line.checked_sub(1)?).ok()?;
     let text_line = source.lines().nth(row)?;
+    // The token at the line's first character: a trailing comment must not widen the range.
     let indent = text_line.len() - text_line.trim_start().len();
-    let end = text_line.trim_end().len().max(indent);
-    let root = tree.root_node();
-    let mut node =
-        root.descendant_for_point_range(Point::new(row, indent), Point::new(row, end))?;
+    let start = Point::new(row, indent);
+    let mut node = tree.root_node().descendant_for_point_range(start, start)?;
     loop {
         if is_unit(node) {
             return Some(node);

@@ -108,3 +108,73 @@ fn lines_without_a_pattern_are_unknown_with_an_honest_fix() {
         LeakType::Unknown
     );
 }
+
+/// The runnable corpus of `tests/python/patterns/`: (source, resource it leaks, leak type).
+const CORPUS: &[(&str, Resource, LeakType)] = &[
+    (
+        include_str!("../../../../../tests/python/patterns/unbounded_collection.py"),
+        Resource::RssBytes,
+        LeakType::UnboundedCollection,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/unbounded_cache.py"),
+        Resource::RssBytes,
+        LeakType::UnboundedCache,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/unbounded_memo_dict.py"),
+        Resource::RssBytes,
+        LeakType::UnboundedCache,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/circular_reference.py"),
+        Resource::RssBytes,
+        LeakType::CircularReference,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/event_handler.py"),
+        Resource::RssBytes,
+        LeakType::EventHandler,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/resource_not_closed.py"),
+        Resource::OpenFds,
+        LeakType::ResourceNotClosed,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/socket_not_closed.py"),
+        Resource::Sockets,
+        LeakType::ResourceNotClosed,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/tensor_accumulation.py"),
+        Resource::RssBytes,
+        LeakType::TensorAccumulation,
+    ),
+    (
+        include_str!("../../../../../tests/python/patterns/thread_not_joined.py"),
+        Resource::Threads,
+        LeakType::ThreadNotJoined,
+    ),
+];
+
+#[test]
+fn every_corpus_leak_line_is_explained_with_its_type() {
+    for (source, resource, leak_type) in CORPUS {
+        let line = source
+            .lines()
+            .position(|l| l.trim_end().ends_with("# LEAK"))
+            .map(|i| u32::try_from(i + 1).unwrap())
+            .expect("a # LEAK line");
+        let e = explain(source, line, *resource);
+        assert_eq!(e.leak_type, *leak_type, "line {line}:\n{}", e.evidence);
+        assert!(
+            e.evidence
+                .lines()
+                .any(|l| l.starts_with('>') && l.contains("# LEAK")),
+            "{}",
+            e.evidence
+        );
+        assert!(!e.fix.is_empty());
+    }
+}
