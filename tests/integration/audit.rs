@@ -104,8 +104,9 @@ fn every_leak_line_is_found_with_its_pattern() {
         assert!(!lines.is_empty(), "{name} has no `# LEAK` line");
         for line in lines {
             let hit = findings.iter().find(|f| {
-                f["file"].as_str().is_some_and(|file| file.ends_with(name))
-                    && f["line"].as_u64() == Some(line)
+                f["file"].as_str().is_some_and(|file| {
+                    std::path::Path::new(file).file_name() == Some(name.as_ref())
+                }) && f["line"].as_u64() == Some(line)
             });
             let hit = hit.unwrap_or_else(|| {
                 panic!("{name}:{line} (# LEAK) not reported; findings: {findings:#?}")

@@ -8,20 +8,25 @@ use std::path::{Path, PathBuf};
 /// Larger files are not read (a Python source file this big is generated, not written).
 pub const MAX_SOURCE_BYTES: u64 = 2 * 1024 * 1024;
 
-/// Reads `path` as the process `pid` sees it: `/proc/PID/root/<path>`, or the plain path only
-/// when `/proc/PID/root` itself cannot be read (no permission, procfs without it). A file
-/// over `MAX_SOURCE_BYTES` is an error; invalid UTF-8 is replaced, not refused.
+/// Reads `path` as the process `pid` sees it: `/proc/PID/root/<path>` (a relative path, as
+/// `python3 app.py` records it, from `/proc/PID/cwd`), or the plain path only when that
+/// procfs entry itself cannot be read (no permission, procfs without it). A file over
+/// `MAX_SOURCE_BYTES` is an error; invalid UTF-8 is replaced, not refused.
 pub fn read_target_source(pid: i32, path: &str) -> io::Result<String> {
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
-    let file = if std::fs::read_link(&root).is_ok() || root.is_dir() {
-        in_root(&root, path)
+    let base = if Path::new(path).is_absolute() {
+        PathBuf::from(format!("/proc/{pid}/root"))
+    } else {
+        PathBuf::from(format!("/proc/{pid}/cwd"))
+    };
+    let file = if std::fs::read_link(&base).is_ok() || base.is_dir() {
+        in_root(&base, path)
     } else {
         PathBuf::from(path)
     };
     read_capped(&file, MAX_SOURCE_BYTES)
 }
 
-/// `root` joined with `path` taken as absolute inside it (`/srv/app.py` -> `root/srv/app.py`).
+/// `base` joined with `path` taken as relative to it (`/srv/app.py` -> `base/srv/app.py`).
 fn in_root(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
@@ -53,6 +58,14 @@ mod tests {
         let pid = i32::try_from(std::process::id()).unwrap();
         let text = read_target_source(pid, path.to_str().unwrap()).unwrap();
         assert_eq!(text, "x = 1\n");
+    }
+
+    #[test]
+    fn relative_paths_are_read_from_the_target_cwd() {
+        // cargo runs unit tests in the package directory.
+        let pid = i32::try_from(std::process::id()).unwrap();
+        let text = read_target_source(pid, "Cargo.toml").unwrap();
+        assert!(text.contains("name = \"leak-monitor\""), "{text}");
     }
 
     #[test]
