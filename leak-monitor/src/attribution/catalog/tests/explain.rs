@@ -178,3 +178,23 @@ fn every_corpus_leak_line_is_explained_with_its_type() {
         assert!(!e.fix.is_empty());
     }
 }
+
+#[test]
+fn every_line_of_the_corpus_is_explained_without_panicking() {
+    for (source, _, _) in CORPUS {
+        let lines = u32::try_from(source.lines().count()).unwrap();
+        for line in 0..=lines + 1 {
+            for resource in Resource::ALL {
+                let e = explain(source, line, resource);
+                let in_range = (1..=lines).contains(&line);
+                assert_eq!(
+                    e.evidence.lines().filter(|l| l.starts_with('>')).count(),
+                    usize::from(in_range),
+                    "line {line}:\n{}",
+                    e.evidence
+                );
+                assert_eq!(e.pattern == "unknown", e.leak_type == LeakType::Unknown);
+            }
+        }
+    }
+}
