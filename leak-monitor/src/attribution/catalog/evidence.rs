@@ -27,10 +27,9 @@ pub fn evidence(source: &str, line: u32) -> String {
         }
         let marker = if number == line { '>' } else { ' ' };
         has_site |= number == line;
-        out.push_str(&format!(
-            "{marker} {number:>width$} | {}\n",
-            text.trim_end()
-        ));
+        let row = format!("{marker} {number:>width$} | {text}");
+        out.push_str(row.trim_end());
+        out.push('\n');
     }
     if has_site {
         out.truncate(out.trim_end_matches('\n').len());

@@ -150,11 +150,15 @@ fn hit(
         leak_type: LeakType::ThreadNotJoined,
         message,
         fix: format!(
-            "Keep a handle and join it: `worker = {thread}` ... `worker.join(timeout=...)` once \
-             its work is done, and give the target an exit (a `threading.Event` it checks instead \
-             of `while True`). For work per request, submit it to one bounded pool created \
-             once: `POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8)`, \
-             `POOL.submit(fn, ...)`."
+            "{} once its work is done, and give the target an exit (a `threading.Event` it \
+             checks instead of `while True`). For work per request, submit it to one bounded \
+             pool created once: `POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8)`, \
+             `POOL.submit(fn, ...)`.",
+            if thread.contains('(') {
+                format!("Keep a handle and join it: `worker = {thread}`, `worker.start()`, then `worker.join(timeout=...)`")
+            } else {
+                format!("Join the thread: `{thread}.join(timeout=...)`")
+            }
         ),
         strong,
     }

@@ -198,3 +198,15 @@ fn every_line_of_the_corpus_is_explained_without_panicking() {
         }
     }
 }
+
+#[test]
+fn evidence_rows_have_no_trailing_blanks_and_thread_fix_names_the_handle() {
+    let src = "import threading\n\ndef handle(req):\n    t = threading.Thread(target=work)\n    t.start()\n\n";
+    let e = explain(src, 5, Resource::Threads);
+    assert!(
+        e.evidence.lines().all(|l| l == l.trim_end()),
+        "{:?}",
+        e.evidence
+    );
+    assert!(e.fix.contains("`t.join(timeout=...)`"), "{}", e.fix);
+}
