@@ -30,6 +30,16 @@ pub enum Command {
     /// Print a shell completion script on stdout (e.g. `leak-monitor completions bash >
     /// /etc/bash_completion.d/leak-monitor`).
     Completions(CompletionsArgs),
+    /// Statically scan Python sources for the leak patterns of the pattern catalog.
+    #[command(
+        long_about = "Statically scan Python sources for the leak patterns of the pattern catalog: \
+collections that only grow, caches without bounds or TTL (including unbounded memoization), \
+resources opened without a context manager, listeners never removed, reference cycles, tensors \
+kept with their autograd graph, and threads never joined.\n\n\
+Prints one finding per line as `file:line: pattern: message`, sorted. Directories are walked \
+for *.py files, skipping .git, __pycache__ and virtualenvs."
+    )]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -133,4 +143,17 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Python files, or directories to walk for *.py files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the findings as a JSON array of {file, line, pattern, leak_type, message}.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 3 when anything was found.
+    #[arg(long)]
+    pub fail_on_finding: bool,
 }

@@ -1,11 +1,12 @@
 //! Integration tests: real Python processes (tests/python/) observed by the real binary.
 //!
 //! `verdicts` checks leaks and decoys end to end, `cli` the `run` command's contract, `metrics`
-//! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `alerting` the shipped
-//! rules in a real Prometheus, `html_report` the HTML report in headless Chromium,
-//! `completions` the shell completions, `progress` the progress line, `serve_config` malformed `--config` files, `deploy` and
-//! `deploy_privileges` the deploy/ artifacts. `support`, `scrape`, `prometheus` and `chromium`
-//! are helpers.
+//! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `ebpf` the kernel
+//! programs and their ledgers, `audit` the static scan on the pattern corpus
+//! (`tests/python/patterns/`), `alerting` the shipped rules in a real Prometheus, `html_report`
+//! the HTML report in headless Chromium, `completions` the shell completions, `progress` the
+//! progress line, `serve_config` malformed `--config` files, `deploy` and `deploy_privileges` the
+//! deploy/ artifacts. `support`, `scrape`, `prometheus` and `chromium` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
 //! in parallel (cargo's default: one thread per core); the few whose workload burns CPU take a
@@ -24,6 +25,7 @@
 
 mod alerting;
 mod chromium;
+mod audit;
 mod cli;
 mod completions;
 mod demo;

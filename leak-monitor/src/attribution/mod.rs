@@ -1,5 +1,9 @@
 //! Attribution: growth hung on Python source lines. The site types live here; the ledgers and
-//! stack readers that fill them come with the eBPF and stacks work.
+//! stack readers that fill them come with the eBPF and stacks work. `catalog` explains a site
+//! (leak type, evidence, fix) from the target's source, which `source` reads.
+
+pub mod catalog;
+pub mod source;
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,7 @@
 //! `UsageError` (exit 2), everything else exits 1.
 
 mod completions;
+mod audit;
 mod demo;
 mod metrics_server;
 mod progress;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args),
         Command::Demo(args) => demo::demo(args),
         Command::Completions(args) => completions::completions(args),
+        Command::Audit(args) => audit::audit(args),
     }
 }

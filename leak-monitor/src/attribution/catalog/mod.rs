@@ -1,0 +1,165 @@
+//! The pattern catalog: known Python leak patterns, recognised on the syntax tree of the
+//! target's own source (tree-sitter, so broken files are still read as far as they parse).
+//!
+//! `explain` judges one line where the runtime saw a resource grow, using the resource as a
+//! hint; `scan` audits a whole file statically. Each pattern lives in `patterns/` and yields
+//! a message and a fix that quote the names on that line.
+
+mod evidence;
+mod facts;
+mod patterns;
+mod scope;
+mod syntax;
+#[cfg(test)]
+mod tests;
+
+use crate::attribution::LeakType;
+use crate::resource::Resource;
+use patterns::{Cx, Hit, Mode};
+use std::collections::BTreeMap;
+
+pub use evidence::evidence;
+
+/// Why a line leaks and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub leak_type: LeakType,
+    /// The source lines around the site, the site line marked with `>`.
+    pub evidence: String,
+    /// The leak-free version, written for the names on that line.
+    pub fix: String,
+    /// Short pattern id (`unbounded-cache`, ..., `unknown`).
+    pub pattern: &'static str,
+}
+
+/// One static finding of `scan`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub line: u32,
+    pub pattern: &'static str,
+    pub leak_type: LeakType,
+    pub message: String,
+}
+
+/// The pattern id for lines that match no pattern.
+pub const UNKNOWN: &str = "unknown";
+
+/// Explains the growth of `resource` seen at `line` (1-based) of `source`.
+pub fn explain(source: &str, line: u32, resource: Resource) -> Explanation {
+    let evidence = evidence(source, line);
+    match best_hit(source, line, resource) {
+        Some(hit) => Explanation {
+            leak_type: hit.leak_type,
+            evidence,
+            fix: hit.fix,
+            pattern: hit.pattern,
+        },
+        None => Explanation {
+            leak_type: LeakType::Unknown,
+            evidence,
+            fix: format!(
+                "No known leak pattern at this line; {} grew while it ran. Look for what this \
+                 line keeps alive beyond the call (containers it adds to, objects it stores on \
+                 long-lived state, handles it does not close), and compare snapshots \
+                 (`tracemalloc` for memory, `ls -l /proc/PID/fd` for descriptors) taken a \
+                 minute apart.",
+                resource_words(resource)
+            ),
+            pattern: UNKNOWN,
+        },
+    }
+}
+
+/// Statically audits a whole file: every statement that matches a pattern, one finding per
+/// line (the most specific pattern), sorted by line.
+pub fn scan(source: &str) -> Vec<Finding> {
+    let Some(tree) = syntax::parse(source) else {
+        return Vec::new();
+    };
+    let root = tree.root_node();
+    let cx = Cx {
+        source,
+        facts: facts::Facts::collect(root, source),
+    };
+    let mut by_line: BTreeMap<u32, Finding> = BTreeMap::new();
+    for unit in syntax::descendants(root, |_| false)
+        .into_iter()
+        .filter(|n| syntax::is_unit(*n))
+    {
+        let line = syntax::line_of(unit);
+        if by_line.contains_key(&line) {
+            continue;
+        }
+        if let Some(hit) = patterns::check(&cx, unit, Mode::Scan)
+            .into_iter()
+            .find(|h| h.strong)
+        {
+            by_line.insert(
+                line,
+                Finding {
+                    line,
+                    pattern: hit.pattern,
+                    leak_type: hit.leak_type,
+                    message: hit.message,
+                },
+            );
+        }
+    }
+    by_line.into_values().collect()
+}
+
+/// The hit at `line` that best explains growth of `resource`: one whose leak type fits the
+/// resource first, then a strong one. A weak hit of a type that does not fit is dropped.
+fn best_hit(source: &str, line: u32, resource: Resource) -> Option<Hit> {
+    let tree = syntax::parse(source)?;
+    let root = tree.root_node();
+    let unit = syntax::unit_at_line(&tree, source, line)?;
+    let cx = Cx {
+        source,
+        facts: facts::Facts::collect(root, source),
+    };
+    let hits = patterns::check(&cx, unit, Mode::Explain);
+    // Stable: among equal scores the most specific pattern (first) wins.
+    let mut scored: Vec<(u8, Hit)> = hits
+        .into_iter()
+        .map(|hit| {
+            let fits = fits(resource, hit.leak_type);
+            (u8::from(fits) * 2 + u8::from(hit.strong), hit)
+        })
+        .filter(|(score, _)| *score > 0)
+        .collect();
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+    scored.into_iter().next().map(|(_, hit)| hit)
+}
+
+/// Whether growth of `resource` is what `leak_type` would cause.
+fn fits(resource: Resource, leak_type: LeakType) -> bool {
+    match resource {
+        Resource::OpenFds | Resource::Sockets => leak_type == LeakType::ResourceNotClosed,
+        Resource::Threads => leak_type == LeakType::ThreadNotJoined,
+        Resource::RssBytes => !matches!(
+            leak_type,
+            LeakType::ResourceNotClosed | LeakType::ThreadNotJoined | LeakType::Unknown
+        ),
+    }
+}
+
+fn resource_words(resource: Resource) -> &'static str {
+    match resource {
+        Resource::RssBytes => "resident memory",
+        Resource::OpenFds => "the open file descriptors",
+        Resource::Sockets => "the open sockets",
+        Resource::Threads => "the thread count",
+    }
+}
+
+/// The pattern ids the catalog can report, for docs and tests.
+pub const PATTERNS: [&str; 7] = [
+    "unbounded-collection",
+    "unbounded-cache",
+    "circular-reference",
+    "event-handler",
+    "resource-not-closed",
+    "tensor-accumulation",
+    "thread-not-joined",
+];
