@@ -24,8 +24,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerting;
-mod chromium;
 mod audit;
+mod chromium;
 mod cli;
 mod completions;
 mod demo;

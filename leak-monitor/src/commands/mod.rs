@@ -1,8 +1,8 @@
 //! The CLI verbs. Each returns the process exit code; errors that are the user's to fix are
 //! `UsageError` (exit 2), everything else exits 1.
 
-mod completions;
 mod audit;
+mod completions;
 mod demo;
 mod metrics_server;
 mod progress;
