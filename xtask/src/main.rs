@@ -3,6 +3,7 @@
 
 mod bench_daemon;
 mod ebpf;
+mod eval;
 mod setup;
 mod test;
 
@@ -34,6 +35,16 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Run leak-monitor against the accuracy corpus (tests/corpus/cases.toml) and print
+    /// detected / attributed / false alarms / time to verdict per case.
+    Eval {
+        /// Only the cases whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+        /// Cases run at once (most programs sleep; the monitor is light).
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
     /// Install prerequisites, then run every test (the privileged ones too).
     Test {
         /// Extra arguments for `cargo test` (after `--`).
@@ -47,6 +58,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
         Task::BuildEbpf { check } => ebpf::run(check),
+        Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {

@@ -40,6 +40,32 @@ pub fn run() -> anyhow::Result<()> {
     if !missing.is_empty() {
         install_debian(&missing)?;
     }
+    install_python_modules()
+}
+
+/// PyPI packages the accuracy corpus uses: numpy (a leak in C-extension-backed objects).
+const PYTHON_MODULES: &[&str] = &["numpy"];
+
+fn install_python_modules() -> anyhow::Result<()> {
+    for module in PYTHON_MODULES {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            eprintln!("xtask: installing the Python module {module}");
+            run_quiet(Command::new("python3").args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--root-user-action=ignore",
+                module,
+            ]))?;
+        }
+    }
     Ok(())
 }
 
