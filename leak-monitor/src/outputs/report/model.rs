@@ -23,8 +23,8 @@ pub struct Report {
     pub observation: Observation,
     pub capabilities: ReportCapabilities,
     pub resources: Vec<ResourceReport>,
-    /// The eBPF ledgers at the end of the observation (an addition to v1; null without eBPF).
-    #[serde(default)]
+    /// The eBPF ledgers at the end of the observation (an addition to v1; absent without eBPF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledgers: Option<LedgerReport>,
 }
 
