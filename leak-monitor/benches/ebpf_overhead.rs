@@ -62,6 +62,8 @@ struct Run {
     ticks: u32,
     /// eBPF runs: CPU seconds the tracer's draining thread used during the run.
     drainer_cpu: f64,
+    /// eBPF runs: times the draining thread was woken during the run.
+    drainer_wakeups: u64,
 }
 
 fn flag<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -135,6 +137,7 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
     let mut overflowed_rounds = Vec::new();
     let mut ticks = 0;
     let mut drainer_cpu = 0.0;
+    let mut drainer_wakeups = 0;
     for round in 0..rounds {
         let mut figures: BTreeMap<&str, f64> = BTreeMap::new();
         for k in 0..MODES.len() {
@@ -146,6 +149,7 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
             figures.insert(name(mode), run.figure);
             ticks += run.ticks;
             drainer_cpu += run.drainer_cpu;
+            drainer_wakeups += run.drainer_wakeups;
             if let Some(stats) = run.events {
                 for (kind, n) in &stats.received {
                     *received.entry(kind).or_default() += n;
@@ -211,7 +215,11 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
                 list(&dropped)
             }
         );
-        println!("  CPU used by the tracer's draining thread (all eBPF runs): {drainer_cpu:.2} s");
+        println!(
+            "  tracer's draining thread (all eBPF runs): {drainer_cpu:.2} s CPU, woken {drainer_wakeups} \
+             times ({:.1} events per wake-up)",
+            received.values().sum::<u64>() as f64 / drainer_wakeups.max(1) as f64
+        );
         if pending_full > 0 {
             println!("  syscalls whose arguments were not kept (PENDING map full): {pending_full}");
         }
@@ -253,6 +261,7 @@ fn run_once(w: &Workload, mode: Mode) -> Run {
         events: None,
         ticks: 0,
         drainer_cpu: 0.0,
+        drainer_wakeups: 0,
     };
     match mode {
         Mode::Unmonitored => {
@@ -262,12 +271,14 @@ fn run_once(w: &Workload, mode: Mode) -> Run {
         Mode::Ebpf => {
             let tracer = Tracer::start(Privileges::current()).expect("starting the tracer");
             tracer.follow(pid).expect("following the target");
-            let cpu0 = drainer_cpu_seconds();
+            let (cpu0, wakeups0) = drainer_usage();
             run.figure = measure(&mut python);
             python.wait();
             // Let the draining thread empty the ring buffer and read the drop counters.
             std::thread::sleep(Duration::from_millis(300));
-            run.drainer_cpu = drainer_cpu_seconds() - cpu0;
+            let (cpu1, wakeups1) = drainer_usage();
+            run.drainer_cpu = cpu1 - cpu0;
+            run.drainer_wakeups = wakeups1 - wakeups0;
             run.events = Some(tracer.stats());
         }
         Mode::Procfs => {
@@ -296,14 +307,17 @@ fn run_once(w: &Workload, mode: Mode) -> Run {
     run
 }
 
-/// CPU seconds used so far by the tracer's draining thread (0 when it is not running).
-fn drainer_cpu_seconds() -> f64 {
+/// The tracer's draining thread so far: CPU seconds used and times it went to sleep (each
+/// voluntary context switch is one wake-up by the ring buffer or the poll timeout). Zeros when
+/// it is not running.
+fn drainer_usage() -> (f64, u64) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
+        return (0.0, 0);
     };
     for task in tasks.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "leak-monitor-ev" && comm.trim() != "leak-monitor-events" {
+        // The kernel keeps 15 bytes of a thread name.
+        if !"leak-monitor-events".starts_with(comm.trim()) || comm.trim().len() < 15 {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
@@ -315,10 +329,16 @@ fn drainer_cpu_seconds() -> f64 {
             .iter()
             .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
             .sum();
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         // USER_HZ is 100 on every Linux ABI.
-        return ticks / 100.0;
+        return (ticks / 100.0, switches);
     }
-    0.0
+    (0.0, 0)
 }
 
 /// Tells the program to go and reads its `RESULT` line: one figure, or the mean of its windows.
