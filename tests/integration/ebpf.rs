@@ -197,7 +197,10 @@ fn without_privileges_ebpf_is_off_with_the_reason_and_procfs_verdicts_remain() {
         "said once on stderr: {stderr}"
     );
     assert_eq!(stderr.matches("eBPF tracing is off").count(), 1, "{stderr}");
-    assert!(report.get("ledgers").is_none(), "no ledgers without eBPF: {report}");
+    assert!(
+        report.get("ledgers").is_none(),
+        "no ledgers without eBPF: {report}"
+    );
     let fds = crate::support::resource(&report, "open_fds");
     assert_eq!(
         fds["verdict"], "leak",

@@ -4,6 +4,7 @@
 //! The per-target sampling cost is measured by `cargo bench -p leak-monitor --bench sampling`.
 
 use anyhow::{bail, Context};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,54 @@ impl Drop for Children {
     }
 }
 
+/// What one daemon measurement found.
+pub struct DaemonFigures {
+    pub targets: usize,
+    pub seconds: u64,
+    pub rss_kib: u64,
+    pub peak_kib: u64,
+    pub cpu_percent: f64,
+    pub fds: usize,
+}
+
+impl DaemonFigures {
+    /// The figures, one per line, as `cargo xtask bench-daemon` prints them.
+    pub fn lines(&self) -> Vec<String> {
+        vec![
+            format!(
+                "leak-monitor serve following {} idle Python processes at 1 Hz for {} s:",
+                self.targets, self.seconds
+            ),
+            format!(
+                "  RSS      {:.1} MiB (peak {:.1} MiB)   goal < 20 MB: {}",
+                self.rss_kib as f64 / 1024.0,
+                self.peak_kib as f64 / 1024.0,
+                if self.rss_kib * 1024 < 20_000_000 {
+                    "meets"
+                } else {
+                    "MISSES"
+                }
+            ),
+            format!(
+                "  CPU      {:.2}% of one core ({:.3} ms per target tick)",
+                self.cpu_percent,
+                10.0 * self.cpu_percent / self.targets.max(1) as f64
+            ),
+            format!("  open fds {}", self.fds),
+        ]
+    }
+}
+
 pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
+    for line in measure(targets, seconds)?.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Builds the release binary, starts `targets` idle Python processes and `leak-monitor serve`
+/// following them, and reads the daemon's RSS and CPU over `seconds` after a settling time.
+pub fn measure(targets: usize, seconds: u64) -> anyhow::Result<DaemonFigures> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "leak-monitor"])
         .status()
@@ -33,14 +81,17 @@ pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
     let mut idle = Children(Vec::with_capacity(targets));
     for _ in 0..targets {
         idle.0.push(
-            Command::new("python3")
-                .args(["-c", "import time\nwhile True: time.sleep(60)", &marker])
-                .stdin(Stdio::null())
-                .spawn()
-                .context("starting python3")?,
+            die_with_parent(Command::new("python3").args([
+                "-c",
+                "import time\nwhile True: time.sleep(60)",
+                &marker,
+            ]))
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting python3")?,
         );
     }
-    let mut daemon = Children(vec![Command::new(&binary)
+    let mut daemon = Children(vec![die_with_parent(&mut Command::new(&binary))
         .args(["serve", "--match", &marker, "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -49,28 +100,39 @@ pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
     let pid = daemon.0[0].id();
     // Let it discover everything and fill its series before measuring.
     std::thread::sleep(Duration::from_secs(5));
+    if let Ok(Some(status)) = daemon.0[0].try_wait() {
+        bail!("leak-monitor serve exited early ({status})");
+    }
     let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
     let (cpu1, elapsed) = (cpu_seconds(pid)?, t0.elapsed().as_secs_f64());
     let rss_kib = status_field(pid, "VmRSS:")?;
-    let hwm_kib = status_field(pid, "VmHWM:")?;
+    let peak_kib = status_field(pid, "VmHWM:")?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
-    daemon.0.clear();
-    println!(
-        "leak-monitor serve following {targets} idle Python processes at 1 Hz for {seconds} s:"
-    );
-    println!(
-        "  RSS      {:.1} MiB (peak {:.1} MiB)   goal < 20 MB",
-        rss_kib as f64 / 1024.0,
-        hwm_kib as f64 / 1024.0
-    );
-    println!(
-        "  CPU      {:.2}% of one core ({:.3} ms per target tick)",
-        100.0 * (cpu1 - cpu0) / elapsed,
-        1000.0 * (cpu1 - cpu0) / elapsed / targets as f64
-    );
-    println!("  open fds {fds}");
-    Ok(())
+    // Dropping the guard kills and reaps the daemon (clearing the Vec would only detach it).
+    drop(daemon);
+    Ok(DaemonFigures {
+        targets,
+        seconds,
+        rss_kib,
+        peak_kib,
+        cpu_percent: 100.0 * (cpu1 - cpu0) / elapsed,
+        fds,
+    })
+}
+
+/// Has the kernel SIGKILL the child when this task dies, so an interrupted bench (Ctrl-C, a
+/// kill) leaves no Python processes or daemon behind; the `Children` guard covers errors.
+fn die_with_parent(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 fn workspace_root() -> std::path::PathBuf {

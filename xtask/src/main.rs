@@ -1,6 +1,7 @@
-//! Project tasks that cargo alone does not do: installing test prerequisites and running the
-//! whole test suite the way CI does.
+//! Project tasks that cargo alone does not do: installing test prerequisites, running the
+//! whole test suite the way CI does, and the benchmarks.
 
+mod bench;
 mod bench_daemon;
 mod ebpf;
 mod eval;
@@ -21,6 +22,14 @@ struct Cli {
 enum Task {
     /// Install what the tests need and a fresh machine lacks (prometheus, chromium, systemd).
     Setup,
+    /// Run every benchmark (sampling cost, eBPF and procfs overhead on the target, the
+    /// daemon's RSS and CPU) and print a summary.
+    Bench {
+        #[arg(long, default_value_t = 50)]
+        targets: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
     /// Measure the daemon's own RSS and CPU while it follows many idle Python processes.
     BenchDaemon {
         #[arg(long, default_value_t = 50)]
@@ -56,6 +65,7 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup => setup::run(),
+        Task::Bench { targets, seconds } => bench::run(targets, seconds),
         Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
         Task::BuildEbpf { check } => ebpf::run(check),
         Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""fd churn benchmark: os.close(os.open(path, os.O_RDONLY)) as fast as one thread can.
+
+Prints READY, then waits for one line on stdin (the benchmark attaches its monitor in
+between), then runs --windows windows of --window seconds each (defaults 4 x 0.5 s) opening
+and closing --path (default: this file). Prints one line, `RESULT` followed by the operations
+per second of each window, and exits. No fd is kept: a steady process, all churn.
+
+    python3 tests/python/bench_fd_churn.py --windows 6 --window 1.0 < /dev/null
+"""
+
+import argparse
+import os
+import sys
+import time
+
+# Ops between clock reads: keeps time.perf_counter() out of the measured cost.
+CHECK_EVERY = 256
+
+
+def churn(path, seconds):
+    flags = os.O_RDONLY
+    ops = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(CHECK_EVERY):
+            os.close(os.open(path, flags))
+        ops += CHECK_EVERY
+        now = time.perf_counter()
+        if now >= deadline:
+            return ops / (now - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", default=__file__, help="file opened and closed")
+    parser.add_argument("--windows", type=int, default=4, help="measurement windows")
+    parser.add_argument("--window", type=float, default=0.5, help="seconds per window")
+    args = parser.parse_args()
+
+    print("READY", flush=True)
+    sys.stdin.readline()
+    rates = [churn(args.path, args.window) for _ in range(args.windows)]
+    print("RESULT " + " ".join(f"{r:.1f}" for r in rates), flush=True)
+
+
+if __name__ == "__main__":
+    main()
