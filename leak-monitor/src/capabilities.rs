@@ -81,10 +81,10 @@ impl Capabilities {
                 privileges.missing().join(", ")
             ));
         }
-        // Until the eBPF tracer and the stack reader are wired in, say so rather than pretend.
-        notes.push("eBPF tracing is off: this build samples procfs only".to_string());
+        // Until the eBPF tracer is wired in, say so rather than pretend. Python stacks are per
+        // target: each report says whether its target's stacks were read, and why not.
         notes.push(
-            "Python stacks are off: this build does not attribute growth to source lines yet, so sites are empty"
+            "eBPF tracing is off: this build samples procfs, and attributes growth from Python stacks sampled while it grows"
                 .to_string(),
         );
         Capabilities {

@@ -31,6 +31,19 @@ pub struct TargetSnapshot {
     pub observed_seconds: f64,
     pub samples: u64,
     pub interval_seconds: f64,
+    /// Whether Python stacks are read for this target, and why not.
+    pub stacks: StacksStatus,
+}
+
+/// Python stack reading for one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StacksStatus {
+    /// The stack reader is attached: growth is attributed to source lines.
+    On,
+    /// The target is not a Python process: nothing to read.
+    NotPython,
+    /// The target is Python but its stacks cannot be read; the reason, for the report's notes.
+    Off(String),
 }
 
 /// The samples kept for one resource of one target, (seconds since start, value), oldest first.

@@ -1,11 +1,17 @@
-//! One followed process: procfs samples in, per-resource trends out.
+//! One followed process: procfs samples in, per-resource trends out, and (for a Python target
+//! whose stacks can be read) growth attributed to source lines by the stack probe, armed when a
+//! resource sets a new high or spikes.
 
-use super::snapshot::{ResourceSeries, ResourceSnapshot, TargetSnapshot};
+use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
+use crate::attribution::probe::Probe;
+use crate::attribution::stacks::StackReader;
+use crate::attribution::{describe_site, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How often limits (fd soft limit, cgroup memory limit) are re-read: they rarely change, and
@@ -14,6 +20,15 @@ const LIMITS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Spikes kept for the stack sampler; older ones are dropped first.
 const MAX_PENDING_SPIKES: usize = 64;
+
+/// After a new high or a spike the stack probe reads for this many ticks (at least one second).
+const ARM_TICKS: u32 = 3;
+
+/// Sites per resource in a snapshot (the attributor keeps more to rank them).
+const SNAPSHOT_SITES: usize = 10;
+
+/// What `describe_site` said about a site: (file, line, resource) -> (type, evidence, fix).
+type Descriptions = HashMap<(String, u32, Resource), (LeakType, String, String)>;
 
 /// Why a target stopped being followed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +54,10 @@ pub struct TargetMonitor {
     trend_refresh: Duration,
     spikes: VecDeque<(Resource, Spike)>,
     ended: Option<Ended>,
+    stacks: StacksStatus,
+    probe: Option<Probe>,
+    /// Site descriptions read once (they read source files).
+    descriptions: Mutex<Descriptions>,
 }
 
 impl TargetMonitor {
@@ -46,6 +65,7 @@ impl TargetMonitor {
     pub fn attach(info: TargetInfo, interval: Duration) -> Result<Self, SampleError> {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
+        let (stacks, probe) = start_probe(&info);
         let now = Instant::now();
         let mut monitor = TargetMonitor {
             info,
@@ -64,6 +84,9 @@ impl TargetMonitor {
             trend_refresh: Duration::ZERO,
             spikes: VecDeque::new(),
             ended: None,
+            stacks,
+            probe,
+            descriptions: Mutex::new(HashMap::new()),
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -116,9 +139,14 @@ impl TargetMonitor {
             self.limits_read_at = now;
         }
         let t = now.duration_since(self.started).as_secs_f64();
+        let mut grew = false;
         for tracked in &mut self.trackers {
             let resource = tracked.resource;
-            if let Some(spike) = tracked.tracker.push(t, sample.value(resource)) {
+            let value = sample.value(resource);
+            grew |= tracked.high.is_some_and(|high| value > high);
+            tracked.high = Some(tracked.high.map_or(value, |high| high.max(value)));
+            if let Some(spike) = tracked.tracker.push(t, value) {
+                grew = true;
                 if self.spikes.len() == MAX_PENDING_SPIKES {
                     self.spikes.pop_front();
                 }
@@ -127,10 +155,26 @@ impl TargetMonitor {
             let limit = self.limits.for_resource(resource);
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
+        if grew {
+            if let Some(probe) = &self.probe {
+                let armed_for = (self.interval * ARM_TICKS).max(Duration::from_secs(1));
+                probe.arm(now + armed_for);
+            }
+        }
         self.latest = Some(sample);
         self.last_sample_at = Some(now);
         self.samples += 1;
         Ok(())
+    }
+
+    /// Whether this target's Python stacks are read, and why not.
+    pub fn stacks_status(&self) -> &StacksStatus {
+        &self.stacks
+    }
+
+    /// The stack probe, when this target's stacks are read.
+    pub fn probe(&self) -> Option<&Probe> {
+        self.probe.as_ref()
     }
 
     /// The growth spikes seen since the last call, oldest first.
@@ -177,7 +221,10 @@ impl TargetMonitor {
                 first: t.tracker.first().unwrap_or(0.0),
                 last: t.tracker.last().unwrap_or(0.0),
                 limit: self.limits.for_resource(t.resource),
-                sites: Vec::new(),
+                sites: self.sites(
+                    t.resource,
+                    t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
+                ),
             })
             .collect();
         let observed_seconds = self
@@ -192,7 +239,70 @@ impl TargetMonitor {
             observed_seconds,
             samples: self.samples,
             interval_seconds: self.interval.as_secs_f64(),
+            stacks: self.stacks.clone(),
         }
+    }
+
+    /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
+    fn sites(&self, resource: Resource, growth: f64) -> Vec<Site> {
+        let Some(probe) = &self.probe else {
+            return Vec::new();
+        };
+        if growth <= 0.0 {
+            return Vec::new();
+        }
+        let sampled = probe.with_attributor(|a| a.sites(resource, growth));
+        let mut descriptions = self
+            .descriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sampled
+            .into_iter()
+            .take(SNAPSHOT_SITES)
+            .map(|s| {
+                let mut site = Site {
+                    file: s.frame.file,
+                    line: s.frame.line,
+                    function: s.frame.function,
+                    share: s.share,
+                    amount: s.amount,
+                    leak_type: LeakType::Unknown,
+                    evidence: String::new(),
+                    fix: String::new(),
+                    stack: s.stack,
+                    method: Some(SiteMethod::SampledAtGrowth),
+                };
+                let key = (site.file.clone(), site.line, resource);
+                let (leak_type, evidence, fix) = descriptions
+                    .entry(key)
+                    .or_insert_with(|| describe_site(self.info.id.pid, &site, resource))
+                    .clone();
+                site.leak_type = leak_type;
+                site.evidence = evidence;
+                site.fix = fix;
+                site
+            })
+            .collect()
+    }
+}
+
+/// Attaches the stack reader to a Python target and starts its probe; a failure is a status,
+/// never an error of the monitor.
+fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>) {
+    if !targets::is_python(info) {
+        return (StacksStatus::NotPython, None);
+    }
+    let pid = info.id.pid;
+    let reader = match StackReader::attach(pid) {
+        Ok(reader) => reader,
+        Err(err) => return (StacksStatus::Off(err.to_string()), None),
+    };
+    match Probe::start(pid, reader) {
+        Ok(probe) => (StacksStatus::On, Some(probe)),
+        Err(err) => (
+            StacksStatus::Off(format!("cannot start the stack probe thread: {err}")),
+            None,
+        ),
     }
 }
 
@@ -202,6 +312,8 @@ struct ResourceTracker {
     tracker: Tracker,
     trend: Trend,
     computed_at: Option<Instant>,
+    /// The highest value seen: a new high arms the stack probe.
+    high: Option<f64>,
 }
 
 impl ResourceTracker {
@@ -211,6 +323,7 @@ impl ResourceTracker {
             tracker: Tracker::new(DetectorConfig::for_unit(resource.unit())),
             trend: Trend::UNKNOWN,
             computed_at: None,
+            high: None,
         }
     }
 
