@@ -1,6 +1,6 @@
 //! Integration tests: real Python processes (tests/python/) observed by the real binary.
 //!
-//! `verdicts` checks leaks and decoys end to end, `cli` the `run` command's contract, `metrics`
+//! `verdicts` checks leaks and decoys end to end, `attribution` the source lines blamed for them, `cli` the `run` command's contract, `metrics`
 //! the `serve` daemon over HTTP with promtool, `demo` the bundled demo. `support` and `scrape`
 //! are helpers.
 //!
@@ -18,6 +18,7 @@
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod attribution;
 mod cli;
 mod demo;
 mod deploy;

@@ -10,14 +10,15 @@
 //! (`frames::blamed_index`), so lines seen while something grows collect weight, and lines seen
 //! while nothing grows collect none.
 //!
-//! Threads are not all equal candidates. A sample counts in full when the thread was working
-//! there: running (kernel state R) and not just woken (its stack changed since the previous read,
-//! or it was running then too), outside a known blocking call; or when its stack just changed
-//! into a library call made from the blamed line (`Thread.start` waiting for the new thread, a
-//! `connect`). Other samples are idle: asleep (`time.sleep`), parked in a known blocking call
-//! (`Condition.wait`, `queue.get`, `select`, `accept`, `recv`...) or just woken at the line it
-//! slept on; their credit is scaled down by `IDLE_FACTOR` (kept, not dropped: it is the fallback
-//! when no working thread is seen).
+//! Threads are not all equal candidates. A sample counts in full when the thread moved there
+//! since its previous read (its stack changed) and is working: running (kernel state R) outside a
+//! known blocking call, or inside a library call made from the blamed line (`Thread.start`
+//! waiting for the new thread, a `connect`). A thread found where it was at its previous read is
+//! resting there: asleep (`time.sleep`), parked in a known blocking call (`Condition.wait`,
+//! `queue.get`, `select`, `accept`, `recv`...), or runnable but not yet run (state R on a busy
+//! machine); growth seen around it happened on a trip elsewhere between the reads. Such samples,
+//! and those of threads that stopped at a wait, are idle: their credit is scaled down by
+//! `IDLE_FACTOR` (kept, not dropped: it is the fallback when no working thread is seen).
 //!
 //! Per resource at most `MAX_SITES` sites are kept (the smallest is evicted for a new one). The
 //! sites' weights become shares, and amounts scaled so that they add up to the observed growth.
@@ -87,8 +88,7 @@ struct Growth {
 /// A read waiting for the read after it, which closes its window.
 struct Pending {
     observation: Observation,
-    /// Per thread seen in the previous read: whether its stack differs from that read, and
-    /// whether it was running then.
+    /// Per thread seen in the previous read: whether its stack differs from that read.
     previous: HashMap<u32, Previous>,
     before: Growth,
 }
@@ -96,7 +96,6 @@ struct Pending {
 #[derive(Clone, Copy, Debug)]
 struct Previous {
     changed: bool,
-    running: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -277,7 +276,7 @@ fn growth_between(from: &Observation, to: &Observation) -> Growth {
     }
 }
 
-/// Per thread of `to` also in `from`: whether its stack changed, and whether it ran in `from`.
+/// Per thread of `to` also in `from`: whether its stack changed.
 /// A thread not in `from` is new: nothing to compare.
 fn stacks_changed(from: &Observation, to: &Observation) -> HashMap<u32, Previous> {
     let before: HashMap<u32, &ThreadObservation> =
@@ -290,7 +289,6 @@ fn stacks_changed(from: &Observation, to: &Observation) -> HashMap<u32, Previous
                 t.os_tid,
                 Previous {
                     changed: then.frames != t.frames,
-                    running: then.running,
                 },
             ))
         })
@@ -300,12 +298,10 @@ fn stacks_changed(from: &Observation, to: &Observation) -> HashMap<u32, Previous
 /// Whether the thread was working at the sample (see the module doc); `blamed` indexes its
 /// blamed frame.
 fn is_working(thread: &ThreadObservation, previous: Option<&Previous>, blamed: usize) -> bool {
-    let changed = previous.is_some_and(|p| p.changed);
-    let was_running = previous.is_some_and(|p| p.running);
-    let running = thread.running && (changed || was_running) && !in_blocking_call(&thread.frames);
+    let moved = previous.is_some_and(|p| p.changed);
     // Just arrived in a library call made from the blamed line: doing that line's work.
-    let in_call = changed && blamed > 0;
-    running || in_call
+    let in_call = blamed > 0;
+    moved && ((thread.running && !in_blocking_call(&thread.frames)) || in_call)
 }
 
 #[cfg(test)]

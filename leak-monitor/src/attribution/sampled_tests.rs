@@ -181,3 +181,24 @@ fn sites_are_bounded_and_the_largest_survive() {
     assert!(sites.len() <= MAX_SITES, "{}", sites.len());
     assert_eq!(sites[0].frame.line, 1);
 }
+
+#[test]
+fn a_runnable_thread_found_where_it_rested_is_idle() {
+    // On a busy machine a woken thread shows state R at the line it slept on, and its growth
+    // may happen during the read; only the reads that found it elsewhere place that growth.
+    let mut attributor = SampledAttributor::new();
+    let mut faults = 0;
+    for i in 0..500u32 {
+        let caught = i % 25 == 24;
+        let line = if caught { 24 } else { 29 };
+        faults += 16;
+        // The read after the one that caught it finds it asleep again.
+        let running = i % 25 != 0;
+        let mut t = thread(2, running, vec![frame(APP, line, "refresh_prices")], faults);
+        t.faults_during = 16;
+        attributor.observe(read(vec![t], 4, 2));
+    }
+    let sites = attributor.sites(Resource::RssBytes, 1000.0);
+    assert_eq!(sites[0].frame.line, 24, "{sites:#?}");
+    assert!(sites[0].share > 0.9, "{sites:#?}");
+}

@@ -63,9 +63,26 @@ pub struct TargetMonitor {
 impl TargetMonitor {
     /// Attaches to the process and takes the first sample, so an unusable target fails here.
     pub fn attach(info: TargetInfo, interval: Duration) -> Result<Self, SampleError> {
+        TargetMonitor::attach_with(info, interval, true)
+    }
+
+    /// `attach`, with Python stack attribution on or off (off: procfs only, e.g. to measure
+    /// what attribution costs).
+    pub fn attach_with(
+        info: TargetInfo,
+        interval: Duration,
+        stacks: bool,
+    ) -> Result<Self, SampleError> {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
-        let (stacks, probe) = start_probe(&info);
+        let (stacks, probe) = if stacks {
+            start_probe(&info)
+        } else {
+            (
+                StacksStatus::Off("stack attribution was switched off".to_string()),
+                None,
+            )
+        };
         let now = Instant::now();
         let mut monitor = TargetMonitor {
             info,

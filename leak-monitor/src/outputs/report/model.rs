@@ -341,8 +341,8 @@ mod tests {
                     .collect();
                 let keys_b: Vec<_> = b.keys().collect();
                 assert_eq!(keys_a, keys_b, "keys of {path}");
-                for (key, value) in a {
-                    assert_same_keys(&format!("{path}.{key}"), value, &b[key]);
+                for key in keys_a {
+                    assert_same_keys(&format!("{path}.{key}"), &a[key], &b[key]);
                 }
             }
             (Value::Array(a), Value::Array(b)) => {
@@ -413,6 +413,20 @@ mod tests {
         assert_eq!(rss["limit"].as_u64(), Some(8 * 1024 * 1024 * 1024));
         assert_eq!(rss["sites"][0]["amount"].as_u64(), Some(145_227_776));
         assert!(rss["rate_per_second"].is_f64());
+    }
+
+    #[test]
+    fn stacks_are_per_target_with_the_reason_when_off() {
+        let report = Report::build(&leaking_worker(1), &capabilities(), generated_at());
+        assert!(report.capabilities.python_stacks);
+        let mut snapshot = leaking_worker(1);
+        snapshot.stacks = StacksStatus::Off("not permitted".to_string());
+        let report = Report::build(&snapshot, &capabilities(), generated_at());
+        assert!(!report.capabilities.python_stacks);
+        assert!(report
+            .capabilities
+            .notes
+            .contains(&"Python stacks are off for this target: not permitted".to_string()));
     }
 
     #[test]
