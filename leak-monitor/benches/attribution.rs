@@ -37,8 +37,8 @@ while True:
         last = now
 "#;
 
-const PHASE: Duration = Duration::from_secs(4);
-const ROUNDS: usize = 3;
+const PHASE: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 6;
 const INTERVAL: Duration = Duration::from_millis(500);
 /// Longer than the probe stays armed after its last tick (3 ticks, at least 1 s).
 const SETTLE: Duration = Duration::from_millis(2000);
@@ -114,16 +114,23 @@ fn measure(script: &std::path::Path, name: &str, leak_bytes: u64) -> Result<(), 
     // Let both settle (first highs, interpreter warm-up).
     workload.throughput(&mut off);
     let (mut off_sum, mut on_sum) = (0.0, 0.0);
+    let mut ratios = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        off_sum += workload.throughput(&mut off);
-        on_sum += workload.throughput(&mut on);
+        let off_rate = workload.throughput(&mut off);
+        let on_rate = workload.throughput(&mut on);
+        off_sum += off_rate;
+        on_sum += on_rate;
+        ratios.push(on_rate / off_rate);
     }
+    ratios.sort_by(f64::total_cmp);
     let (off_rate, on_rate) = (off_sum / ROUNDS as f64, on_sum / ROUNDS as f64);
     let stats = on.probe().map(|p| p.stats()).unwrap_or_default();
     println!(
-        "{name:<8} attribution off {off_rate:>9.0} req/s   on {on_rate:>9.0} req/s   \
-         on/off {:.3}   probe reads {} ({:.1} ms reading)   stacks {:?}",
+        "{name:<8} attribution off {off_rate:>7.0} req/s   on {on_rate:>7.0} req/s   \
+         on/off {:.3} (per round {:.3}..{:.3})   probe reads {} ({:.0} ms reading)   stacks {:?}",
         on_rate / off_rate,
+        ratios.first().copied().unwrap_or(f64::NAN),
+        ratios.last().copied().unwrap_or(f64::NAN),
         stats.reads,
         stats.read_time.as_secs_f64() * 1e3,
         on.stacks_status(),

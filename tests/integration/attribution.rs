@@ -159,3 +159,87 @@ fn bounded_deque_with_stacks_on_has_no_leak() {
     let workload = Workload::start("bounded_deque.py", &[]);
     assert_no_leak(&observe(&workload, DECOY_SECONDS, &[]));
 }
+
+/// The reader on a live Python process: threads by kernel id, frames innermost first.
+#[test]
+fn stack_reader_reads_every_thread_by_its_kernel_id() {
+    use leak_monitor::attribution::stacks::StackReader;
+    let workload = Workload::start("worker_thread_leak.py", &["--busy-ms", "10"]);
+    let pid = i32::try_from(workload.pid()).unwrap();
+    let mut reader = StackReader::attach(pid).unwrap();
+    assert!(
+        reader.python_version().starts_with("3."),
+        "{}",
+        reader.python_version()
+    );
+    let threads = reader.all_threads().unwrap();
+    assert_eq!(threads.len(), 2, "{threads:#?}");
+    let tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    for thread in &threads {
+        assert!(
+            tids.contains(&thread.os_tid),
+            "{} not in {tids:?}",
+            thread.os_tid
+        );
+        // The outermost frame is the script's module.
+        let outer = thread.frames.last().unwrap();
+        assert!(
+            outer.file.ends_with("threading.py") || outer.function == "<module>",
+            "{thread:#?}"
+        );
+    }
+    let main = reader.thread(workload.pid()).unwrap().unwrap();
+    assert_eq!(main.last().unwrap().function, "<module>");
+    assert!(main.iter().any(|f| f.function == "main"), "{main:#?}");
+    assert_eq!(reader.thread(1).unwrap(), None);
+    // Non-blocking by default: the target was never suspended.
+    assert_eq!(reader.blocked_reads(), 0);
+}
+
+/// Blocking reads are opt-in, measured, and refused while the last pause exceeded the bound.
+#[test]
+fn blocking_reads_are_bounded_by_the_last_pause() {
+    use leak_monitor::attribution::stacks::{BlockingPolicy, StackReader};
+    use std::time::Duration;
+    let workload = Workload::start("rss_leak.py", &[]);
+    let pid = i32::try_from(workload.pid()).unwrap();
+    let mut reader = StackReader::attach(pid).unwrap();
+    reader.allow_blocking(BlockingPolicy {
+        max_pause: Duration::from_secs(1),
+    });
+    for _ in 0..3 {
+        reader.all_threads().unwrap();
+    }
+    assert_eq!(reader.blocked_reads(), 3);
+    let pause = reader.max_pause();
+    assert!(
+        pause > Duration::ZERO && pause < Duration::from_secs(1),
+        "{pause:?}"
+    );
+    // Any pause exceeds a zero bound: after one blocking read, the reads stop blocking.
+    reader.allow_blocking(BlockingPolicy {
+        max_pause: Duration::ZERO,
+    });
+    for _ in 0..3 {
+        reader.all_threads().unwrap();
+    }
+    assert_eq!(reader.blocked_reads(), 3);
+}
+
+/// Typed errors: a process that is not Python, and one that is gone.
+#[test]
+fn stack_reader_errors_say_what_went_wrong() {
+    use leak_monitor::attribution::stacks::{StackError, StackReader};
+    use std::process::Command;
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = i32::try_from(sleeper.id()).unwrap();
+    let err = StackReader::attach(pid).err().unwrap();
+    assert!(matches!(err, StackError::NotPython { .. }), "{err:?}");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    let err = StackReader::attach(pid).err().unwrap();
+    assert_eq!(err, StackError::Gone { pid });
+}

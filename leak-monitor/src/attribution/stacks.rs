@@ -58,6 +58,7 @@ pub struct StackReader {
     blocking: Option<BlockingPolicy>,
     last_pause: Option<Duration>,
     max_pause: Duration,
+    blocked_reads: u64,
 }
 
 impl StackReader {
@@ -82,6 +83,7 @@ impl StackReader {
             blocking: None,
             last_pause: None,
             max_pause: Duration::ZERO,
+            blocked_reads: 0,
         })
     }
 
@@ -100,7 +102,13 @@ impl StackReader {
         self.max_pause
     }
 
-    /// Every Python thread's stack, innermost frame first.
+    /// How many reads suspended the target.
+    pub fn blocked_reads(&self) -> u64 {
+        self.blocked_reads
+    }
+
+    /// Every Python thread's stack, innermost frame first. Blocks (suspends the target for the
+    /// read) only when blocking was allowed and the last blocking read's pause was within bound.
     pub fn all_threads(&mut self) -> Result<Vec<ThreadStack>, StackError> {
         let block = match (self.blocking, self.last_pause) {
             (Some(policy), Some(last)) => last <= policy.max_pause,
@@ -119,6 +127,7 @@ impl StackReader {
             let pause = started.elapsed();
             self.last_pause = Some(pause);
             self.max_pause = self.max_pause.max(pause);
+            self.blocked_reads += 1;
         }
         let traces = traces.map_err(|err| classify(self.pid, &err, false))?;
         Ok(traces

@@ -4,7 +4,7 @@
 
 use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::attribution::probe::Probe;
-use crate::attribution::stacks::StackReader;
+use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
 use crate::resource::Resource;
@@ -23,6 +23,11 @@ const MAX_PENDING_SPIKES: usize = 64;
 
 /// After a new high or a spike the stack probe reads for this many ticks (at least one second).
 const ARM_TICKS: u32 = 3;
+
+/// A Python target whose stacks could not be read is tried again this often (it may have been
+/// caught starting up), at most `STACK_RETRIES` times; a denied permission is not retried.
+const STACK_RETRY_EVERY: Duration = Duration::from_secs(10);
+const STACK_RETRIES: u32 = 6;
 
 /// Sites per resource in a snapshot (the attributor keeps more to rank them).
 const SNAPSHOT_SITES: usize = 10;
@@ -56,6 +61,8 @@ pub struct TargetMonitor {
     ended: Option<Ended>,
     stacks: StacksStatus,
     probe: Option<Probe>,
+    /// Whether and when to try attaching the stack reader again.
+    stack_retry: Option<(Instant, u32)>,
     /// Site descriptions read once (they read source files).
     descriptions: Mutex<Descriptions>,
 }
@@ -75,12 +82,13 @@ impl TargetMonitor {
     ) -> Result<Self, SampleError> {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
-        let (stacks, probe) = if stacks {
+        let (stacks, probe, retryable) = if stacks {
             start_probe(&info)
         } else {
             (
                 StacksStatus::Off("stack attribution was switched off".to_string()),
                 None,
+                false,
             )
         };
         let now = Instant::now();
@@ -101,6 +109,7 @@ impl TargetMonitor {
             trend_refresh: Duration::ZERO,
             spikes: VecDeque::new(),
             ended: None,
+            stack_retry: retryable.then_some((now, 0)),
             stacks,
             probe,
             descriptions: Mutex::new(HashMap::new()),
@@ -172,6 +181,7 @@ impl TargetMonitor {
             let limit = self.limits.for_resource(resource);
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
+        self.retry_stacks(now);
         if grew {
             if let Some(probe) = &self.probe {
                 let armed_for = (self.interval * ARM_TICKS).max(Duration::from_secs(1));
@@ -182,6 +192,21 @@ impl TargetMonitor {
         self.last_sample_at = Some(now);
         self.samples += 1;
         Ok(())
+    }
+
+    /// Tries the stack reader again when its last attempt may have caught the target too early.
+    fn retry_stacks(&mut self, now: Instant) {
+        let Some((since, tries)) = self.stack_retry else {
+            return;
+        };
+        if now.duration_since(since) < STACK_RETRY_EVERY {
+            return;
+        }
+        let (stacks, probe, retryable) = start_probe(&self.info);
+        let tries = tries + 1;
+        self.stack_retry = (retryable && tries < STACK_RETRIES).then_some((now, tries));
+        self.stacks = stacks;
+        self.probe = probe;
     }
 
     /// Whether this target's Python stacks are read, and why not.
@@ -304,21 +329,26 @@ impl TargetMonitor {
 }
 
 /// Attaches the stack reader to a Python target and starts its probe; a failure is a status,
-/// never an error of the monitor.
-fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>) {
+/// never an error of the monitor. The flag says whether a later attempt may succeed (the target
+/// may have been caught starting up; a denied permission or a non-Python target will not change).
+fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>, bool) {
     if !targets::is_python(info) {
-        return (StacksStatus::NotPython, None);
+        return (StacksStatus::NotPython, None, false);
     }
     let pid = info.id.pid;
     let reader = match StackReader::attach(pid) {
         Ok(reader) => reader,
-        Err(err) => return (StacksStatus::Off(err.to_string()), None),
+        Err(err) => {
+            let retryable = matches!(err, StackError::NotPython { .. } | StackError::Other { .. });
+            return (StacksStatus::Off(err.to_string()), None, retryable);
+        }
     };
     match Probe::start(pid, reader) {
-        Ok(probe) => (StacksStatus::On, Some(probe)),
+        Ok(probe) => (StacksStatus::On, Some(probe), false),
         Err(err) => (
             StacksStatus::Off(format!("cannot start the stack probe thread: {err}")),
             None,
+            false,
         ),
     }
 }
