@@ -160,6 +160,7 @@ fn run(pid: i32, mut reader: StackReader, shared: &Shared) {
 /// One read: every thread's stack, with the counters that tell what grew during and around it
 /// read just before and just after the stacks.
 fn observe(pid: i32, reader: &mut StackReader) -> Result<Observation, StackError> {
+    let started = Instant::now();
     let before = Counters::read(pid);
     let stacks = reader.all_threads()?;
     let after = Counters::read(pid);
@@ -190,6 +191,7 @@ fn observe(pid: i32, reader: &mut StackReader) -> Result<Observation, StackError
         threads_during: rise(before.thread_count, after.thread_count),
         open_fds: after.open_fds,
         thread_count: after.thread_count,
+        read_time: started.elapsed(),
     })
 }
 

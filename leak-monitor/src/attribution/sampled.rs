@@ -6,7 +6,9 @@
 //! process's open fd and thread counts. A sample is credited with the growth during its read
 //! (a window of ~0.1 ms, so the line read is very likely the one growing), plus, at
 //! `WINDOW_WEIGHT`, the growth in the wider window from the read before to the read after:
-//! per thread for memory, per process for fds, sockets and threads. The credit goes to the sample's blamed site
+//! per thread for memory, per process for fds, sockets and threads. A read that took far longer
+//! than usual (the reader was preempted) has a stretched window: its growth counts at
+//! `WINDOW_WEIGHT` too. The credit goes to the sample's blamed site
 //! (`frames::blamed_index`), so lines seen while something grows collect weight, and lines seen
 //! while nothing grows collect none.
 //!
@@ -28,6 +30,7 @@ use super::frames::{blamed_index, in_blocking_call};
 use super::Frame;
 use crate::resource::Resource;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Sites kept per resource; the smallest is evicted for a new one.
 pub const MAX_SITES: usize = 64;
@@ -36,6 +39,12 @@ pub const IDLE_FACTOR: f64 = 1e-3;
 /// Weight of growth in the window around a read (from the read before to the read after)
 /// relative to growth during the read itself, which is far more likely at the line read.
 pub const WINDOW_WEIGHT: f64 = 0.05;
+/// A read that took more than this many times the usual read time was stretched (the reader was
+/// preempted on a busy machine): what grew during it may have grown at other lines, so it counts
+/// like growth in the wider window.
+pub const STRETCHED_READ: f64 = 2.0;
+/// Weight of the newest read time in the running mean of read times.
+const READ_TIME_SMOOTHING: f64 = 0.05;
 /// Bytes per page fault (the x86-64 and arm64 base page size).
 const PAGE_BYTES: f64 = 4096.0;
 
@@ -62,6 +71,8 @@ pub struct Observation {
     /// fds and threads the process gained while its stacks were being read.
     pub fds_during: u64,
     pub threads_during: u64,
+    /// How long the read took, counters included (zero when unknown).
+    pub read_time: Duration,
 }
 
 /// A site with its share of the attributed growth, before it is described.
@@ -112,6 +123,8 @@ pub struct SampledAttributor {
     pending: Option<Pending>,
     ledgers: HashMap<Resource, HashMap<Frame, Entry>>,
     samples: u64,
+    /// Running mean of read times, in seconds.
+    usual_read_time: Option<f64>,
 }
 
 impl SampledAttributor {
@@ -157,6 +170,7 @@ impl SampledAttributor {
 
     fn credit(&mut self, read: &Pending, after: &Growth) {
         self.samples += 1;
+        let during_weight = self.during_weight(read.observation.read_time);
         for thread in &read.observation.threads {
             let Some(blamed) = blamed_index(&thread.frames) else {
                 continue;
@@ -169,10 +183,11 @@ impl SampledAttributor {
             let tid = thread.os_tid;
             let own_bytes = |g: &Growth| g.thread_bytes.get(&tid).copied().unwrap_or(0.0);
             let (b, o) = (&read.before, &read.observation);
-            let rss = thread.faults_during as f64 * PAGE_BYTES
+            let rss = during_weight * thread.faults_during as f64 * PAGE_BYTES
                 + WINDOW_WEIGHT * (own_bytes(b) + own_bytes(after));
-            let fds = o.fds_during as f64 + WINDOW_WEIGHT * (b.fds + after.fds);
-            let threads = o.threads_during as f64 + WINDOW_WEIGHT * (b.threads + after.threads);
+            let fds = during_weight * o.fds_during as f64 + WINDOW_WEIGHT * (b.fds + after.fds);
+            let threads = during_weight * o.threads_during as f64
+                + WINDOW_WEIGHT * (b.threads + after.threads);
             let signals = [
                 (Resource::RssBytes, rss),
                 (Resource::OpenFds, fds),
@@ -185,6 +200,22 @@ impl SampledAttributor {
                     add(ledger, &thread.frames, blamed, signal * factor);
                 }
             }
+        }
+    }
+
+    /// The weight of growth during a read that took `read_time`: full for a read of the usual
+    /// length, `WINDOW_WEIGHT` for a stretched one. Updates the usual read time.
+    fn during_weight(&mut self, read_time: Duration) -> f64 {
+        let seconds = read_time.as_secs_f64();
+        if seconds <= 0.0 {
+            return 1.0;
+        }
+        let usual = self.usual_read_time.unwrap_or(seconds);
+        self.usual_read_time = Some(usual + READ_TIME_SMOOTHING * (seconds - usual));
+        if seconds > STRETCHED_READ * usual {
+            WINDOW_WEIGHT
+        } else {
+            1.0
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the sampled attributor on hand-made reads.
 
 use super::*;
+use std::time::Duration;
 
 const APP: &str = "/srv/app/worker.py";
 const THREADING: &str = "/usr/lib/python3.11/threading.py";
@@ -30,6 +31,7 @@ fn read(threads: Vec<ThreadObservation>, fds: u64, count: u64) -> Observation {
         thread_count: Some(count),
         fds_during: 0,
         threads_during: 0,
+        read_time: Duration::ZERO,
     }
 }
 
@@ -201,4 +203,27 @@ fn a_runnable_thread_found_where_it_rested_is_idle() {
     let sites = attributor.sites(Resource::RssBytes, 1000.0);
     assert_eq!(sites[0].frame.line, 24, "{sites:#?}");
     assert!(sites[0].share > 0.9, "{sites:#?}");
+}
+
+#[test]
+fn growth_during_a_stretched_read_counts_like_the_wider_window() {
+    // Reads take 100 us; one in 20 is preempted for 5 ms and finds the thread at line 9 while
+    // the faults of line 5 (caught once in 50 reads) happen during it.
+    let mut attributor = SampledAttributor::new();
+    for i in 0..1000u32 {
+        let (line, stretched) = match i {
+            _ if i % 50 == 25 => (5, false),
+            _ if i % 20 == 10 => (9, true),
+            _ => (1, false),
+        };
+        let caught = line != 1;
+        let running = i % 2 == 0 || caught;
+        let mut t = thread(3, running, vec![frame(APP, line, "f")], u64::from(i) * 4);
+        t.faults_during = if caught { 4 } else { 0 };
+        let mut r = read(vec![t], 3, 1);
+        r.read_time = Duration::from_micros(if stretched { 5000 } else { 100 });
+        attributor.observe(r);
+    }
+    let sites = attributor.sites(Resource::RssBytes, 1.0);
+    assert_eq!(sites[0].frame.line, 5, "{sites:#?}");
 }

@@ -29,8 +29,10 @@ const ARM_TICKS: u32 = 3;
 const STACK_RETRY_EVERY: Duration = Duration::from_secs(10);
 const STACK_RETRIES: u32 = 6;
 
-/// Sites per resource in a snapshot (the attributor keeps more to rank them).
+/// Sites per resource in a snapshot (the attributor keeps more to rank them), and the smallest
+/// share a site needs to be shown: below it, a site is the noise of the sampling.
 const SNAPSHOT_SITES: usize = 10;
+const MIN_SITE_SHARE: f64 = 0.01;
 
 /// What `describe_site` said about a site: (file, line, resource) -> (type, evidence, fix).
 type Descriptions = HashMap<(String, u32, Resource), (LeakType, String, String)>;
@@ -301,6 +303,7 @@ impl TargetMonitor {
         sampled
             .into_iter()
             .take(SNAPSHOT_SITES)
+            .filter(|s| s.share >= MIN_SITE_SHARE)
             .map(|s| {
                 let mut site = Site {
                     file: s.frame.file,
