@@ -81,9 +81,10 @@ impl Capabilities {
                 privileges.missing().join(", ")
             ));
         }
-        // The stack reader is not wired in yet: say so rather than pretend.
+        // eBPF is switched on by `set_tracing`; Python stacks are per target: each report says
+        // whether its target's stacks were read, and why not.
         notes.push(
-            "Python stacks are off: this build does not attribute growth to source lines yet, so sites are empty"
+            "eBPF tracing is off: this build samples procfs, and attributes growth from Python stacks sampled while it grows"
                 .to_string(),
         );
         Capabilities {

@@ -1,6 +1,7 @@
 //! Integration tests: real Python processes (tests/python/) observed by the real binary.
 //!
-//! `verdicts` checks leaks and decoys end to end, `cli` the `run` command's contract, `metrics`
+//! `verdicts` checks leaks and decoys end to end, `attribution` the source lines blamed
+//! for them, `cli` the `run` command's contract, `metrics`
 //! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `ebpf` the kernel
 //! programs and their ledgers, `audit` the static scan on the pattern corpus
 //! (`tests/python/patterns/`), `alerting` the shipped rules in a real Prometheus, `html_report`
@@ -24,6 +25,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerting;
+mod attribution;
 mod audit;
 mod chromium;
 mod cli;

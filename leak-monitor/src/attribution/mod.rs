@@ -1,9 +1,21 @@
-//! Attribution: growth hung on Python source lines. The site types live here; the ledgers and
-//! stack readers that fill them come with the eBPF and stacks work. `catalog` explains a site
-//! (leak type, evidence, fix) from the target's source, which `source` reads.
+//! Attribution: growth hung on Python source lines.
+//!
+//! `stacks` reads Python stacks of a live process (py-spy as a library), `frames` picks the frame
+//! to blame in a stack, `sampled` attributes growth to sites from stack samples weighted by the
+//! growth around them (no eBPF needed), `probe` is the background thread that takes those
+//! samples while a target grows, `catalog` explains a site (leak type, evidence, fix) from the
+//! target's source, which `source` reads, and `describe` is the one place that puts them
+//! together for a site. The site types shared with the outputs live here.
 
 pub mod catalog;
+pub mod describe;
+pub mod frames;
+pub mod probe;
+pub mod sampled;
 pub mod source;
+pub mod stacks;
+
+pub use describe::describe_site;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +31,28 @@ pub enum LeakType {
     TensorAccumulation,
     ThreadNotJoined,
     Unknown,
+}
+
+/// How a site's growth was attributed (the site JSON's `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteMethod {
+    /// Stack samples taken while the resource grew, weighted by the growth around each.
+    SampledAtGrowth,
+    /// An eBPF ledger of the creating events (exact for fds, sockets, threads).
+    EbpfLedger,
+    /// Python frames walked in the kernel at each event.
+    EbpfFrames,
+}
+
+impl SiteMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteMethod::SampledAtGrowth => "sampled_at_growth",
+            SiteMethod::EbpfLedger => "ebpf_ledger",
+            SiteMethod::EbpfFrames => "ebpf_frames",
+        }
+    }
 }
 
 /// One Python frame.
@@ -44,4 +78,6 @@ pub struct Site {
     pub fix: String,
     /// Innermost frame first.
     pub stack: Vec<Frame>,
+    /// Which method produced the site; None for sites from before the field existed.
+    pub method: Option<SiteMethod>,
 }

@@ -6,7 +6,7 @@ use super::ticker::{StopFlag, Ticker};
 use super::{progress::Progress, tracing, UsageError};
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::RunArgs;
-use crate::monitor::{Ended, TargetMonitor};
+use crate::monitor::{Ended, StacksStatus, TargetMonitor};
 use crate::outputs::html;
 use crate::outputs::report::{render_markdown, Report};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let tracer = tracing::start(&mut capabilities);
     tracing::follow_all(tracer.as_ref(), &mut monitors, &mut capabilities);
     capabilities.announce();
+    for monitor in &monitors {
+        if let StacksStatus::Off(why) = monitor.stacks_status() {
+            eprintln!(
+                "leak-monitor: PID {}: Python stacks are off: {why}",
+                monitor.info().id.pid
+            );
+        }
+    }
 
     observe(
         &mut monitors,

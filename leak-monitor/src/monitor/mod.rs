@@ -7,5 +7,5 @@ mod snapshot;
 mod target;
 
 pub use fleet::{Fleet, FleetTick};
-pub use snapshot::{ResourceSeries, ResourceSnapshot, TargetSnapshot};
+pub use snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 pub use target::{Ended, TargetMonitor};

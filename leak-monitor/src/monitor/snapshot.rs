@@ -34,6 +34,19 @@ pub struct TargetSnapshot {
     pub interval_seconds: f64,
     /// The eBPF ledgers' counts, when the target is traced.
     pub ledgers: Option<LedgerCounts>,
+    /// Whether Python stacks are read for this target, and why not.
+    pub stacks: StacksStatus,
+}
+
+/// Python stack reading for one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StacksStatus {
+    /// The stack reader is attached: growth is attributed to source lines.
+    On,
+    /// The target is not a Python process: nothing to read.
+    NotPython,
+    /// The target is Python but its stacks cannot be read; the reason, for the report's notes.
+    Off(String),
 }
 
 /// The samples kept for one resource of one target, (seconds since start, value), oldest first.

@@ -1,13 +1,18 @@
-//! One followed process: procfs samples in, per-resource trends out.
+//! One followed process: procfs samples in, per-resource trends out, and (for a Python target
+//! whose stacks can be read) growth attributed to source lines by the stack probe, armed when a
+//! resource sets a new high or spikes.
 
-use super::snapshot::{ResourceSeries, ResourceSnapshot, TargetSnapshot};
+use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
+use crate::attribution::probe::Probe;
+use crate::attribution::stacks::{StackError, StackReader};
+use crate::attribution::{describe_site, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
 use crate::events::{Tracer, TracerError};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How often limits (fd soft limit, cgroup memory limit) are re-read: they rarely change, and
@@ -16,6 +21,22 @@ const LIMITS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Spikes kept for the stack sampler; older ones are dropped first.
 const MAX_PENDING_SPIKES: usize = 64;
+
+/// After a new high or a spike the stack probe reads for this many ticks (at least one second).
+const ARM_TICKS: u32 = 3;
+
+/// A Python target whose stacks could not be read is tried again this often (it may have been
+/// caught starting up), at most `STACK_RETRIES` times; a denied permission is not retried.
+const STACK_RETRY_EVERY: Duration = Duration::from_secs(10);
+const STACK_RETRIES: u32 = 6;
+
+/// Sites per resource in a snapshot (the attributor keeps more to rank them), and the smallest
+/// share a site needs to be shown: below it, a site is the noise of the sampling.
+const SNAPSHOT_SITES: usize = 10;
+const MIN_SITE_SHARE: f64 = 0.01;
+
+/// What `describe_site` said about a site: (file, line, resource) -> (type, evidence, fix).
+type Descriptions = HashMap<(String, u32, Resource), (LeakType, String, String)>;
 
 /// Why a target stopped being followed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,13 +64,38 @@ pub struct TargetMonitor {
     ended: Option<Ended>,
     /// The eBPF tracer following this process, when tracing is on.
     tracer: Option<Arc<Tracer>>,
+    stacks: StacksStatus,
+    probe: Option<Probe>,
+    /// Whether and when to try attaching the stack reader again.
+    stack_retry: Option<(Instant, u32)>,
+    /// Site descriptions read once (they read source files).
+    descriptions: Mutex<Descriptions>,
 }
 
 impl TargetMonitor {
     /// Attaches to the process and takes the first sample, so an unusable target fails here.
     pub fn attach(info: TargetInfo, interval: Duration) -> Result<Self, SampleError> {
+        TargetMonitor::attach_with(info, interval, true)
+    }
+
+    /// `attach`, with Python stack attribution on or off (off: procfs only, e.g. to measure
+    /// what attribution costs).
+    pub fn attach_with(
+        info: TargetInfo,
+        interval: Duration,
+        stacks: bool,
+    ) -> Result<Self, SampleError> {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
+        let (stacks, probe, retryable) = if stacks {
+            start_probe(&info)
+        } else {
+            (
+                StacksStatus::Off("stack attribution was switched off".to_string()),
+                None,
+                false,
+            )
+        };
         let now = Instant::now();
         let mut monitor = TargetMonitor {
             info,
@@ -69,6 +115,10 @@ impl TargetMonitor {
             spikes: VecDeque::new(),
             ended: None,
             tracer: None,
+            stack_retry: retryable.then_some((now, 0)),
+            stacks,
+            probe,
+            descriptions: Mutex::new(HashMap::new()),
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -133,9 +183,14 @@ impl TargetMonitor {
             self.limits_read_at = now;
         }
         let t = now.duration_since(self.started).as_secs_f64();
+        let mut grew = false;
         for tracked in &mut self.trackers {
             let resource = tracked.resource;
-            if let Some(spike) = tracked.tracker.push(t, sample.value(resource)) {
+            let value = sample.value(resource);
+            grew |= tracked.high.is_some_and(|high| value > high);
+            tracked.high = Some(tracked.high.map_or(value, |high| high.max(value)));
+            if let Some(spike) = tracked.tracker.push(t, value) {
+                grew = true;
                 if self.spikes.len() == MAX_PENDING_SPIKES {
                     self.spikes.pop_front();
                 }
@@ -144,10 +199,42 @@ impl TargetMonitor {
             let limit = self.limits.for_resource(resource);
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
+        self.retry_stacks(now);
+        if grew {
+            if let Some(probe) = &self.probe {
+                let armed_for = (self.interval * ARM_TICKS).max(Duration::from_secs(1));
+                probe.arm(now + armed_for);
+            }
+        }
         self.latest = Some(sample);
         self.last_sample_at = Some(now);
         self.samples += 1;
         Ok(())
+    }
+
+    /// Tries the stack reader again when its last attempt may have caught the target too early.
+    fn retry_stacks(&mut self, now: Instant) {
+        let Some((since, tries)) = self.stack_retry else {
+            return;
+        };
+        if now.duration_since(since) < STACK_RETRY_EVERY {
+            return;
+        }
+        let (stacks, probe, retryable) = start_probe(&self.info);
+        let tries = tries + 1;
+        self.stack_retry = (retryable && tries < STACK_RETRIES).then_some((now, tries));
+        self.stacks = stacks;
+        self.probe = probe;
+    }
+
+    /// Whether this target's Python stacks are read, and why not.
+    pub fn stacks_status(&self) -> &StacksStatus {
+        &self.stacks
+    }
+
+    /// The stack probe, when this target's stacks are read.
+    pub fn probe(&self) -> Option<&Probe> {
+        self.probe.as_ref()
     }
 
     /// The growth spikes seen since the last call, oldest first.
@@ -194,7 +281,10 @@ impl TargetMonitor {
                 first: t.tracker.first().unwrap_or(0.0),
                 last: t.tracker.last().unwrap_or(0.0),
                 limit: self.limits.for_resource(t.resource),
-                sites: Vec::new(),
+                sites: self.sites(
+                    t.resource,
+                    t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
+                ),
             })
             .collect();
         let observed_seconds = self
@@ -213,15 +303,76 @@ impl TargetMonitor {
                 .tracer
                 .as_ref()
                 .and_then(|t| t.counts(self.info.id.pid)),
+            stacks: self.stacks.clone(),
         }
+    }
+
+    /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
+    fn sites(&self, resource: Resource, growth: f64) -> Vec<Site> {
+        let Some(probe) = &self.probe else {
+            return Vec::new();
+        };
+        if growth <= 0.0 {
+            return Vec::new();
+        }
+        let sampled = probe.with_attributor(|a| a.sites(resource, growth));
+        let mut descriptions = self
+            .descriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sampled
+            .into_iter()
+            .take(SNAPSHOT_SITES)
+            .filter(|s| s.share >= MIN_SITE_SHARE)
+            .map(|s| {
+                let mut site = Site {
+                    file: s.frame.file,
+                    line: s.frame.line,
+                    function: s.frame.function,
+                    share: s.share,
+                    amount: s.amount,
+                    leak_type: LeakType::Unknown,
+                    evidence: String::new(),
+                    fix: String::new(),
+                    stack: s.stack,
+                    method: Some(SiteMethod::SampledAtGrowth),
+                };
+                let key = (site.file.clone(), site.line, resource);
+                let (leak_type, evidence, fix) = descriptions
+                    .entry(key)
+                    .or_insert_with(|| describe_site(self.info.id.pid, &site, resource))
+                    .clone();
+                site.leak_type = leak_type;
+                site.evidence = evidence;
+                site.fix = fix;
+                site
+            })
+            .collect()
     }
 }
 
-impl Drop for TargetMonitor {
-    fn drop(&mut self) {
-        if let Some(tracer) = &self.tracer {
-            tracer.unfollow(self.info.id.pid);
+/// Attaches the stack reader to a Python target and starts its probe; a failure is a status,
+/// never an error of the monitor. The flag says whether a later attempt may succeed (the target
+/// may have been caught starting up; a denied permission or a non-Python target will not change).
+fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>, bool) {
+    if !targets::is_python(info) {
+        return (StacksStatus::NotPython, None, false);
+    }
+    let pid = info.id.pid;
+    let reader = match StackReader::attach(pid) {
+        Ok(reader) => reader,
+        Err(err) => {
+            let retryable = matches!(err, StackError::NotPython { .. } | StackError::Other { .. });
+            return (StacksStatus::Off(err.to_string()), None, retryable);
         }
+    };
+    match Probe::start(pid, reader) {
+        Ok(probe) => (StacksStatus::On, Some(probe), false),
+        Err(err) => (
+            StacksStatus::Off(format!("cannot start the stack probe thread: {err}")),
+            None,
+            false,
+        ),
     }
 }
 
@@ -231,6 +382,8 @@ struct ResourceTracker {
     tracker: Tracker,
     trend: Trend,
     computed_at: Option<Instant>,
+    /// The highest value seen: a new high arms the stack probe.
+    high: Option<f64>,
 }
 
 impl ResourceTracker {
@@ -240,6 +393,7 @@ impl ResourceTracker {
             tracker: Tracker::new(DetectorConfig::for_unit(resource.unit())),
             trend: Trend::UNKNOWN,
             computed_at: None,
+            high: None,
         }
     }
 
@@ -255,5 +409,13 @@ impl ResourceTracker {
     fn refresh(&mut self, now: Instant, limit: Option<f64>) {
         self.trend = self.tracker.trend(limit);
         self.computed_at = Some(now);
+    }
+}
+
+impl Drop for TargetMonitor {
+    fn drop(&mut self) {
+        if let Some(tracer) = &self.tracer {
+            tracer.unfollow(self.info.id.pid);
+        }
     }
 }

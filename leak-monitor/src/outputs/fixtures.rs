@@ -1,9 +1,9 @@
 //! Snapshots built by hand for the outputs' unit tests: one leaking Python web worker with
 //! attributed sites, and one quiet process without.
 
-use crate::attribution::{Frame, LeakType, Site};
+use crate::attribution::{Frame, LeakType, Site, SiteMethod};
 use crate::detection::{GrowthPattern, Trend, Verdict};
-use crate::monitor::{ResourceSnapshot, TargetSnapshot};
+use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::resource::{Bytes, Resource};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
 use crate::targets::{TargetId, TargetInfo};
@@ -34,6 +34,7 @@ pub fn site(file: &str, line: u32, function: &str, share: f64, amount: f64) -> S
                 function: "<module>".to_string(),
             },
         ],
+        method: Some(SiteMethod::SampledAtGrowth),
     }
 }
 
@@ -140,6 +141,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         samples: 60,
         interval_seconds: 1.0,
         ledgers: None,
+        stacks: StacksStatus::On,
     }
 }
 
@@ -168,5 +170,6 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         samples: 20,
         interval_seconds: 0.5,
         ledgers: None,
+        stacks: StacksStatus::NotPython,
     }
 }

@@ -4,7 +4,7 @@
 //! attributed site gets a section that says so and why, with its pattern, impact and detection.
 
 use super::model::{Report, ResourceReport, SiteReport};
-use crate::attribution::LeakType;
+use crate::attribution::{LeakType, SiteMethod};
 use crate::detection::{GrowthPattern, Verdict};
 use crate::humanize as human;
 use crate::resource::Resource;
@@ -206,8 +206,8 @@ fn site_section(out: &mut String, report: &Report, resource: &ResourceReport, si
     detection(out, report, resource);
     let _ = writeln!(
         out,
-        "- Source line: attributed from the Python stacks at this resource's growth; {}:{} \
-         accounts for {} of the attributed growth.",
+        "- Source line: {}; {}:{} accounts for {} of the attributed growth.",
+        describe_method(site.method),
         one_line(&site.file),
         site.line,
         human::percent(site.share),
@@ -330,6 +330,30 @@ fn reproduce_command(report: &Report) -> String {
         "leak-monitor run --pid {} --duration {duration:.0} --interval {interval_ms:.0} --markdown report.md",
         report.target.pid
     )
+}
+
+/// How a site was attributed, for the Detection section.
+fn describe_method(method: Option<SiteMethod>) -> String {
+    let how = match method {
+        Some(SiteMethod::SampledAtGrowth) => {
+            "Python stacks read from outside (py-spy, without pausing the process) while the \
+             resource grew, each read weighted by the growth around it (the thread's new pages \
+             for memory, the process's new fds or threads otherwise); the blamed frame is the \
+             innermost one outside the standard library and installed packages"
+        }
+        Some(SiteMethod::EbpfLedger) => {
+            "a ledger of the creating events traced with eBPF, each holding the creating \
+             thread's Python stack"
+        }
+        Some(SiteMethod::EbpfFrames) => {
+            "Python frames walked in the kernel at each creating event (eBPF)"
+        }
+        None => return "attributed from the Python stacks at this resource's growth".to_string(),
+    };
+    match method {
+        Some(method) => format!("method `{}`: {how}", method.as_str()),
+        None => how.to_string(),
+    }
 }
 
 fn describe_measurement(resource: Resource) -> &'static str {

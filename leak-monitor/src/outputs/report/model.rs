@@ -2,11 +2,11 @@
 //! report". These types are the contract, kept apart from the engine's internal types so that an
 //! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
 
-use crate::attribution::{LeakType, Site};
+use crate::attribution::{LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
 use crate::events::LedgerCounts;
-use crate::monitor::{ResourceSnapshot, TargetSnapshot};
+use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::resource::Resource;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,6 +118,10 @@ pub struct SiteReport {
     pub fix: String,
     /// Innermost frame first.
     pub stack: Vec<StackFrame>,
+    /// How the site was attributed (`sampled_at_growth`, `ebpf_ledger`, `ebpf_frames`). An
+    /// addition to the contract's example: absent in reports that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<SiteMethod>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,12 +154,7 @@ impl Report {
                 interval_seconds: snapshot.interval_seconds,
                 samples: snapshot.samples,
             },
-            capabilities: ReportCapabilities {
-                procfs: capabilities.procfs,
-                ebpf: capabilities.ebpf,
-                python_stacks: capabilities.python_stacks,
-                notes: capabilities.notes.clone(),
-            },
+            capabilities: ReportCapabilities::build(capabilities, &snapshot.stacks),
             resources: snapshot
                 .resources
                 .iter()
@@ -191,6 +190,23 @@ impl LedgerReport {
             new_resident_pages: counts.pages,
             untracked_pages: counts.pages_untracked,
             accepts: counts.accepts,
+        }
+    }
+}
+
+impl ReportCapabilities {
+    /// The run's capabilities with this target's stack reading: on when its reader attached,
+    /// else off with the reason among the notes.
+    fn build(capabilities: &Capabilities, stacks: &StacksStatus) -> ReportCapabilities {
+        let mut notes = capabilities.notes.clone();
+        if let StacksStatus::Off(why) = stacks {
+            notes.push(format!("Python stacks are off for this target: {why}"));
+        }
+        ReportCapabilities {
+            procfs: capabilities.procfs,
+            ebpf: capabilities.ebpf,
+            python_stacks: *stacks == StacksStatus::On,
+            notes,
         }
     }
 }
@@ -248,6 +264,7 @@ impl SiteReport {
                     function: frame.function.clone(),
                 })
                 .collect(),
+            method: site.method,
         }
     }
 }
@@ -361,14 +378,21 @@ mod tests {
 
     /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
     /// objects (arrays: element-wise as far as both go).
+    /// Keys this build adds to the contract's example.
+    const ADDITIONS: &[&str] = &["method"];
+
     fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
         match (ours, theirs) {
             (Value::Object(a), Value::Object(b)) => {
-                let keys_a: Vec<_> = a.keys().collect();
+                // Fields added to the contract (additions are allowed, renames are not).
+                let keys_a: Vec<_> = a
+                    .keys()
+                    .filter(|k| !ADDITIONS.contains(&k.as_str()))
+                    .collect();
                 let keys_b: Vec<_> = b.keys().collect();
                 assert_eq!(keys_a, keys_b, "keys of {path}");
-                for (key, value) in a {
-                    assert_same_keys(&format!("{path}.{key}"), value, &b[key]);
+                for key in keys_a {
+                    assert_same_keys(&format!("{path}.{key}"), &a[key], &b[key]);
                 }
             }
             (Value::Array(a), Value::Array(b)) => {
@@ -392,6 +416,10 @@ mod tests {
         assert_same_keys("report", &ours, &theirs);
         // Every level was compared, down to the stack frames.
         assert!(ours["resources"][0]["sites"][0]["stack"][0]["function"].is_string());
+        assert_eq!(
+            ours["resources"][0]["sites"][0]["method"],
+            "sampled_at_growth"
+        );
     }
 
     #[test]
@@ -435,6 +463,20 @@ mod tests {
         assert_eq!(rss["limit"].as_u64(), Some(8 * 1024 * 1024 * 1024));
         assert_eq!(rss["sites"][0]["amount"].as_u64(), Some(145_227_776));
         assert!(rss["rate_per_second"].is_f64());
+    }
+
+    #[test]
+    fn stacks_are_per_target_with_the_reason_when_off() {
+        let report = Report::build(&leaking_worker(1), &capabilities(), generated_at());
+        assert!(report.capabilities.python_stacks);
+        let mut snapshot = leaking_worker(1);
+        snapshot.stacks = StacksStatus::Off("not permitted".to_string());
+        let report = Report::build(&snapshot, &capabilities(), generated_at());
+        assert!(!report.capabilities.python_stacks);
+        assert!(report
+            .capabilities
+            .notes
+            .contains(&"Python stacks are off for this target: not permitted".to_string()));
     }
 
     #[test]

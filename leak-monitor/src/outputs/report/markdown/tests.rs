@@ -15,11 +15,14 @@ fn no_stacks() -> Capabilities {
 }
 
 fn report(snapshot: &crate::monitor::TargetSnapshot) -> Report {
-    Report::build(
+    let mut report = Report::build(
         snapshot,
         &no_stacks(),
         UNIX_EPOCH + Duration::from_secs(1_795_435_200),
-    )
+    );
+    // The fixture's stacks are on (it has sites); these tests render a run without them.
+    report.capabilities.python_stacks = false;
+    report
 }
 
 /// Fails unless the `needles` occur in `text` in this order; returns their positions.

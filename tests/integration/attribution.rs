@@ -1,0 +1,251 @@
+//! Attribution on real workloads: the top site of the leaking resource is the line marked
+//! `# LEAK` in the workload's source (found in the file, never hard-coded), produced by the
+//! `sampled_at_growth` method, with its evidence quoted from the file; decoys get no leak.
+//! Needs root (ptrace access to read the stacks); CI runs as root.
+
+use crate::support::{cpu_heavy_slot, python_script, resource, run_json_report, Workload};
+use serde_json::Value;
+use std::fs;
+
+const RUN_SECONDS: u32 = 30;
+const DECOY_SECONDS: u32 = 40;
+const INTERVAL_MS: u32 = 1000;
+
+/// The 1-based number of the line marked `# LEAK` in `tests/python/SCRIPT`, and its text.
+fn leak_line(script: &str) -> (u64, String) {
+    let path = python_script(script);
+    let source = fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+    let marked: Vec<(usize, &str)> = source
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.trim_end().ends_with("# LEAK"))
+        .collect();
+    assert_eq!(
+        marked.len(),
+        1,
+        "{script} must mark exactly one line # LEAK"
+    );
+    let (index, text) = marked[0];
+    (index as u64 + 1, text.trim().to_string())
+}
+
+fn observe(workload: &Workload, seconds: u32, extra: &[&str]) -> Value {
+    let (outcome, report) = run_json_report(workload.pid(), seconds, INTERVAL_MS, extra);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    assert_eq!(
+        report["capabilities"]["python_stacks"], true,
+        "stacks were not read:\n{:#}",
+        report["capabilities"]
+    );
+    report
+}
+
+/// `name` is a leak whose top site is the `# LEAK` line of `script`; returns that site.
+fn assert_top_site_is_the_leak(report: &Value, name: &str, script: &str) -> Value {
+    let (line, text) = leak_line(script);
+    let entry = resource(report, name);
+    assert_eq!(entry["verdict"], "leak", "{name} is not a leak:\n{entry:#}");
+    let sites = entry["sites"].as_array().expect("sites is an array");
+    let top = sites
+        .first()
+        .unwrap_or_else(|| panic!("{name} has no sites:\n{entry:#}"));
+    let file = top["file"].as_str().unwrap_or_default();
+    assert!(
+        file.ends_with(&format!("/{script}")) && top["line"] == line,
+        "top site of {name} is {file}:{}, not {script}:{line}:\n{entry:#}",
+        top["line"]
+    );
+    assert_eq!(top["method"], "sampled_at_growth", "{top:#}");
+    assert!(
+        top["evidence"].as_str().unwrap_or_default().contains(&text),
+        "the evidence does not quote the line {text:?}:\n{top:#}"
+    );
+    assert!(top["stack"][0]["line"].is_u64(), "{top:#}");
+    // The shown sites (the top ones, each at least 1%) hold at most all of the attributed growth
+    // (shares up to 1, amounts up to the growth first -> last), and the top one most of it.
+    let share: f64 = sites.iter().filter_map(|s| s["share"].as_f64()).sum();
+    assert!(share <= 1.0001, "{entry:#}");
+    assert!(top["share"].as_f64().unwrap() > 0.5, "{entry:#}");
+    assert!(
+        sites.iter().all(|s| s["share"].as_f64().unwrap() >= 0.01),
+        "{entry:#}"
+    );
+    let amount: f64 = sites.iter().filter_map(|s| s["amount"].as_f64()).sum();
+    let growth = entry["last"].as_f64().unwrap() - entry["first"].as_f64().unwrap();
+    assert!(
+        amount <= growth * 1.0001 && amount > 0.0,
+        "{amount} vs {growth}\n{entry:#}"
+    );
+    top.clone()
+}
+
+#[test]
+fn rss_leak_is_attributed_to_its_line_in_json_and_markdown() {
+    let workload = Workload::start("rss_leak.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let markdown = dir.path().join("report.md");
+    let md = markdown.display().to_string();
+    let report = observe(&workload, RUN_SECONDS, &["--markdown", &md]);
+    let top = assert_top_site_is_the_leak(&report, "rss_bytes", "rss_leak.py");
+    let text = fs::read_to_string(&markdown).unwrap();
+    let heading = format!(
+        "### File: {}:{}",
+        top["file"].as_str().unwrap(),
+        top["line"]
+    );
+    let section = text
+        .split_once(&heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in:\n{text}"))
+        .1;
+    for part in [
+        "#### Leak Type",
+        "#### Growth Pattern",
+        "#### Memory Impact",
+        "#### Evidence",
+        "#### Detection",
+        "#### Fix",
+        "sampled_at_growth",
+    ] {
+        assert!(
+            section.contains(part),
+            "no {part:?} after {heading:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn fd_leak_is_attributed_to_its_line() {
+    let workload = Workload::start("fd_leak.py", &["--rate", "20"]);
+    let report = observe(&workload, RUN_SECONDS, &[]);
+    assert_top_site_is_the_leak(&report, "open_fds", "fd_leak.py");
+}
+
+#[test]
+fn thread_leak_is_attributed_to_the_line_that_starts_the_threads() {
+    let workload = Workload::start("thread_leak.py", &["--rate", "1"]);
+    let report = observe(&workload, RUN_SECONDS, &[]);
+    assert_top_site_is_the_leak(&report, "threads", "thread_leak.py");
+}
+
+#[test]
+fn leak_in_a_worker_thread_is_attributed_there_not_to_the_busy_main_thread() {
+    let _cpu = cpu_heavy_slot();
+    let workload = Workload::start("worker_thread_leak.py", &[]);
+    let report = observe(&workload, RUN_SECONDS, &[]);
+    assert_top_site_is_the_leak(&report, "rss_bytes", "worker_thread_leak.py");
+}
+
+#[test]
+#[ignore = "not achievable by stack sampling: the leaked records reuse heap freed by the churn, \
+            so every new resident page is touched by the churn lines; needs an allocation ledger \
+            (eBPF uprobes on the allocator)"]
+fn slow_leak_under_churn_is_attributed_to_its_line() {
+    let _cpu = cpu_heavy_slot();
+    let workload = Workload::start("slow_churn_leak.py", &[]);
+    let report = observe(&workload, RUN_SECONDS, &[]);
+    assert_top_site_is_the_leak(&report, "rss_bytes", "slow_churn_leak.py");
+}
+
+fn assert_no_leak(report: &Value) {
+    for entry in report["resources"].as_array().unwrap() {
+        assert_ne!(entry["verdict"], "leak", "decoy called a leak:\n{entry:#}");
+    }
+}
+
+#[test]
+fn steady_churn_with_stacks_on_has_no_leak() {
+    let _cpu = cpu_heavy_slot();
+    let workload = Workload::start("steady.py", &[]);
+    assert_no_leak(&observe(&workload, DECOY_SECONDS, &[]));
+}
+
+#[test]
+fn bounded_deque_with_stacks_on_has_no_leak() {
+    let workload = Workload::start("bounded_deque.py", &[]);
+    assert_no_leak(&observe(&workload, DECOY_SECONDS, &[]));
+}
+
+/// The reader on a live Python process: threads by kernel id, frames innermost first.
+#[test]
+fn stack_reader_reads_every_thread_by_its_kernel_id() {
+    use leak_monitor::attribution::stacks::StackReader;
+    let workload = Workload::start("worker_thread_leak.py", &["--busy-ms", "10"]);
+    let pid = i32::try_from(workload.pid()).unwrap();
+    let mut reader = StackReader::attach(pid).unwrap();
+    assert!(
+        reader.python_version().starts_with("3."),
+        "{}",
+        reader.python_version()
+    );
+    let threads = reader.all_threads().unwrap();
+    assert_eq!(threads.len(), 2, "{threads:#?}");
+    let tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    for thread in &threads {
+        assert!(
+            tids.contains(&thread.os_tid),
+            "{} not in {tids:?}",
+            thread.os_tid
+        );
+        // The outermost frame is the script's module.
+        let outer = thread.frames.last().unwrap();
+        assert!(
+            outer.file.ends_with("threading.py") || outer.function == "<module>",
+            "{thread:#?}"
+        );
+    }
+    let main = reader.thread(workload.pid()).unwrap().unwrap();
+    assert_eq!(main.last().unwrap().function, "<module>");
+    assert!(main.iter().any(|f| f.function == "main"), "{main:#?}");
+    assert_eq!(reader.thread(1).unwrap(), None);
+    // Non-blocking by default: the target was never suspended.
+    assert_eq!(reader.blocked_reads(), 0);
+}
+
+/// Blocking reads are opt-in, measured, and refused while the last pause exceeded the bound.
+#[test]
+fn blocking_reads_are_bounded_by_the_last_pause() {
+    use leak_monitor::attribution::stacks::{BlockingPolicy, StackReader};
+    use std::time::Duration;
+    let workload = Workload::start("rss_leak.py", &[]);
+    let pid = i32::try_from(workload.pid()).unwrap();
+    let mut reader = StackReader::attach(pid).unwrap();
+    reader.allow_blocking(BlockingPolicy {
+        max_pause: Duration::from_secs(1),
+    });
+    for _ in 0..3 {
+        reader.all_threads().unwrap();
+    }
+    assert_eq!(reader.blocked_reads(), 3);
+    let pause = reader.max_pause();
+    assert!(
+        pause > Duration::ZERO && pause < Duration::from_secs(1),
+        "{pause:?}"
+    );
+    // Any pause exceeds a zero bound: after one blocking read, the reads stop blocking.
+    reader.allow_blocking(BlockingPolicy {
+        max_pause: Duration::ZERO,
+    });
+    for _ in 0..3 {
+        reader.all_threads().unwrap();
+    }
+    assert_eq!(reader.blocked_reads(), 3);
+}
+
+/// Typed errors: a process that is not Python, and one that is gone.
+#[test]
+fn stack_reader_errors_say_what_went_wrong() {
+    use leak_monitor::attribution::stacks::{StackError, StackReader};
+    use std::process::Command;
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = i32::try_from(sleeper.id()).unwrap();
+    let err = StackReader::attach(pid).err().unwrap();
+    assert!(matches!(err, StackError::NotPython { .. }), "{err:?}");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    let err = StackReader::attach(pid).err().unwrap();
+    assert_eq!(err, StackError::Gone { pid });
+}
