@@ -25,8 +25,11 @@ pub const MAX_TARGETS: u32 = 4096;
 /// Syscalls in flight at once on followed threads (entries of the `PENDING` map).
 pub const MAX_PENDING: u32 = 16384;
 /// Bytes of the event ring buffer (a power of two multiple of the page size). At 64 bytes per
-/// event that is 65,536 events of slack while user space drains it.
-pub const RING_BYTES: u32 = 4 << 20;
+/// record that is 32,768 events of slack while user space drains it.
+pub const RING_BYTES: u32 = 2 << 20;
+/// Queued bytes at which the kernel wakes the reader (otherwise it finds them at its next
+/// poll, within `POLL_INTERVAL` of user space).
+pub const WAKEUP_BYTES: u64 = 256 << 10;
 
 /// Indices of the per-CPU `COUNTERS` array. Events lost to a full ring buffer are counted at the
 /// index of their kind (`kind::*`, 1..=12), so drops are known per kind.

@@ -21,8 +21,13 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use leak_monitor_common::{
-    counter, kind, Event, PendingCall, MAX_PENDING, MAX_TARGETS, RING_BYTES,
+    counter, kind, Event, PendingCall, MAX_PENDING, MAX_TARGETS, RING_BYTES, WAKEUP_BYTES,
 };
+
+// bpf_ringbuf_query / bpf_ringbuf_submit flags (uapi/linux/bpf.h).
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
 
 /// Followed processes: tgid -> 1. User space adds and removes them.
 #[map]
@@ -75,9 +80,20 @@ fn emit(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, c: u64, d: 
                 kind,
                 detail,
             });
-            entry.submit(0);
+            entry.submit(wakeup_flag());
         }
         None => count(kind),
+    }
+}
+
+/// Wakes the reader only once a batch is waiting: a wake-up per event costs the traced thread
+/// microseconds (the reader polls every few milliseconds anyway).
+#[inline(always)]
+fn wakeup_flag() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
     }
 }
 

@@ -83,10 +83,6 @@ impl Capabilities {
         }
         // eBPF is switched on by `set_tracing`; Python stacks are per target: each report says
         // whether its target's stacks were read, and why not.
-        notes.push(
-            "eBPF tracing is off: this build samples procfs, and attributes growth from Python stacks sampled while it grows"
-                .to_string(),
-        );
         Capabilities {
             procfs: true,
             ebpf: false,
@@ -115,7 +111,7 @@ impl Capabilities {
             Err(why) => {
                 self.ebpf = false;
                 self.note(format!(
-                    "eBPF tracing is off ({why}): verdicts come from procfs sampling alone"
+                    "eBPF tracing is off ({why}): verdicts come from procfs sampling, sites from Python stacks sampled while a resource grows"
                 ));
             }
         }

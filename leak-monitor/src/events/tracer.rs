@@ -11,7 +11,7 @@ use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
 use super::reconcile;
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::RawTracePoint;
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 use leak_monitor_common::{counter, kind, names};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
@@ -29,9 +29,9 @@ const PROGRAMS: [(&str, &str); 5] = [
     (names::PROCESS_EXEC, "sched_process_exec"),
 ];
 
-/// How long the draining thread sleeps in poll(2) when the ring buffer is empty; also how soon
-/// it notices a stop.
-const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long the draining thread sleeps in poll(2) between drains. The kernel wakes it early only
+/// when a batch of `WAKEUP_BYTES` is waiting, so this bounds how stale the ledgers get.
+const POLL_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Why tracing is off.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,11 @@ impl Tracer {
         }
         let load =
             |what: &str, err: &dyn std::fmt::Display| TracerError::Load(format!("{what}: {err}"));
-        let mut ebpf = Ebpf::load(super::OBJECT).map_err(|e| load("loading the object", &e))?;
+        // The programs need no CO-RE relocations, so the kernel's BTF (megabytes) is not parsed.
+        let mut ebpf = EbpfLoader::new()
+            .btf(None)
+            .load(super::OBJECT)
+            .map_err(|e| load("loading the object", &e))?;
         for (name, tracepoint) in PROGRAMS {
             let program: &mut RawTracePoint = ebpf
                 .program_mut(name)
