@@ -1,9 +1,11 @@
-//! Project tasks that cargo alone does not do: installing test prerequisites and running the
-//! whole test suite the way CI does.
+//! Project tasks that cargo alone does not do: installing test prerequisites, running the
+//! whole test suite the way CI does, fuzzing the parsers and soaking the daemon.
 
 mod bench_daemon;
 mod ebpf;
+mod fuzz;
 mod setup;
+mod soak;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,16 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Run every fuzz target of fuzz/ (cargo-fuzz, nightly) for a while each.
+    Fuzz {
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+    },
+    /// Run the daemon against churning matching processes and print its RSS and fd slopes.
+    Soak {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+    },
     /// Install prerequisites, then run every test (the privileged ones too).
     Test {
         /// Extra arguments for `cargo test` (after `--`).
@@ -47,6 +59,8 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
         Task::BuildEbpf { check } => ebpf::run(check),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Soak { minutes } => soak::run(minutes),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {
