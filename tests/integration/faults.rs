@@ -127,11 +127,14 @@ fn a_reused_pid_is_a_new_target_with_its_own_ledgers() {
     let (marker, pattern) = marker("reused");
     let reports = tempfile::tempdir().expect("report dir");
     let report_dir = reports.path().to_str().expect("UTF-8 path");
+    // Ticks longer than the daemon's 2 s rediscovery period: every tick discovers, so the tick
+    // that sees the old target gone is also the one that finds the new process under its PID
+    // (the order in which a lost kernel ledger was once the result).
     let (daemon, addr) = serve(&[
         "--match",
         &format!("reuse={pattern}"),
         "--interval",
-        "500",
+        "2500",
         "--report-dir",
         report_dir,
     ]);
@@ -143,8 +146,6 @@ fn a_reused_pid_is_a_new_target_with_its_own_ledgers() {
             threads_series_of(&scrape(addr), pid).map(|_| ())
         });
         old.kill();
-        // Let the daemon see the exit at least once in some attempts, not in others: both
-        // orders must work. Mostly the new process is there before the next tick.
         new = spawn_with_pid(pid, "fd leak on a reused pid", FD_LEAK, &marker);
         if new.is_some() {
             break;
