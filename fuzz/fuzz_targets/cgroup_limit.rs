@@ -11,5 +11,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_pss(&text);
     // A path of n bytes has at most n + 1 ancestors (itself and the root included).
     let steps = cgroup_ancestors(&text).take(text.len() + 2).count();
-    assert!(steps <= text.len() + 1, "ancestor walk of {text:?} does not end");
+    assert!(
+        steps <= text.len() + 1,
+        "ancestor walk of {text:?} does not end"
+    );
 });
