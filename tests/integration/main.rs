@@ -7,7 +7,10 @@
 //! (`tests/python/patterns/`), `alerting` the shipped rules in a real Prometheus, `html_report`
 //! the HTML report in headless Chromium, `completions` the shell completions, `progress` the
 //! progress line, `serve_config` malformed `--config` files, `deploy` and `deploy_privileges` the
-//! deploy/ artifacts. `support`, `scrape`, `prometheus` and `chromium` are helpers.
+//! deploy/ artifacts, `faults` the monitor's own reliability (replaced and reused PIDs, fork and
+//! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
+//! malformed flags), `safety` loopback-only metrics, private reports and escaped labels.
+//! `support`, `scrape`, `prometheus` and `chromium` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
 //! in parallel (cargo's default: one thread per core); the few whose workload burns CPU take a
@@ -34,10 +37,12 @@ mod demo;
 mod deploy;
 mod deploy_privileges;
 mod ebpf;
+mod faults;
 mod html_report;
 mod metrics;
 mod progress;
 mod prometheus;
+mod safety;
 mod scrape;
 mod serve_config;
 mod support;

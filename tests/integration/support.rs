@@ -121,6 +121,11 @@ impl Workload {
         &self.startup_lines
     }
 
+    /// Waits for a stdout line equal to `expected` after READY (a workload's next phase).
+    pub fn wait_for(&mut self, expected: &str) -> Vec<String> {
+        self.wait_for_line(expected)
+    }
+
     /// Waits for a stdout line equal to `expected`, returning the lines seen before it.
     fn wait_for_line(&mut self, expected: &str) -> Vec<String> {
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -202,19 +207,25 @@ pub struct LeakMonitor {
 
 impl LeakMonitor {
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> LeakMonitor {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_leak-monitor"));
+        command.args(args);
+        LeakMonitor::spawn_command(&mut command)
+    }
+
+    /// Runs `command`, a wrapper that execs the binary (e.g. `unshare`), the same way.
+    pub fn spawn_command(command: &mut Command) -> LeakMonitor {
         let logs = tempfile::tempdir().expect("temp dir for leak-monitor output");
         let stdout = File::create(logs.path().join("stdout")).expect("stdout file");
         let stderr = File::create(logs.path().join("stderr")).expect("stderr file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_leak-monitor"));
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        let child = die_with_parent(&mut command)
+        command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        let child = die_with_parent(command)
             .spawn()
             .expect("cannot start leak-monitor");
         LeakMonitor { child, logs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits for it to exit on its own.

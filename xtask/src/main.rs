@@ -1,11 +1,14 @@
 //! Project tasks that cargo alone does not do: installing test prerequisites, running the
-//! whole test suite the way CI does, and the benchmarks.
+//! whole test suite the way CI does, the benchmarks, the accuracy corpus, fuzzing the parsers
+//! and soaking the daemon.
 
 mod bench;
 mod bench_daemon;
 mod ebpf;
 mod eval;
+mod fuzz;
 mod setup;
+mod soak;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +57,16 @@ enum Task {
         #[arg(long, default_value_t = 4)]
         parallel: usize,
     },
+    /// Run every fuzz target of fuzz/ (cargo-fuzz, nightly) for a while each.
+    Fuzz {
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+    },
+    /// Run the daemon against churning matching processes and print its RSS and fd slopes.
+    Soak {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+    },
     /// Install prerequisites, then run every test (the privileged ones too).
     Test {
         /// Extra arguments for `cargo test` (after `--`).
@@ -69,6 +82,8 @@ fn main() -> ExitCode {
         Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
         Task::BuildEbpf { check } => ebpf::run(check),
         Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Soak { minutes } => soak::run(minutes),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {

@@ -10,7 +10,7 @@ mod report_files;
 mod resolve;
 mod run;
 mod serve;
-mod serve_config;
+pub mod serve_config;
 mod ticker;
 mod tracing;
 mod view;

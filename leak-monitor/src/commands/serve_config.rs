@@ -120,7 +120,17 @@ impl ServeConfig {
 fn read_config(path: &Path) -> Result<ConfigFile, UsageError> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| UsageError(format!("cannot read config {}: {err}", path.display())))?;
-    toml::from_str(&text).map_err(|err| {
+    parse_config(path, &text)
+}
+
+/// Parses the text of a config file as `read_config` does, for checks and fuzzing: `Ok` when it
+/// is a valid config, else the one-line error the daemon would print.
+pub fn check_config_text(text: &str) -> Result<(), UsageError> {
+    parse_config(Path::new("-"), text).map(|_| ())
+}
+
+fn parse_config(path: &Path, text: &str) -> Result<ConfigFile, UsageError> {
+    toml::from_str(text).map_err(|err| {
         // toml's message spans several lines (it quotes the source); keep the first for a
         // one-line error.
         let message = err
@@ -131,7 +141,7 @@ fn read_config(path: &Path) -> Result<ConfigFile, UsageError> {
             .to_string();
         let at = err
             .span()
-            .map(|span| location(&text, span.start))
+            .map(|span| location(text, span.start))
             .unwrap_or_default();
         UsageError(format!("invalid config {}{at}: {message}", path.display()))
     })

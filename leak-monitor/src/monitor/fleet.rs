@@ -90,15 +90,11 @@ impl Fleet {
             .collect()
     }
 
-    /// Samples every target once, discovering new ones when due.
+    /// Samples every target once, then drops the ended ones, then discovers new ones when due.
+    /// Ended targets go first: a process that took over an ended target's PID is followed in
+    /// the kernel under that PID, and the ended monitor's unfollow must not undo that.
     pub fn tick(&mut self, now: Instant) -> FleetTick {
         let mut result = FleetTick::default();
-        let due = self
-            .last_discovery
-            .is_none_or(|at| now.duration_since(at) >= self.rediscover_every);
-        if due && !self.selectors.is_empty() {
-            self.discover(now, &mut result);
-        }
         for monitor in self.monitors.values_mut() {
             // A failed tick is recorded in the monitor (ended) or transient; it never stops the
             // fleet.
@@ -114,9 +110,33 @@ impl Fleet {
             if let Some(monitor) = self.monitors.remove(&id) {
                 let why = monitor.ended().cloned().unwrap_or(Ended::Exited);
                 result.ended.push((monitor.snapshot(), why));
+                // Dropping it unfollows its PID in the kernel.
+                drop(monitor);
+                self.retrace_pid(id.pid, &mut result);
             }
         }
+        let due = self
+            .last_discovery
+            .is_none_or(|at| now.duration_since(at) >= self.rediscover_every);
+        if due && !self.selectors.is_empty() {
+            self.discover(now, &mut result);
+        }
         result
+    }
+
+    /// Follows again, in the kernel, a still-followed process whose PID an ended target had
+    /// (the PID was reused before the old target was seen to end).
+    fn retrace_pid(&mut self, pid: i32, result: &mut FleetTick) {
+        for monitor in self.monitors.values_mut() {
+            if monitor.info().id.pid != pid {
+                continue;
+            }
+            if let Some(tracer) = monitor.tracer().cloned() {
+                if let Err(err) = monitor.trace_with(tracer) {
+                    result.attach_errors.push(err.to_string());
+                }
+            }
+        }
     }
 
     fn discover(&mut self, now: Instant, result: &mut FleetTick) {
