@@ -17,6 +17,8 @@ pub struct ResourceSnapshot {
     pub last: f64,
     /// The limit this resource runs into, when known.
     pub limit: Option<f64>,
+    /// Seconds from the start of observation to the `leak` verdict, while it holds.
+    pub leak_since_seconds: Option<f64>,
     /// Largest first.
     pub sites: Vec<Site>,
 }

@@ -6,7 +6,7 @@ use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnap
 use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, LeakType, Site, SiteMethod};
-use crate::detection::{DetectorConfig, Spike, Tracker, Trend};
+use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
 use crate::events::{Tracer, TracerError};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
@@ -281,6 +281,9 @@ impl TargetMonitor {
                 first: t.tracker.first().unwrap_or(0.0),
                 last: t.tracker.last().unwrap_or(0.0),
                 limit: self.limits.for_resource(t.resource),
+                leak_since_seconds: t
+                    .leak_since
+                    .map(|at| at.saturating_duration_since(self.started).as_secs_f64()),
                 sites: self.sites(
                     t.resource,
                     t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
@@ -384,6 +387,8 @@ struct ResourceTracker {
     computed_at: Option<Instant>,
     /// The highest value seen: a new high arms the stack probe.
     high: Option<f64>,
+    /// When the verdict became `leak` (and has stayed so since).
+    leak_since: Option<Instant>,
 }
 
 impl ResourceTracker {
@@ -394,6 +399,7 @@ impl ResourceTracker {
             trend: Trend::UNKNOWN,
             computed_at: None,
             high: None,
+            leak_since: None,
         }
     }
 
@@ -409,6 +415,10 @@ impl ResourceTracker {
     fn refresh(&mut self, now: Instant, limit: Option<f64>) {
         self.trend = self.tracker.trend(limit);
         self.computed_at = Some(now);
+        self.leak_since = match self.trend.verdict {
+            Verdict::Leak => self.leak_since.or(Some(now)),
+            _ => None,
+        };
     }
 }
 

@@ -51,6 +51,7 @@ fn resource(
         first,
         last,
         limit,
+        leak_since_seconds: None,
         sites: Vec::new(),
     }
 }

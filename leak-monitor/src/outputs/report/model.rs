@@ -95,6 +95,10 @@ pub struct ResourceReport {
     /// Growth per counted event; null until the monitor counts events.
     #[serde(default)]
     pub per_event: Option<PerEvent>,
+    /// Seconds of observation it took to reach verdict `leak` (an addition to v1; absent unless
+    /// the verdict is `leak`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_since_seconds: Option<f64>,
     /// Largest first.
     pub sites: Vec<SiteReport>,
 }
@@ -239,6 +243,7 @@ impl ResourceReport {
             // Infinitely far is never: the contract's null.
             seconds_to_limit: trend.seconds_to_limit.filter(|s| s.is_finite()),
             per_event: per_accept(snapshot, ledgers),
+            verdict_since_seconds: snapshot.leak_since_seconds,
             sites: snapshot.sites.iter().map(SiteReport::build).collect(),
         }
     }
