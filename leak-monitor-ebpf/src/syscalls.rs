@@ -1,6 +1,7 @@
 //! The syscall programs' logic: which calls are kept at entry, and the event each one makes at
 //! exit when it succeeded.
 
+use crate::pystack::emit_created;
 use crate::{count, emit, PENDING};
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
@@ -109,11 +110,13 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         nr::FCNTL => {
             // Only F_DUPFD* make an fd; other commands return flags, owners, ...
             if a1 == uapi::F_DUPFD || a1 == uapi::F_DUPFD_CLOEXEC {
-                emit(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0);
+                emit_created(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0);
             }
         }
         // `b` carries the source fd, so user space can give the copy the original's kind.
-        nr::DUP | nr::DUP2 | nr::DUP3 => emit(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0),
+        nr::DUP | nr::DUP2 | nr::DUP3 => {
+            emit_created(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0)
+        }
         nr::CLONE => {
             if ret > 0 {
                 thread_or_fork(tgid, tid, a0, ret);
@@ -141,7 +144,7 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         // mremap returns the new address; `a2` is the new length.
         nr::MREMAP => emit(tgid, tid, kind::REMAP, detail, a0, a1, ret, a2),
         nr::BRK => emit(tgid, tid, kind::BRK, detail, ret, 0, 0, 0),
-        _ => emit(tgid, tid, kind::FD_OPEN, detail, ret, 0, 0, 0),
+        _ => emit_created(tgid, tid, kind::FD_OPEN, detail, ret, 0, 0, 0),
     }
 }
 
@@ -152,7 +155,7 @@ fn thread_or_fork(tgid: u32, tid: u32, flags: u64, child: u64) {
     } else {
         kind::FORK
     };
-    emit(tgid, tid, kind, 0, child, 0, 0, 0);
+    emit_created(tgid, tid, kind, 0, child, 0, 0, 0);
 }
 
 /// pipe/pipe2/socketpair wrote two fds into the caller's `int[2]`.
@@ -160,7 +163,7 @@ fn thread_or_fork(tgid: u32, tid: u32, flags: u64, child: u64) {
 fn pair(tgid: u32, tid: u32, detail: u32, array: u64) {
     // SAFETY: bpf_probe_read_user checks the address.
     if let Ok(fds) = unsafe { bpf_probe_read_user(array as *const [i32; 2]) } {
-        emit(
+        emit_created(
             tgid,
             tid,
             kind::FD_OPEN_PAIR,

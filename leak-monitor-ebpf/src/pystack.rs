@@ -1,0 +1,125 @@
+//! The in-kernel Python frame walk: at a creating event on a thread whose `PyThreadState` user
+//! space registered, follow the thread's frame chain with the offsets user space installed for
+//! its process, and send the event with the stack (code object + instruction offset per frame).
+//!
+//! Nothing here knows CPython versions: `PyLayout` says where each pointer lives. A failed read
+//! ends the walk with what was read so far.
+
+use crate::{emit, EVENTS};
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::map,
+    maps::HashMap,
+};
+use leak_monitor_common::{
+    Event, PyLayout, StackedEvent, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS, NO_OFFSET,
+};
+
+/// Python threads of followed processes: tid -> address of its `PyThreadState`.
+#[map]
+static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_PY_THREADS, 0);
+
+/// Followed Python processes whose frames can be read: tgid -> the layout of their CPython.
+#[map]
+static PY_LAYOUT: HashMap<u32, PyLayout> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+#[inline(always)]
+fn read_u64(address: u64) -> Option<u64> {
+    // SAFETY: bpf_probe_read_user checks the address; a bad one is an error, not a fault.
+    unsafe { bpf_probe_read_user(address as *const u64) }.ok()
+}
+
+/// Sends a creating event, with the thread's Python stack when it can be read.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn emit_created(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, c: u64, d: u64) {
+    // Non-Python targets stop at this one lookup, then take the plain path.
+    // SAFETY: copied out at once.
+    let Some(layout) = (unsafe { PY_LAYOUT.get(&tgid) }).copied() else {
+        return emit(tgid, tid, kind, detail, a, b, c, d);
+    };
+    // SAFETY: copied out at once.
+    let Some(tstate) = (unsafe { PY_THREADS.get(&tid) }).copied() else {
+        return emit(tgid, tid, kind, detail, a, b, c, d);
+    };
+    let Some(mut entry) = EVENTS.reserve::<StackedEvent>(0) else {
+        return crate::count(kind);
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` points at the reserved, writable ring buffer slot of one StackedEvent;
+    // every field read by user space is written before submit.
+    unsafe {
+        (*record).event = Event {
+            ts_ns: bpf_ktime_get_ns(),
+            a,
+            b,
+            c,
+            d,
+            tgid,
+            tid,
+            kind,
+            detail,
+        };
+        let (depth, truncated) = walk(&layout, tstate, record);
+        (*record).stack.depth = depth;
+        (*record).stack.truncated = truncated;
+    }
+    entry.submit(0);
+}
+
+/// Fills the frames of `record` and returns (depth, truncated).
+///
+/// # Safety
+/// `record` must point at a writable `StackedEvent`.
+#[inline(always)]
+unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u32, u32) {
+    let Some(mut frame) = read_u64(tstate + u64::from(layout.tstate_frame)) else {
+        return (0, 0);
+    };
+    if layout.cframe_current != NO_OFFSET {
+        if frame == 0 {
+            return (0, 0);
+        }
+        match read_u64(frame + u64::from(layout.cframe_current)) {
+            Some(current) => frame = current,
+            None => return (0, 0),
+        }
+    }
+    let mut depth: usize = 0;
+    let mut step = 0;
+    while step < MAX_FRAMES {
+        step += 1;
+        if frame == 0 {
+            return (depth as u32, 0);
+        }
+        let Some(code) = read_u64(frame + u64::from(layout.frame_code)) else {
+            break;
+        };
+        let code = code & !layout.code_tag_mask;
+        let instr = read_u64(frame + u64::from(layout.frame_instr)).unwrap_or(0);
+        // SAFETY: bpf_probe_read_user checks the address.
+        let owner =
+            unsafe { bpf_probe_read_user((frame + u64::from(layout.frame_owner)) as *const u8) }
+                .unwrap_or(0);
+        let shim = layout.owner_cstack != NO_OFFSET && u32::from(owner) == layout.owner_cstack;
+        if !shim && code != 0 && depth < MAX_FRAMES {
+            let start = code + u64::from(layout.code_adaptive);
+            let offset = if instr >= start {
+                ((instr - start) / 2) as u32
+            } else {
+                0
+            };
+            // SAFETY: `depth < MAX_FRAMES`, and the caller's pointer is writable.
+            unsafe {
+                (*record).stack.code[depth] = code;
+                (*record).stack.instr_offset[depth] = offset;
+            }
+            depth += 1;
+        }
+        match read_u64(frame + u64::from(layout.frame_previous)) {
+            Some(previous) => frame = previous,
+            None => break,
+        }
+    }
+    (depth as u32, u32::from(frame != 0))
+}
