@@ -129,6 +129,8 @@ pub struct PyLayout {
 
 /// A thread's Python stack as the kernel read it at an event, innermost frame first: the code
 /// object address of each frame and the instruction offset in it (in 2-byte code units).
+/// A `code` of 0 is a C-stack shim frame (3.12+), to be skipped. An offset past the code (a
+/// frame not started yet) has no line: the function's first line stands for it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PyStack {

@@ -69,6 +69,11 @@ pub fn emit_created(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64,
 
 /// Fills the frames of `record` and returns (depth, truncated).
 ///
+/// Slot `i` is always the `i`-th frame of the chain, and the loop body has no data-dependent
+/// branches but its early exits, so the verifier's states merge at every iteration: a C-stack
+/// shim frame is written with code 0 (user space skips it), a frame that has not started yet
+/// gets a wrapped offset (user space finds no line for it and uses the first line).
+///
 /// # Safety
 /// `record` must point at a writable `StackedEvent`.
 #[inline(always)]
@@ -85,41 +90,40 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
             None => return (0, 0),
         }
     }
-    let mut depth: usize = 0;
-    let mut step = 0;
-    while step < MAX_FRAMES {
-        step += 1;
+    let shim_owner = u64::from(layout.owner_cstack);
+    let mut depth = 0;
+    while depth < MAX_FRAMES {
         if frame == 0 {
             return (depth as u32, 0);
         }
         let Some(code) = read_u64(frame + u64::from(layout.frame_code)) else {
             break;
         };
-        let code = code & !layout.code_tag_mask;
-        let instr = read_u64(frame + u64::from(layout.frame_instr)).unwrap_or(0);
-        // SAFETY: bpf_probe_read_user checks the address.
-        let owner =
-            unsafe { bpf_probe_read_user((frame + u64::from(layout.frame_owner)) as *const u8) }
-                .unwrap_or(0);
-        let shim = layout.owner_cstack != NO_OFFSET && u32::from(owner) == layout.owner_cstack;
-        if !shim && code != 0 && depth < MAX_FRAMES {
-            let start = code + u64::from(layout.code_adaptive);
-            let offset = if instr >= start {
-                ((instr - start) / 2) as u32
-            } else {
-                0
-            };
-            // SAFETY: `depth < MAX_FRAMES`, and the caller's pointer is writable.
-            unsafe {
-                (*record).stack.code[depth] = code;
-                (*record).stack.instr_offset[depth] = offset;
-            }
-            depth += 1;
+        let instr = read_raw::<u64>(frame + u64::from(layout.frame_instr));
+        let owner = u64::from(read_raw::<u8>(frame + u64::from(layout.frame_owner)));
+        // 0 for a shim (owner == owner_cstack), all ones otherwise; NO_OFFSET never matches
+        // a byte.
+        let keep = ((owner ^ shim_owner) != 0) as u64;
+        let code = code & !layout.code_tag_mask & keep.wrapping_neg();
+        let start = code.wrapping_add(u64::from(layout.code_adaptive));
+        let offset = (instr.wrapping_sub(start) >> 1) as u32;
+        // SAFETY: `depth < MAX_FRAMES`, and the caller's pointer is writable.
+        unsafe {
+            (*record).stack.code[depth] = code;
+            (*record).stack.instr_offset[depth] = offset;
         }
+        depth += 1;
         match read_u64(frame + u64::from(layout.frame_previous)) {
             Some(previous) => frame = previous,
-            None => break,
+            None => return (depth as u32, 0),
         }
     }
     (depth as u32, u32::from(frame != 0))
+}
+
+/// Reads a `T` of user memory; zero when the read fails (the helper zeroes its destination).
+#[inline(always)]
+fn read_raw<T: Copy + Default>(address: u64) -> T {
+    // SAFETY: bpf_probe_read_user checks the address.
+    unsafe { bpf_probe_read_user(address as *const T) }.unwrap_or_default()
 }

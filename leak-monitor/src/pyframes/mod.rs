@@ -233,6 +233,8 @@ impl Inner {
         let depth = (stack.depth as usize).min(stack.code.len());
         let mut cache = lock(&self.code);
         (0..depth)
+            // Code 0: a C-stack shim frame.
+            .filter(|&i| stack.code[i] != 0)
             .map(|i| {
                 let address = stack.code[i];
                 match cache.get(&self.memory, &self.layout, address) {
