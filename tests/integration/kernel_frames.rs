@@ -304,3 +304,23 @@ fn pyenv_one_leaker_among_many_allocating_threads() {
 fn debian_one_leaker_among_many_allocating_threads() {
     many_threads(DEBIAN);
 }
+
+#[test]
+fn a_process_without_cpython_degrades_to_events_without_stacks() {
+    let tracer = Tracer::start(Privileges::current())
+        .unwrap_or_else(|err| panic!("the eBPF tests must run (as root, with BPF): {err}"));
+    let mut child = crate::support::die_with_parent(Command::new("sleep").arg("30"))
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    tracer.follow(pid).unwrap();
+    let err = PyFrames::attach(pid, &tracer)
+        .err()
+        .expect("sleep is not CPython");
+    assert!(err.to_string().contains("_PyRuntime"), "{err}");
+    // A gone process: an error, not a panic.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(PyFrames::attach(pid, &tracer).is_err());
+    tracer.unfollow(pid);
+}
