@@ -97,6 +97,9 @@ pub struct PendingCall {
 pub const MAX_FRAMES: usize = 24;
 /// Python threads whose `PyThreadState` the kernel knows (entries of `PY_THREADS`).
 pub const MAX_PY_THREADS: u32 = 65536;
+/// Bytes of a frame read at once: the frame fields of a [`PyLayout`] must lie within this many
+/// bytes of the lowest of them.
+pub const FRAME_CHUNK: usize = 96;
 /// "No such field" in a [`PyLayout`] offset.
 pub const NO_OFFSET: u32 = u32::MAX;
 

@@ -7,12 +7,12 @@
 
 use crate::{emit, EVENTS};
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf},
     macros::map,
     maps::HashMap,
 };
 use leak_monitor_common::{
-    Event, PyLayout, StackedEvent, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS, NO_OFFSET,
+    Event, PyLayout, StackedEvent, FRAME_CHUNK, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS, NO_OFFSET,
 };
 
 /// Python threads of followed processes: tid -> address of its `PyThreadState`.
@@ -91,16 +91,43 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
         }
     }
     let shim_owner = u64::from(layout.owner_cstack);
+    // The four frame fields are read in one go: a FRAME_CHUNK-byte window from the lowest of
+    // their offsets (user space checks that the layout fits in it).
+    let base = layout
+        .frame_code
+        .min(layout.frame_previous)
+        .min(layout.frame_instr)
+        .min(layout.frame_owner);
+    let at = |offset: u32| -> usize {
+        let relative = (offset - base) as usize;
+        if relative > FRAME_CHUNK - 8 {
+            FRAME_CHUNK - 8
+        } else {
+            relative
+        }
+    };
+    let (at_code, at_previous, at_instr, at_owner) = (
+        at(layout.frame_code),
+        at(layout.frame_previous),
+        at(layout.frame_instr),
+        at(layout.frame_owner),
+    );
+    let mut chunk = [0u8; FRAME_CHUNK];
     let mut depth = 0;
     while depth < MAX_FRAMES {
         if frame == 0 {
             return (depth as u32, 0);
         }
-        let Some(code) = read_u64(frame + u64::from(layout.frame_code)) else {
+        // SAFETY: bpf_probe_read_user checks the address.
+        if unsafe { bpf_probe_read_user_buf((frame + u64::from(base)) as *const u8, &mut chunk) }
+            .is_err()
+        {
             break;
-        };
-        let instr = read_raw::<u64>(frame + u64::from(layout.frame_instr));
-        let owner = u64::from(read_raw::<u8>(frame + u64::from(layout.frame_owner)));
+        }
+        let code = word(&chunk, at_code);
+        let instr = word(&chunk, at_instr);
+        let owner = u64::from(chunk[at_owner]);
+        let previous = word(&chunk, at_previous);
         // 0 for a shim (owner == owner_cstack), all ones otherwise; NO_OFFSET never matches
         // a byte.
         let keep = ((owner ^ shim_owner) != 0) as u64;
@@ -113,17 +140,19 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
             (*record).stack.instr_offset[depth] = offset;
         }
         depth += 1;
-        match read_u64(frame + u64::from(layout.frame_previous)) {
-            Some(previous) => frame = previous,
-            None => return (depth as u32, 0),
-        }
+        frame = previous;
     }
     (depth as u32, u32::from(frame != 0))
 }
 
-/// Reads a `T` of user memory; zero when the read fails (the helper zeroes its destination).
+/// The little-endian u64 at `at` (at most `FRAME_CHUNK - 8`) of the window.
 #[inline(always)]
-fn read_raw<T: Copy + Default>(address: u64) -> T {
-    // SAFETY: bpf_probe_read_user checks the address.
-    unsafe { bpf_probe_read_user(address as *const T) }.unwrap_or_default()
+fn word(chunk: &[u8; FRAME_CHUNK], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    let mut i = 0;
+    while i < 8 {
+        bytes[i] = chunk[(at + i) % FRAME_CHUNK];
+        i += 1;
+    }
+    u64::from_le_bytes(bytes)
 }

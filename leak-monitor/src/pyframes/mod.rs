@@ -180,15 +180,21 @@ impl Drop for PyFrames {
 /// The layout of the interpreter: a table for 3.11/3.12, `_Py_DebugOffsets` for 3.13+.
 fn layout_for(memory: &dyn Memory, runtime: &threads::Runtime) -> Result<Layout, FramesError> {
     let (major, minor) = runtime.major_minor();
-    if let Some(table) = layout::from_table(major, minor) {
-        return Ok(table);
-    }
-    if layout::has_debug_offsets(major, minor) {
+    let layout = if let Some(table) = layout::from_table(major, minor) {
+        table
+    } else if layout::has_debug_offsets(major, minor) {
         let mut bytes = vec![0u8; layout::DEBUG_OFFSETS_PREFIX];
         memory.read(runtime.address, &mut bytes)?;
-        return layout::from_debug_offsets(&bytes);
+        layout::from_debug_offsets(&bytes)?
+    } else {
+        return Err(FramesError::Unsupported(format!("{major}.{minor}")));
+    };
+    if !layout::fits_frame_chunk(&layout.kernel) {
+        return Err(FramesError::Unsupported(format!(
+            "{major}.{minor} (frame fields too far apart for one read)"
+        )));
     }
-    Err(FramesError::Unsupported(format!("{major}.{minor}")))
+    Ok(layout)
 }
 
 impl Inner {

@@ -143,6 +143,21 @@ const V3_12: Layout = Layout {
     },
 };
 
+/// Do the frame fields the kernel reads lie in one `FRAME_CHUNK`-byte window, as the kernel
+/// reads them?
+pub fn fits_frame_chunk(kernel: &PyLayout) -> bool {
+    let fields = [
+        kernel.frame_code,
+        kernel.frame_previous,
+        kernel.frame_instr,
+        kernel.frame_owner,
+    ];
+    let low = fields.iter().min().copied().unwrap_or(0);
+    let high = fields.iter().max().copied().unwrap_or(0);
+    // Pointers are 8 bytes, so the highest 8-byte field must end inside the window too.
+    (high - low) as usize <= leak_monitor_common::FRAME_CHUNK - 8
+}
+
 /// The layout from a table, for the versions that have one.
 pub fn from_table(major: u8, minor: u8) -> Option<Layout> {
     match (major, minor) {

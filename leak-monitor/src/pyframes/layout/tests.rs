@@ -42,6 +42,7 @@ fn table_offsets_are_aligned_distinct_and_agree() {
         assert!(c.filename < c.name && c.name < c.qualname && c.qualname < c.linetable);
         assert!(c.linetable < c.adaptive && c.firstlineno < c.filename);
         assert!(layout.tstate_native_thread_id > u64::from(k.tstate_frame));
+        assert!(fits_frame_chunk(&k), "{layout:?}");
     }
     let [v311, v312] = all_tables();
     // 3.12 moved f_code first, added C-stack shims and dropped `wstr` from strings.
@@ -188,6 +189,10 @@ fn decodes_a_314_fixture_with_its_longer_sections() {
     assert_eq!(layout.kernel.frame_owner, 78);
     assert_eq!(layout.kernel.code_adaptive, 224);
     assert_eq!(layout.kernel.code_tag_mask, 0b11);
+    assert!(fits_frame_chunk(&layout.kernel));
+    let mut wide = layout.kernel;
+    wide.frame_owner = 200;
+    assert!(!fits_frame_chunk(&wide));
 }
 
 #[test]
