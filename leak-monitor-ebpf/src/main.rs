@@ -122,6 +122,7 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // Runs in the exiting thread.
     if let Some((tgid, tid)) = followed() {
         let _ = PENDING.remove(&tid);
+        pystack::forget_thread(tid);
         emit(tgid, tid, kind::THREAD_EXIT, 0, 0, 0, 0, 0);
     }
     0

@@ -23,6 +23,12 @@ static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_PY_THREADS,
 #[map]
 static PY_LAYOUT: HashMap<u32, PyLayout> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
+/// A thread exited: its `PyThreadState` is gone, and its tid may be reused.
+#[inline(always)]
+pub fn forget_thread(tid: u32) {
+    let _ = PY_THREADS.remove(&tid);
+}
+
 #[inline(always)]
 fn read_u64(address: u64) -> Option<u64> {
     // SAFETY: bpf_probe_read_user checks the address; a bad one is an error, not a fault.

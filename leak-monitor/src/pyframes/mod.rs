@@ -5,7 +5,8 @@
 //! instruction offset of each frame. It needs two things per process, which `PyFrames::attach`
 //! installs: the struct offsets of that process's CPython (`layout`, the only module that
 //! knows versions) and each thread's `PyThreadState` address (`threads`, kept current by a
-//! background refresh). `resolve` turns a stack into frames by reading each code object once
+//! background refresh every 250 ms and soon after each THREAD_NEW the resolver reports; the
+//! kernel drops an exiting thread's entry itself). `resolve` turns a stack into frames by reading each code object once
 //! (`code`) and decoding its line table (`linetable`, pure).
 //!
 //! Unsupported versions, missing symbols and unreadable memory are errors from `attach`; the
