@@ -128,6 +128,16 @@ pub struct PyLayout {
     pub owner_cstack: u32,
     /// In `PyCodeObject`: `co_code_adaptive`, so an instruction pointer becomes an offset.
     pub code_adaptive: u32,
+    /// In `PyThreadState`: `interp`. With the next two, the kernel gives a thread created by a
+    /// known Python thread the new thread state CPython put at the head of the interpreter's
+    /// list (its `native_thread_id` still 0), before user space can see it.
+    pub tstate_interp: u32,
+    /// In `PyInterpreterState`: `threads.head`.
+    pub interp_threads_head: u32,
+    /// In `PyThreadState`: `native_thread_id`.
+    pub tstate_native_thread_id: u32,
+    /// Padding to a multiple of 8 bytes; 0.
+    pub reserved: u32,
 }
 
 /// A thread's Python stack as the kernel read it at an event, innermost frame first: the code
@@ -180,7 +190,7 @@ unsafe impl aya::Pod for StackedEvent {}
 
 const _: () = assert!(core::mem::size_of::<Event>() == 5 * 8 + 4 * 4);
 const _: () = assert!(core::mem::size_of::<PendingCall>() == 5 * 8);
-const _: () = assert!(core::mem::size_of::<PyLayout>() == 8 + 8 * 4);
+const _: () = assert!(core::mem::size_of::<PyLayout>() == 8 + 12 * 4);
 const _: () = assert!(core::mem::size_of::<PyStack>() == 8 + MAX_FRAMES * 12);
 const _: () = assert!(
     core::mem::size_of::<StackedEvent>()

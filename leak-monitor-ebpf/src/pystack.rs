@@ -23,6 +23,39 @@ static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_PY_THREADS,
 #[map]
 static PY_LAYOUT: HashMap<u32, PyLayout> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
+/// Python thread `parent` (of `tgid`) made thread `child`. CPython links the child's new
+/// thread state at the head of the interpreter's list before starting it, and the child fills
+/// in its own `native_thread_id` only once it runs; so a head whose id is not yet some other
+/// thread's is the child's.
+/// Registering it now gives the child's first events their stacks; user space's refresh
+/// corrects the entry if two threads started at once.
+#[inline(always)]
+pub fn adopt_child(tgid: u32, parent: u32, child: u32) {
+    // SAFETY: copied out at once.
+    let Some(layout) = (unsafe { PY_LAYOUT.get(&tgid) }).copied() else {
+        return;
+    };
+    // SAFETY: copied out at once.
+    let Some(tstate) = (unsafe { PY_THREADS.get(&parent) }).copied() else {
+        return;
+    };
+    let Some(interp) = read_u64(tstate + u64::from(layout.tstate_interp)) else {
+        return;
+    };
+    let Some(head) = read_u64(interp + u64::from(layout.interp_threads_head)) else {
+        return;
+    };
+    if head == 0 || head == tstate {
+        return;
+    }
+    // Not started yet: 0 (3.12+) or the creating thread's id (3.11 fills it in from the
+    // thread that allocates the state); the child's own id if it already ran.
+    let id = read_u64(head + u64::from(layout.tstate_native_thread_id));
+    if id == Some(0) || id == Some(u64::from(parent)) || id == Some(u64::from(child)) {
+        let _ = PY_THREADS.insert(&child, &head, 0);
+    }
+}
+
 /// A thread exited: its `PyThreadState` is gone, and its tid may be reused.
 #[inline(always)]
 pub fn forget_thread(tid: u32) {

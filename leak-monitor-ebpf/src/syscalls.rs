@@ -148,6 +148,7 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         Some((kind::FORK, child, _)) => emit(tgid, tid, kind::FORK, 0, child, 0, 0, 0),
         // THREAD_NEW's detail is 0, as before.
         Some((kind::THREAD_NEW, child, _)) => {
+            crate::pystack::adopt_child(tgid, tid, child as u32);
             emit_created(tgid, tid, kind::THREAD_NEW, 0, child, 0, 0, 0)
         }
         Some((kind, a, b)) => emit_created(tgid, tid, kind, detail, a, b, 0, 0),

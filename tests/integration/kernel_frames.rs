@@ -118,8 +118,8 @@ fn start(python: &str, script: &str, args: &[&str]) -> (Workload, u32) {
     (workload, tid)
 }
 
-/// Follows the workload until the leaking thread made `EVENTS` creating events of `want`;
-/// returns all samples.
+/// Follows the workload until the leaking thread (`u32::MAX`: any thread but the main one)
+/// made `EVENTS` creating events of `want`; returns all samples.
 fn observe(workload: &Workload, leaker: u32, want: Want) -> Vec<Sample> {
     let tracer = Tracer::start(Privileges::current())
         .unwrap_or_else(|err| panic!("the eBPF tests must run (as root, with BPF): {err}"));
@@ -141,12 +141,13 @@ fn observe(workload: &Workload, leaker: u32, want: Want) -> Vec<Sample> {
         samples: Arc::clone(&samples),
     }));
     let deadline = Instant::now() + TIMEOUT;
+    let main_tid = workload.pid();
     loop {
         let seen = samples
             .lock()
             .unwrap()
             .iter()
-            .filter(|s| s.tid == leaker)
+            .filter(|s| s.tid == leaker || (leaker == u32::MAX && s.tid != main_tid))
             .count();
         if seen >= EVENTS || Instant::now() > deadline {
             break;
@@ -303,6 +304,40 @@ fn pyenv_one_leaker_among_many_allocating_threads() {
 #[test]
 fn debian_one_leaker_among_many_allocating_threads() {
     many_threads(DEBIAN);
+}
+
+/// Threads born after `PyFrames::attach` (and dying soon after): the kernel registers each new
+/// thread's state at its clone, so even its first fd event carries a stack naming the line.
+fn late_threads(python: &str) {
+    let script = "frames_late_thread.py";
+    let mut command = Command::new(python);
+    command.arg(python_script(script));
+    let workload = Workload::spawn(script, command);
+    let main_tid = workload.pid();
+    // No single leaking thread: judge the fd events of all threads but the main one.
+    let samples: Vec<Sample> = observe(&workload, u32::MAX, Want::Fd)
+        .into_iter()
+        .filter(|s| s.tid != main_tid)
+        .map(|s| Sample { tid: 0, ..s })
+        .collect();
+    let threads = samples.len();
+    judge(
+        &format!("{python} threads started after attach ({threads} events)"),
+        &samples,
+        0,
+        script,
+        line_of(script, "# LEAK fd"),
+    );
+}
+
+#[test]
+fn pyenv_threads_started_after_attach() {
+    late_threads(PYENV);
+}
+
+#[test]
+fn debian_threads_started_after_attach() {
+    late_threads(DEBIAN);
 }
 
 #[test]

@@ -107,6 +107,10 @@ const V3_11: Layout = Layout {
         frame_owner: 69,
         owner_cstack: NO_OFFSET,
         code_adaptive: 184,
+        tstate_interp: 16,
+        interp_threads_head: 16,
+        tstate_native_thread_id: 160,
+        reserved: 0,
     },
 };
 
@@ -140,6 +144,10 @@ const V3_12: Layout = Layout {
         frame_owner: 70,
         owner_cstack: 3,
         code_adaptive: 192,
+        tstate_interp: 16,
+        interp_threads_head: 72,
+        tstate_native_thread_id: 144,
+        reserved: 0,
     },
 };
 
@@ -255,6 +263,10 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
             frame_owner: small(field(frame, 5)?)?,
             owner_cstack: 3,
             code_adaptive: small(adaptive)?,
+            tstate_interp: small(field(thread, 3)?)?,
+            interp_threads_head: small(field(interp, 3)?)?,
+            tstate_native_thread_id: small(field(thread, 6)?)?,
+            reserved: 0,
         },
     };
     // Every offset must lie inside its struct, whose size each section starts with.

@@ -43,6 +43,12 @@ fn table_offsets_are_aligned_distinct_and_agree() {
         assert!(c.linetable < c.adaptive && c.firstlineno < c.filename);
         assert!(layout.tstate_native_thread_id > u64::from(k.tstate_frame));
         assert!(fits_frame_chunk(&k), "{layout:?}");
+        // The kernel's copies agree with user space's.
+        assert_eq!(u64::from(k.interp_threads_head), layout.interp_threads_head);
+        assert_eq!(
+            u64::from(k.tstate_native_thread_id),
+            layout.tstate_native_thread_id
+        );
     }
     let [v311, v312] = all_tables();
     // 3.12 moved f_code first, added C-stack shims and dropped `wstr` from strings.
@@ -155,6 +161,10 @@ fn decodes_a_313_debug_offsets_fixture() {
             frame_owner: 70,
             owner_cstack: 3,
             code_adaptive: 200,
+            tstate_interp: 16,
+            interp_threads_head: 7304,
+            tstate_native_thread_id: 152,
+            reserved: 0,
         }
     );
 }
