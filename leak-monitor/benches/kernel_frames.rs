@@ -7,7 +7,8 @@
 //! 2. During a 10 MB/s RSS leak (one 100 KiB bytearray every 10 ms, ~25 page-fault events
 //!    each): the time the leaking line takes in the target, in the same three set-ups.
 //!
-//! `sudo cargo bench -p leak-monitor --bench kernel_frames`. Prints figures; asserts nothing.
+//! `sudo cargo bench -p leak-monitor --bench kernel_frames`. Prints medians of 3 interleaved
+//! rounds; asserts nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,6 +20,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const SECONDS: f64 = 3.0;
+/// Rounds per set-up, interleaved so machine load drifts hit all alike; the median is printed.
+const ROUNDS: usize = 3;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
 
 const FD_LOOP: &str = r#"
 import os, sys, time
@@ -132,15 +140,25 @@ fn main() {
     std::fs::write(&rss_script, RSS_LEAK).unwrap();
     let setups = [Setup::NotFollowed, Setup::Plain, Setup::Stacks];
 
-    println!("1. open+close loop, 10 Python frames deep, {SECONDS} s each (pyenv python3)");
+    println!(
+        "1. open+close loop, 10 Python frames deep, {SECONDS} s x {ROUNDS} rounds each, medians (pyenv python3)"
+    );
     println!(
         "   {:<24} {:>14} {:>14} {:>16}",
         "set-up", "opens/s", "fd events/s", "us per open"
     );
+    let mut rounds = vec![Vec::new(); setups.len()];
+    for _ in 0..ROUNDS {
+        for (i, setup) in setups.iter().enumerate() {
+            let (out, events) = run(&tracer, &fd_script, *setup, "fd_open");
+            let opens = out.trim().parse::<f64>().unwrap() / SECONDS;
+            rounds[i].push((opens, events));
+        }
+    }
     let mut per_open = Vec::new();
-    for setup in setups {
-        let (out, events) = run(&tracer, &fd_script, setup, "fd_open");
-        let opens = out.trim().parse::<f64>().unwrap() / SECONDS;
+    for (setup, round) in setups.iter().zip(rounds) {
+        let opens = median(round.iter().map(|r| r.0).collect());
+        let events = median(round.iter().map(|r| r.1).collect());
         let us = 1e6 / opens;
         per_open.push(us);
         println!(
@@ -157,15 +175,25 @@ fn main() {
         per_open[1] - per_open[0]
     );
 
-    println!("2. 10 MB/s RSS leak (100 KiB bytearray every 10 ms), {SECONDS} s each");
+    println!(
+        "2. 10 MB/s RSS leak (100 KiB bytearray every 10 ms), {SECONDS} s x {ROUNDS} rounds each, medians"
+    );
     println!(
         "   {:<24} {:>18} {:>16}",
         "set-up", "us per leak line", "page events/s"
     );
+    let mut rounds = vec![Vec::new(); setups.len()];
+    for _ in 0..ROUNDS {
+        for (i, setup) in setups.iter().enumerate() {
+            let (out, events) = run(&tracer, &rss_script, *setup, "page_fault");
+            let us: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+            rounds[i].push((us, events));
+        }
+    }
     let mut line_us = Vec::new();
-    for setup in setups {
-        let (out, events) = run(&tracer, &rss_script, setup, "page_fault");
-        let us: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    for (setup, round) in setups.iter().zip(rounds) {
+        let us = median(round.iter().map(|r| r.0).collect());
+        let events = median(round.iter().map(|r| r.1).collect());
         line_us.push(us);
         println!("   {:<24} {:>18.1} {:>16.0}", setup.label(), us, events);
     }
