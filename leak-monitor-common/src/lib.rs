@@ -12,6 +12,8 @@ pub mod names {
     pub const EVENTS: &str = "EVENTS";
     pub const PENDING: &str = "PENDING";
     pub const COUNTERS: &str = "COUNTERS";
+    pub const PY_THREADS: &str = "PY_THREADS";
+    pub const PY_LAYOUT: &str = "PY_LAYOUT";
 
     pub const SYS_ENTER: &str = "sys_enter";
     pub const SYS_EXIT: &str = "sys_exit";
@@ -93,15 +95,110 @@ pub struct PendingCall {
     pub args: [u64; 4],
 }
 
-// SAFETY: both are `#[repr(C)]`, made only of integers, with no padding (checked below), so every
+/// Most Python frames read in the kernel per event. The walk is a bounded loop of this many
+/// steps (four user-memory reads each), well inside the verifier's limits.
+pub const MAX_FRAMES: usize = 24;
+/// Python threads whose `PyThreadState` the kernel knows (entries of `PY_THREADS`).
+pub const MAX_PY_THREADS: u32 = 65536;
+/// Bytes of a frame read at once: the frame fields of a [`PyLayout`] must lie within this many
+/// bytes of the lowest of them.
+pub const FRAME_CHUNK: usize = 96;
+/// "No such field" in a [`PyLayout`] offset.
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// Where CPython keeps the frame chain, for one process's interpreter version: byte offsets
+/// user space derives from the version (or from `_Py_DebugOffsets`). The kernel only follows
+/// them; it knows nothing of versions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyLayout {
+    /// Low bits to clear from the frame's code pointer (tagged `_PyStackRef` in 3.14+), else 0.
+    pub code_tag_mask: u64,
+    /// In `PyThreadState`: `cframe` (3.11, 3.12) or `current_frame` (3.13+).
+    pub tstate_frame: u32,
+    /// In `_PyCFrame`: `current_frame`; [`NO_OFFSET`] when the thread state points at the
+    /// frame directly (3.13+).
+    pub cframe_current: u32,
+    /// In `_PyInterpreterFrame`: `f_code` / `f_executable`.
+    pub frame_code: u32,
+    /// In `_PyInterpreterFrame`: `previous`.
+    pub frame_previous: u32,
+    /// In `_PyInterpreterFrame`: `prev_instr` / `instr_ptr`.
+    pub frame_instr: u32,
+    /// In `_PyInterpreterFrame`: `owner` (one byte).
+    pub frame_owner: u32,
+    /// The `owner` value of C-stack shim frames, which are skipped; [`NO_OFFSET`] for none.
+    pub owner_cstack: u32,
+    /// In `PyCodeObject`: `co_code_adaptive`, so an instruction pointer becomes an offset.
+    pub code_adaptive: u32,
+    /// In `PyThreadState`: `interp`. With the next two, the kernel gives a thread created by a
+    /// known Python thread the new thread state CPython put at the head of the interpreter's
+    /// list (its `native_thread_id` still 0), before user space can see it.
+    pub tstate_interp: u32,
+    /// In `PyInterpreterState`: `threads.head`.
+    pub interp_threads_head: u32,
+    /// In `PyThreadState`: `native_thread_id`.
+    pub tstate_native_thread_id: u32,
+    /// Padding to a multiple of 8 bytes; 0.
+    pub reserved: u32,
+}
+
+/// A thread's Python stack as the kernel read it at an event, innermost frame first: the code
+/// object address of each frame and the instruction offset in it (in 2-byte code units).
+/// A `code` of 0 is a C-stack shim frame (3.12+), to be skipped. An offset past the code (a
+/// frame not started yet) has no line: the function's first line stands for it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PyStack {
+    /// Frames filled in `code` and `instr_offset`.
+    pub depth: u32,
+    /// 1 when the stack was deeper than [`MAX_FRAMES`] (the outermost frames are missing).
+    pub truncated: u32,
+    pub code: [u64; MAX_FRAMES],
+    pub instr_offset: [u32; MAX_FRAMES],
+}
+
+impl Default for PyStack {
+    fn default() -> Self {
+        PyStack {
+            depth: 0,
+            truncated: 0,
+            code: [0; MAX_FRAMES],
+            instr_offset: [0; MAX_FRAMES],
+        }
+    }
+}
+
+/// A creating event (fd, thread, page) with the creating thread's Python stack, sent instead
+/// of the plain [`Event`] when the thread's `PyThreadState` is known. Told apart by length.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackedEvent {
+    pub event: Event,
+    pub stack: PyStack,
+}
+
+// SAFETY: all are `#[repr(C)]`, made only of integers, with no padding (checked below), so every
 // bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Event {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PendingCall {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PyLayout {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PyStack {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for StackedEvent {}
 
 const _: () = assert!(core::mem::size_of::<Event>() == 5 * 8 + 4 * 4);
 const _: () = assert!(core::mem::size_of::<PendingCall>() == 5 * 8);
+const _: () = assert!(core::mem::size_of::<PyLayout>() == 8 + 12 * 4);
+const _: () = assert!(core::mem::size_of::<PyStack>() == 8 + MAX_FRAMES * 12);
+const _: () = assert!(
+    core::mem::size_of::<StackedEvent>()
+        == core::mem::size_of::<Event>() + core::mem::size_of::<PyStack>()
+);
 
 /// x86_64 syscall numbers (asm/unistd_64.h) of the calls the programs follow.
 pub mod nr {

@@ -8,10 +8,14 @@
 //!   `PENDING`, keyed by thread id, and the event is sent only when the call succeeded.
 //! - `page_fault_user`: a fault on a not-present page is a page becoming resident.
 //! - `sched_process_exit` / `sched_process_exec`: thread exit, exec.
+//!
+//! Creating events (fd, thread, page) of threads whose `PyThreadState` user space registered
+//! carry the thread's Python stack, walked here at the event (`pystack`).
 
 #![no_std]
 #![no_main]
 
+mod pystack;
 mod syscalls;
 
 use aya_ebpf::{
@@ -39,7 +43,7 @@ static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
 static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(MAX_PENDING, 0);
 
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
 /// Per-CPU counters, see `leak_monitor_common::counter`.
 #[map]
@@ -56,7 +60,7 @@ fn followed() -> Option<(u32, u32)> {
 }
 
 #[inline(always)]
-fn count(index: u32) {
+pub(crate) fn count(index: u32) {
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, so no other program writes it concurrently.
         unsafe { *slot += 1 };
@@ -65,7 +69,8 @@ fn count(index: u32) {
 
 /// Sends one event; a full ring buffer is counted, never silent.
 #[inline(always)]
-fn emit(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, c: u64, d: u64) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, c: u64, d: u64) {
     match EVENTS.reserve::<Event>(0) {
         Some(mut entry) => {
             entry.write(Event {
@@ -89,7 +94,7 @@ fn emit(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, c: u64, d: 
 /// Wakes the reader only once a batch is waiting: a wake-up per event costs the traced thread
 /// microseconds (the reader polls every few milliseconds anyway).
 #[inline(always)]
-fn wakeup_flag() -> u64 {
+pub(crate) fn wakeup_flag() -> u64 {
     if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
@@ -123,7 +128,7 @@ pub fn page_fault_user(ctx: RawTracePointContext) -> i32 {
     let error_code: u64 = ctx.arg(2);
     // Bit 0 set: the page was present (a protection fault, e.g. copy-on-write): nothing new.
     if error_code & 1 == 0 {
-        emit(tgid, tid, kind::PAGE_FAULT, 0, address, 0, 0, 0);
+        pystack::emit_created(tgid, tid, kind::PAGE_FAULT, 0, address, 0, 0, 0);
     }
     0
 }
@@ -133,6 +138,7 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // Runs in the exiting thread.
     if let Some((tgid, tid)) = followed() {
         let _ = PENDING.remove(&tid);
+        pystack::forget_thread(tid);
         emit(tgid, tid, kind::THREAD_EXIT, 0, 0, 0, 0, 0);
     }
     0

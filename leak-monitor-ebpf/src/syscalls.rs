@@ -1,6 +1,7 @@
 //! The syscall programs' logic: which calls are kept at entry, and the event each one makes at
 //! exit when it succeeded.
 
+use crate::pystack::emit_created;
 use crate::{count, emit, PENDING};
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
@@ -97,78 +98,82 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
     let ret = ret as u64;
     let [a0, a1, a2, a3] = call.args;
     let detail = call.id as u32;
-    match call.id {
-        nr::CLOSE => emit(tgid, tid, kind::FD_CLOSE, detail, a0, 0, 0, 0),
+    // One emission point per kind of event, so the frame walk is verified once, not once per
+    // syscall.
+    let created = match call.id {
+        nr::CLOSE => return emit(tgid, tid, kind::FD_CLOSE, detail, a0, 0, 0, 0),
         nr::CLOSE_RANGE => {
             if a2 & uapi::CLOSE_RANGE_CLOEXEC == 0 {
                 emit(tgid, tid, kind::FD_CLOSE_RANGE, detail, a0, a1, 0, 0);
             }
+            return;
         }
-        nr::PIPE | nr::PIPE2 => pair(tgid, tid, detail, a0),
-        nr::SOCKETPAIR => pair(tgid, tid, detail, a3),
+        nr::PIPE | nr::PIPE2 => pair(a0),
+        nr::SOCKETPAIR => pair(a3),
         nr::FCNTL => {
             // Only F_DUPFD* make an fd; other commands return flags, owners, ...
-            if a1 == uapi::F_DUPFD || a1 == uapi::F_DUPFD_CLOEXEC {
-                emit(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0);
+            if a1 != uapi::F_DUPFD && a1 != uapi::F_DUPFD_CLOEXEC {
+                return;
             }
+            Some((kind::FD_OPEN, ret, a0))
         }
         // `b` carries the source fd, so user space can give the copy the original's kind.
-        nr::DUP | nr::DUP2 | nr::DUP3 => emit(tgid, tid, kind::FD_OPEN, detail, ret, a0, 0, 0),
-        nr::CLONE => {
-            if ret > 0 {
-                thread_or_fork(tgid, tid, a0, ret);
-            }
-        }
+        nr::DUP | nr::DUP2 | nr::DUP3 => Some((kind::FD_OPEN, ret, a0)),
+        nr::CLONE => thread_or_fork(a0, ret),
         nr::CLONE3 => {
-            if ret > 0 {
-                // struct clone_args starts with `__aligned_u64 flags`.
-                // SAFETY: bpf_probe_read_user checks the address.
-                let flags = unsafe { bpf_probe_read_user(a0 as *const u64) }.unwrap_or(0);
-                thread_or_fork(tgid, tid, flags, ret);
-            }
+            // struct clone_args starts with `__aligned_u64 flags`.
+            // SAFETY: bpf_probe_read_user checks the address.
+            let flags = unsafe { bpf_probe_read_user(a0 as *const u64) }.unwrap_or(0);
+            thread_or_fork(flags, ret)
         }
         nr::FORK | nr::VFORK => {
             if ret > 0 {
                 emit(tgid, tid, kind::FORK, detail, ret, 0, 0, 0);
             }
+            return;
         }
-        nr::MUNMAP => emit(tgid, tid, kind::UNMAP, detail, a0, a1, 0, 0),
+        nr::MUNMAP => return emit(tgid, tid, kind::UNMAP, detail, a0, a1, 0, 0),
         nr::MADVISE => {
             if a2 == uapi::MADV_DONTNEED || a2 == uapi::MADV_FREE || a2 == uapi::MADV_REMOVE {
                 emit(tgid, tid, kind::UNMAP, detail, a0, a1, 0, 0);
             }
+            return;
         }
         // mremap returns the new address; `a2` is the new length.
-        nr::MREMAP => emit(tgid, tid, kind::REMAP, detail, a0, a1, ret, a2),
-        nr::BRK => emit(tgid, tid, kind::BRK, detail, ret, 0, 0, 0),
-        _ => emit(tgid, tid, kind::FD_OPEN, detail, ret, 0, 0, 0),
+        nr::MREMAP => return emit(tgid, tid, kind::REMAP, detail, a0, a1, ret, a2),
+        nr::BRK => return emit(tgid, tid, kind::BRK, detail, ret, 0, 0, 0),
+        _ => Some((kind::FD_OPEN, ret, 0)),
+    };
+    match created {
+        Some((kind::FORK, child, _)) => emit(tgid, tid, kind::FORK, 0, child, 0, 0, 0),
+        // THREAD_NEW's detail is 0, as before.
+        Some((kind::THREAD_NEW, child, _)) => {
+            crate::pystack::adopt_child(tgid, tid, child as u32);
+            emit_created(tgid, tid, kind::THREAD_NEW, 0, child, 0, 0, 0)
+        }
+        Some((kind, a, b)) => emit_created(tgid, tid, kind, detail, a, b, 0, 0),
+        None => {}
     }
 }
 
+/// clone/clone3 returned `child` (> 0 in the parent): a thread or a new process.
 #[inline(always)]
-fn thread_or_fork(tgid: u32, tid: u32, flags: u64, child: u64) {
+fn thread_or_fork(flags: u64, child: u64) -> Option<(u32, u64, u64)> {
+    if child == 0 {
+        return None;
+    }
     let kind = if flags & uapi::CLONE_THREAD != 0 {
         kind::THREAD_NEW
     } else {
         kind::FORK
     };
-    emit(tgid, tid, kind, 0, child, 0, 0, 0);
+    Some((kind, child, 0))
 }
 
 /// pipe/pipe2/socketpair wrote two fds into the caller's `int[2]`.
 #[inline(always)]
-fn pair(tgid: u32, tid: u32, detail: u32, array: u64) {
+fn pair(array: u64) -> Option<(u32, u64, u64)> {
     // SAFETY: bpf_probe_read_user checks the address.
-    if let Ok(fds) = unsafe { bpf_probe_read_user(array as *const [i32; 2]) } {
-        emit(
-            tgid,
-            tid,
-            kind::FD_OPEN_PAIR,
-            detail,
-            fds[0] as u64,
-            fds[1] as u64,
-            0,
-            0,
-        );
-    }
+    let fds = unsafe { bpf_probe_read_user(array as *const [i32; 2]) }.ok()?;
+    Some((kind::FD_OPEN_PAIR, fds[0] as u64, fds[1] as u64))
 }

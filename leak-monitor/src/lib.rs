@@ -15,6 +15,7 @@ pub mod events;
 pub mod humanize;
 pub mod monitor;
 pub mod outputs;
+pub mod pyframes;
 pub mod resource;
 pub mod sampling;
 pub mod targets;

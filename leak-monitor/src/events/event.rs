@@ -1,7 +1,9 @@
-//! Typed events: the kernel's fixed-size `Event` records decoded into what they mean.
+//! Typed events: the kernel's fixed-size `Event` records decoded into what they mean. A
+//! creating event may arrive as a longer `StackedEvent` that carries the thread's Python stack
+//! as read in the kernel; the two are told apart by record length.
 
 use crate::sampling::FdKind;
-use leak_monitor_common::{kind, nr, Event};
+use leak_monitor_common::{kind, nr, Event, PyStack, StackedEvent};
 
 /// One thing a followed process did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub struct Traced {
     /// CLOCK_MONOTONIC nanoseconds.
     pub ts_ns: u64,
     pub event: TraceEvent,
+    /// The creating thread's Python stack, read in the kernel at the event (`None` for plain
+    /// records: no stack was known or the event is not a creating one).
+    pub stack: Option<PyStack>,
 }
 
 /// The syscall that made an fd, for reports ("accept4", "openat") and per-event counts.
@@ -128,7 +133,24 @@ pub fn decode(bytes: &[u8]) -> Result<Traced, DecodeError> {
     // SAFETY: the length is checked above; `Event` is plain integers (any bit pattern is valid)
     // and read_unaligned makes no alignment assumption about the ring buffer's bytes.
     let raw: Event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) };
-    decode_event(&raw)
+    let mut traced = decode_event(&raw)?;
+    traced.stack = stack_of(bytes);
+    Ok(traced)
+}
+
+/// The Python stack of a `StackedEvent` record; `None` for a plain `Event`.
+fn stack_of(bytes: &[u8]) -> Option<PyStack> {
+    if bytes.len() < std::mem::size_of::<StackedEvent>() {
+        return None;
+    }
+    // SAFETY: the length is checked above; `StackedEvent` is plain integers and the read is
+    // unaligned.
+    let stacked: StackedEvent =
+        unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<StackedEvent>()) };
+    let mut stack = stacked.stack;
+    // A corrupt depth must not index past the arrays.
+    stack.depth = stack.depth.min(leak_monitor_common::MAX_FRAMES as u32);
+    Some(stack)
 }
 
 /// Decodes one event (the fd values are C ints carried in u64s).
@@ -185,6 +207,7 @@ pub fn decode_event(raw: &Event) -> Result<Traced, DecodeError> {
         tid: raw.tid,
         ts_ns: raw.ts_ns,
         event,
+        stack: None,
     })
 }
 
@@ -202,6 +225,7 @@ pub fn pair_second(raw: &Event) -> Option<Traced> {
                 call,
                 copied_from: None,
             },
+            stack: None,
         }
     })
 }
@@ -213,7 +237,9 @@ pub fn pair_second_bytes(bytes: &[u8]) -> Option<Traced> {
     }
     // SAFETY: as in `decode`.
     let raw: Event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) };
-    pair_second(&raw)
+    let mut second = pair_second(&raw)?;
+    second.stack = stack_of(bytes);
+    Some(second)
 }
 
 /// The label of an event in `leak_monitor_events_total{kind}`.
@@ -314,5 +340,40 @@ mod tests {
         assert_eq!(decode_event(&raw(99, 0, 0, 0)), Err(DecodeError::Kind(99)));
         let bytes = [0xffu8; 64];
         assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn stacked_records_carry_their_stack() {
+        let mut stacked = StackedEvent {
+            event: raw(kind::FD_OPEN, nr::OPENAT, 5, 0),
+            stack: PyStack::default(),
+        };
+        stacked.stack.depth = 2;
+        stacked.stack.code[0] = 0xdead_0000;
+        stacked.stack.instr_offset[0] = 7;
+        // SAFETY: StackedEvent is plain integers without padding.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&stacked as *const StackedEvent).cast::<u8>(),
+                std::mem::size_of::<StackedEvent>(),
+            )
+        };
+        let traced = decode(bytes).unwrap();
+        assert_eq!(traced.stack.unwrap().code[0], 0xdead_0000);
+        assert_eq!(traced.stack.unwrap().instr_offset[0], 7);
+        // A plain record has none; a corrupt depth is clamped.
+        assert_eq!(decode(&bytes[..56]).unwrap().stack, None);
+        stacked.stack.depth = u32::MAX;
+        // SAFETY: as above.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&stacked as *const StackedEvent).cast::<u8>(),
+                std::mem::size_of::<StackedEvent>(),
+            )
+        };
+        assert_eq!(
+            decode(bytes).unwrap().stack.unwrap().depth as usize,
+            leak_monitor_common::MAX_FRAMES
+        );
     }
 }

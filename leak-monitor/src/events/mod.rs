@@ -3,15 +3,17 @@
 //!
 //! `event` decodes the kernel's records, `ledger` keeps what is live (pure logic), `tracer`
 //! loads the programs and drains their ring buffer, `reconcile` reads procfs to seed and
-//! resync the ledgers. The programs themselves are in the `leak-monitor-ebpf` crate; their
+//! resync the ledgers, `pymaps` keeps the kernel's Python frame-walk maps. The programs themselves are in the `leak-monitor-ebpf` crate; their
 //! object is committed here so that stable cargo alone builds leak-monitor.
 
 pub mod event;
 pub mod ledger;
+mod pymaps;
 mod reconcile;
 mod tracer;
 
 pub use ledger::{LedgerCounts, LiveBySite, SiteId};
+pub use pymaps::{PyMaps, PyMapsError};
 pub use tracer::{EventStats, SiteResolver, Tracer, TracerError};
 
 /// The compiled kernel programs (`cargo xtask build-ebpf` rebuilds it from

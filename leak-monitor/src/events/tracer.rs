@@ -8,6 +8,7 @@
 
 use super::event::{self, metric_kind, TraceEvent, Traced};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
+use super::pymaps::PyMaps;
 use super::reconcile;
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::RawTracePoint;
@@ -81,6 +82,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Tracer {
     shared: Arc<Shared>,
     targets: Mutex<BpfHashMap<MapData, u32, u32>>,
+    /// The frame-walk maps; `None` for an object built without them.
+    py_maps: Option<PyMaps>,
     stop: Arc<AtomicBool>,
     drain: Option<JoinHandle<()>>,
     // Keeps the programs loaded and attached; dropped last.
@@ -126,6 +129,15 @@ impl Tracer {
         let ring = RingBuf::try_from(take(names::EVENTS)?).map_err(|e| load("EVENTS", &e))?;
         let counters =
             PerCpuArray::try_from(take(names::COUNTERS)?).map_err(|e| load("COUNTERS", &e))?;
+        let py_threads = ebpf
+            .take_map(names::PY_THREADS)
+            .and_then(|m| BpfHashMap::try_from(m).ok());
+        let py_layout = ebpf
+            .take_map(names::PY_LAYOUT)
+            .and_then(|m| BpfHashMap::try_from(m).ok());
+        let py_maps = py_threads
+            .zip(py_layout)
+            .map(|(threads, layouts)| PyMaps::new(threads, layouts));
 
         let shared = Arc::new(Shared::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -140,10 +152,16 @@ impl Tracer {
         Ok(Tracer {
             shared,
             targets: Mutex::new(targets),
+            py_maps,
             stop,
             drain: Some(drain),
             _ebpf: ebpf,
         })
+    }
+
+    /// The kernel's Python frame-walk maps (`crate::pyframes::PyFrames` fills them).
+    pub fn python_maps(&self) -> Option<PyMaps> {
+        self.py_maps.clone()
     }
 
     /// Installs the resolver that blames Python sites for new entries.

@@ -46,6 +46,47 @@ struct Section {
     link: u32,
 }
 
+/// An exported symbol: its link-time address and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub address: u64,
+    pub size: u64,
+}
+
+/// The link-time address of the exported symbol `name` (e.g. `_PyRuntime`). Add the load bias
+/// of a position-independent file ([`is_position_independent`]) to get its address in memory.
+pub fn symbol(source: &(impl ReadAt + ?Sized), name: &[u8]) -> Option<Symbol> {
+    let sections = read_sections(source)?;
+    let dynsym = sections.iter().find(|s| s.kind == SHT_DYNSYM)?;
+    let strings = sections.get(usize::try_from(dynsym.link).ok()?)?;
+    let symbols = read_table(source, dynsym)?;
+    let names = read_table(source, strings)?;
+    symbols.chunks_exact(SYMBOL).find_map(|symbol| {
+        let name_at = usize::try_from(u32_at(symbol, 0)?).ok()?;
+        let shndx = u16_at(symbol, 6)?;
+        (shndx != 0 && names.get(name_at..).is_some_and(|rest| is_cstr(rest, name))).then_some(
+            Symbol {
+                address: u64_at(symbol, 8)?,
+                size: u64_at(symbol, 16)?,
+            },
+        )
+    })
+}
+
+/// `ET_DYN` (a shared library or PIE: loaded at a bias) rather than `ET_EXEC` (fixed address).
+pub fn is_position_independent(source: &(impl ReadAt + ?Sized)) -> Option<bool> {
+    let mut header = [0u8; 18];
+    source.read_exact_at(0, &mut header)?;
+    if header[..6] != [0x7f, b'E', b'L', b'F', 2, 1] {
+        return None;
+    }
+    match u16_at(&header, 16)? {
+        2 => Some(false),
+        3 => Some(true),
+        _ => None,
+    }
+}
+
 /// The value stored in the exported data symbol `name` (4 or 8 bytes, little-endian).
 pub fn read_symbol_value(source: &(impl ReadAt + ?Sized), name: &[u8]) -> Option<u64> {
     let sections = read_sections(source)?;
@@ -204,6 +245,16 @@ mod tests {
             Some(0x030B_07F0)
         );
         assert_eq!(read_symbol_value(elf.as_slice(), b"missing"), None);
+        assert_eq!(
+            symbol(elf.as_slice(), b"Py_Version"),
+            Some(Symbol {
+                address: 0x1008,
+                size: 8
+            })
+        );
+        assert_eq!(symbol(elf.as_slice(), b"missing"), None);
+        // The builder leaves e_type 0: neither kind.
+        assert_eq!(is_position_independent(elf.as_slice()), None);
     }
 
     #[test]

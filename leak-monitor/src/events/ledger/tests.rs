@@ -10,6 +10,7 @@ fn at(tid: u32, event: TraceEvent) -> Traced {
         tid,
         ts_ns: 1,
         event,
+        stack: None,
     }
 }
 

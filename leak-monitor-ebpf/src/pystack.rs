@@ -1,0 +1,197 @@
+//! The in-kernel Python frame walk: at a creating event on a thread whose `PyThreadState` user
+//! space registered, follow the thread's frame chain with the offsets user space installed for
+//! its process, and send the event with the stack (code object + instruction offset per frame).
+//!
+//! Nothing here knows CPython versions: `PyLayout` says where each pointer lives. A failed read
+//! ends the walk with what was read so far.
+
+use crate::{emit, EVENTS};
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf},
+    macros::map,
+    maps::HashMap,
+};
+use leak_monitor_common::{
+    Event, PyLayout, StackedEvent, FRAME_CHUNK, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS, NO_OFFSET,
+};
+
+/// Python threads of followed processes: tid -> address of its `PyThreadState`.
+#[map]
+static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_PY_THREADS, 0);
+
+/// Followed Python processes whose frames can be read: tgid -> the layout of their CPython.
+#[map]
+static PY_LAYOUT: HashMap<u32, PyLayout> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// Python thread `parent` (of `tgid`) made thread `child`. CPython links the child's new
+/// thread state at the head of the interpreter's list before starting it, and the child fills
+/// in its own `native_thread_id` only once it runs; so a head whose id is not yet some other
+/// thread's is the child's.
+/// Registering it now gives the child's first events their stacks; user space's refresh
+/// corrects the entry if two threads started at once.
+#[inline(always)]
+pub fn adopt_child(tgid: u32, parent: u32, child: u32) {
+    // SAFETY: copied out at once.
+    let Some(layout) = (unsafe { PY_LAYOUT.get(&tgid) }).copied() else {
+        return;
+    };
+    // SAFETY: copied out at once.
+    let Some(tstate) = (unsafe { PY_THREADS.get(&parent) }).copied() else {
+        return;
+    };
+    let Some(interp) = read_u64(tstate + u64::from(layout.tstate_interp)) else {
+        return;
+    };
+    let Some(head) = read_u64(interp + u64::from(layout.interp_threads_head)) else {
+        return;
+    };
+    if head == 0 || head == tstate {
+        return;
+    }
+    // Not started yet: 0 (3.12+) or the creating thread's id (3.11 fills it in from the
+    // thread that allocates the state); the child's own id if it already ran.
+    let id = read_u64(head + u64::from(layout.tstate_native_thread_id));
+    if id == Some(0) || id == Some(u64::from(parent)) || id == Some(u64::from(child)) {
+        let _ = PY_THREADS.insert(&child, &head, 0);
+    }
+}
+
+/// A thread exited: its `PyThreadState` is gone, and its tid may be reused.
+#[inline(always)]
+pub fn forget_thread(tid: u32) {
+    let _ = PY_THREADS.remove(&tid);
+}
+
+#[inline(always)]
+fn read_u64(address: u64) -> Option<u64> {
+    // SAFETY: bpf_probe_read_user checks the address; a bad one is an error, not a fault.
+    unsafe { bpf_probe_read_user(address as *const u64) }.ok()
+}
+
+/// Sends a creating event, with the thread's Python stack when it can be read.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn emit_created(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, c: u64, d: u64) {
+    // Non-Python targets stop at this one lookup, then take the plain path.
+    // SAFETY: copied out at once.
+    let Some(layout) = (unsafe { PY_LAYOUT.get(&tgid) }).copied() else {
+        return emit(tgid, tid, kind, detail, a, b, c, d);
+    };
+    // SAFETY: copied out at once.
+    let Some(tstate) = (unsafe { PY_THREADS.get(&tid) }).copied() else {
+        return emit(tgid, tid, kind, detail, a, b, c, d);
+    };
+    let Some(mut entry) = EVENTS.reserve::<StackedEvent>(0) else {
+        return crate::count(kind);
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` points at the reserved, writable ring buffer slot of one StackedEvent;
+    // every field read by user space is written before submit.
+    unsafe {
+        (*record).event = Event {
+            ts_ns: bpf_ktime_get_ns(),
+            a,
+            b,
+            c,
+            d,
+            tgid,
+            tid,
+            kind,
+            detail,
+        };
+        let (depth, truncated) = walk(&layout, tstate, record);
+        (*record).stack.depth = depth;
+        (*record).stack.truncated = truncated;
+    }
+    entry.submit(crate::wakeup_flag());
+}
+
+/// Fills the frames of `record` and returns (depth, truncated).
+///
+/// Slot `i` is always the `i`-th frame of the chain, and the loop body has no data-dependent
+/// branches but its early exits, so the verifier's states merge at every iteration: a C-stack
+/// shim frame is written with code 0 (user space skips it), a frame that has not started yet
+/// gets a wrapped offset (user space finds no line for it and uses the first line).
+///
+/// # Safety
+/// `record` must point at a writable `StackedEvent`.
+#[inline(always)]
+unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u32, u32) {
+    let Some(mut frame) = read_u64(tstate + u64::from(layout.tstate_frame)) else {
+        return (0, 0);
+    };
+    if layout.cframe_current != NO_OFFSET {
+        if frame == 0 {
+            return (0, 0);
+        }
+        match read_u64(frame + u64::from(layout.cframe_current)) {
+            Some(current) => frame = current,
+            None => return (0, 0),
+        }
+    }
+    let shim_owner = u64::from(layout.owner_cstack);
+    // The four frame fields are read in one go: a FRAME_CHUNK-byte window from the lowest of
+    // their offsets (user space checks that the layout fits in it).
+    let base = layout
+        .frame_code
+        .min(layout.frame_previous)
+        .min(layout.frame_instr)
+        .min(layout.frame_owner);
+    let at = |offset: u32| -> usize {
+        let relative = (offset - base) as usize;
+        if relative > FRAME_CHUNK - 8 {
+            FRAME_CHUNK - 8
+        } else {
+            relative
+        }
+    };
+    let (at_code, at_previous, at_instr, at_owner) = (
+        at(layout.frame_code),
+        at(layout.frame_previous),
+        at(layout.frame_instr),
+        at(layout.frame_owner),
+    );
+    let mut chunk = [0u8; FRAME_CHUNK];
+    let mut depth = 0;
+    while depth < MAX_FRAMES {
+        if frame == 0 {
+            return (depth as u32, 0);
+        }
+        // SAFETY: bpf_probe_read_user checks the address.
+        if unsafe { bpf_probe_read_user_buf((frame + u64::from(base)) as *const u8, &mut chunk) }
+            .is_err()
+        {
+            break;
+        }
+        let code = word(&chunk, at_code);
+        let instr = word(&chunk, at_instr);
+        let owner = u64::from(chunk[at_owner]);
+        let previous = word(&chunk, at_previous);
+        // 0 for a shim (owner == owner_cstack), all ones otherwise; NO_OFFSET never matches
+        // a byte.
+        let keep = ((owner ^ shim_owner) != 0) as u64;
+        let code = code & !layout.code_tag_mask & keep.wrapping_neg();
+        let start = code.wrapping_add(u64::from(layout.code_adaptive));
+        let offset = (instr.wrapping_sub(start) >> 1) as u32;
+        // SAFETY: `depth < MAX_FRAMES`, and the caller's pointer is writable.
+        unsafe {
+            (*record).stack.code[depth] = code;
+            (*record).stack.instr_offset[depth] = offset;
+        }
+        depth += 1;
+        frame = previous;
+    }
+    (depth as u32, u32::from(frame != 0))
+}
+
+/// The little-endian u64 at `at` (at most `FRAME_CHUNK - 8`) of the window.
+#[inline(always)]
+fn word(chunk: &[u8; FRAME_CHUNK], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    let mut i = 0;
+    while i < 8 {
+        bytes[i] = chunk[(at + i) % FRAME_CHUNK];
+        i += 1;
+    }
+    u64::from_le_bytes(bytes)
+}

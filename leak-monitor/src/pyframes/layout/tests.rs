@@ -1,0 +1,241 @@
+//! Layout tables sanity, and `_Py_DebugOffsets` decoding from byte fixtures built field by
+//! field from the documented struct (Include/internal/pycore_debug_offsets.h).
+
+use super::*;
+
+fn all_tables() -> [Layout; 2] {
+    [from_table(3, 11).unwrap(), from_table(3, 12).unwrap()]
+}
+
+#[test]
+fn tables_exist_for_311_and_312_only() {
+    assert!(from_table(3, 10).is_none());
+    assert!(from_table(3, 13).is_none());
+    assert!(!has_debug_offsets(3, 12));
+    assert!(has_debug_offsets(3, 13));
+}
+
+#[test]
+fn table_offsets_are_aligned_distinct_and_agree() {
+    for layout in all_tables() {
+        let k = layout.kernel;
+        // Pointers are 8-aligned; `owner` is a char after the int `stacktop` at 64.
+        for pointer in [
+            k.frame_code,
+            k.frame_previous,
+            k.frame_instr,
+            k.tstate_frame,
+        ] {
+            assert_eq!(pointer % 8, 0, "{layout:?}");
+        }
+        assert!(k.frame_owner > 64 && k.frame_owner < 72, "{layout:?}");
+        let mut frame = [k.frame_code, k.frame_previous, k.frame_instr, k.frame_owner];
+        frame.sort_unstable();
+        assert!(frame.windows(2).all(|w| w[0] != w[1]), "{layout:?}");
+        assert_eq!(u64::from(k.code_adaptive), layout.code.adaptive);
+        assert_ne!(
+            k.cframe_current, NO_OFFSET,
+            "3.11/3.12 go through _PyCFrame"
+        );
+        // The code object's pointers precede the bytecode.
+        let c = layout.code;
+        assert!(c.filename < c.name && c.name < c.qualname && c.qualname < c.linetable);
+        assert!(c.linetable < c.adaptive && c.firstlineno < c.filename);
+        assert!(layout.tstate_native_thread_id > u64::from(k.tstate_frame));
+        assert!(fits_frame_chunk(&k), "{layout:?}");
+        // The kernel's copies agree with user space's.
+        assert_eq!(u64::from(k.interp_threads_head), layout.interp_threads_head);
+        assert_eq!(
+            u64::from(k.tstate_native_thread_id),
+            layout.tstate_native_thread_id
+        );
+    }
+    let [v311, v312] = all_tables();
+    // 3.12 moved f_code first, added C-stack shims and dropped `wstr` from strings.
+    assert_eq!(v311.kernel.owner_cstack, NO_OFFSET);
+    assert_eq!(v312.kernel.owner_cstack, 3);
+    assert_eq!(v312.kernel.frame_code, 0);
+    assert_eq!(v311.objects.ascii_size - v312.objects.ascii_size, 8);
+}
+
+/// Named fields of one fixture: (section, field index, value).
+struct Fixture {
+    words: Vec<u64>,
+}
+
+impl Fixture {
+    fn new(version: u64, lengths: [usize; 5]) -> (Fixture, [usize; 5]) {
+        let mut starts = [0; 5];
+        let mut at = 3;
+        for (s, len) in starts.iter_mut().zip(lengths) {
+            *s = at;
+            at += len;
+        }
+        let mut words = vec![0u64; DEBUG_OFFSETS_PREFIX / 8];
+        words[0] = u64::from_le_bytes(*b"xdebugpy");
+        words[1] = version;
+        words[2] = 0;
+        (Fixture { words }, starts)
+    }
+
+    fn set(&mut self, section: usize, index: usize, value: u64) {
+        self.words[section + index] = value;
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+}
+
+/// A 3.13-shaped `_Py_DebugOffsets` with distinct values, so a field read from the wrong slot
+/// shows up.
+fn fixture_313() -> Fixture {
+    let (mut f, [runtime, interp, thread, frame, code]) =
+        Fixture::new(0x030D_01F0, [3, 13, 9, 6, 10]);
+    // runtime_state: size, finalizing, interpreters_head
+    f.set(runtime, 0, 1800);
+    f.set(runtime, 1, 1704);
+    f.set(runtime, 2, 632);
+    // interpreter_state: size, id, next, threads_head, gc, ...
+    f.set(interp, 0, 90000);
+    f.set(interp, 1, 8);
+    f.set(interp, 2, 16);
+    f.set(interp, 3, 7304);
+    f.set(interp, 4, 10000);
+    // thread_state: size, prev, next, interp, current_frame, thread_id, native_thread_id, ...
+    f.set(thread, 0, 600);
+    f.set(thread, 1, 0);
+    f.set(thread, 2, 8);
+    f.set(thread, 3, 16);
+    f.set(thread, 4, 72);
+    f.set(thread, 5, 144);
+    f.set(thread, 6, 152);
+    // interpreter_frame: size, previous, executable, instr_ptr, localsplus, owner
+    f.set(frame, 0, 80);
+    f.set(frame, 1, 8);
+    f.set(frame, 2, 0);
+    f.set(frame, 3, 56);
+    f.set(frame, 4, 72);
+    f.set(frame, 5, 70);
+    // code_object: size, filename, name, qualname, linetable, firstlineno, argcount,
+    // localsplusnames, localspluskinds, co_code_adaptive
+    f.set(code, 0, 208);
+    f.set(code, 1, 112);
+    f.set(code, 2, 120);
+    f.set(code, 3, 128);
+    f.set(code, 4, 136);
+    f.set(code, 5, 68);
+    f.set(code, 9, 200);
+    f
+}
+
+#[test]
+fn decodes_a_313_debug_offsets_fixture() {
+    let layout = from_debug_offsets(&fixture_313().bytes()).unwrap();
+    assert_eq!((layout.major, layout.minor), (3, 13));
+    assert_eq!(layout.runtime_interpreters_head, 632);
+    assert_eq!(layout.interp_next, 16);
+    assert_eq!(layout.interp_threads_head, 7304);
+    assert_eq!(layout.tstate_next, 8);
+    assert_eq!(layout.tstate_native_thread_id, 152);
+    assert_eq!(
+        layout.code,
+        CodeLayout {
+            filename: 112,
+            name: 120,
+            qualname: 128,
+            linetable: 136,
+            firstlineno: 68,
+            adaptive: 200,
+        }
+    );
+    assert_eq!(
+        layout.kernel,
+        PyLayout {
+            code_tag_mask: 0,
+            tstate_frame: 72,
+            cframe_current: NO_OFFSET,
+            frame_code: 0,
+            frame_previous: 8,
+            frame_instr: 56,
+            frame_owner: 70,
+            owner_cstack: 3,
+            code_adaptive: 200,
+            tstate_interp: 16,
+            interp_threads_head: 7304,
+            tstate_native_thread_id: 152,
+            reserved: 0,
+        }
+    );
+}
+
+#[test]
+fn decodes_a_314_fixture_with_its_longer_sections() {
+    let (mut f, [runtime, interp, thread, frame, code]) =
+        Fixture::new(0x030E_00F0, [3, 16, 9, 8, 11]);
+    f.set(runtime, 0, 2000);
+    f.set(runtime, 2, 700);
+    f.set(interp, 0, 90000);
+    f.set(interp, 2, 24);
+    f.set(interp, 3, 8000);
+    f.set(thread, 0, 700);
+    f.set(thread, 2, 8);
+    f.set(thread, 4, 80);
+    f.set(thread, 6, 160);
+    f.set(frame, 0, 96);
+    f.set(frame, 1, 8);
+    f.set(frame, 2, 0);
+    f.set(frame, 3, 64);
+    f.set(frame, 5, 78);
+    f.set(code, 0, 240);
+    f.set(code, 5, 68);
+    f.set(code, 9, 224);
+    let layout = from_debug_offsets(&f.bytes()).unwrap();
+    assert_eq!(layout.minor, 14);
+    assert_eq!(layout.interp_threads_head, 8000);
+    assert_eq!(layout.tstate_native_thread_id, 160);
+    assert_eq!(layout.kernel.tstate_frame, 80);
+    assert_eq!(layout.kernel.frame_instr, 64);
+    assert_eq!(layout.kernel.frame_owner, 78);
+    assert_eq!(layout.kernel.code_adaptive, 224);
+    assert_eq!(layout.kernel.code_tag_mask, 0b11);
+    assert!(fits_frame_chunk(&layout.kernel));
+    let mut wide = layout.kernel;
+    wide.frame_owner = 200;
+    assert!(!fits_frame_chunk(&wide));
+}
+
+#[test]
+fn bad_debug_offsets_are_errors() {
+    let good = fixture_313().bytes();
+    // No cookie.
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(matches!(
+        from_debug_offsets(&bad),
+        Err(FramesError::DebugOffsets(_))
+    ));
+    // Truncated anywhere: an error, never a panic.
+    for len in 0..good.len() {
+        let _ = from_debug_offsets(&good[..len]);
+    }
+    assert!(from_debug_offsets(&good[..100]).is_err());
+    // An unknown future version.
+    let mut future = fixture_313();
+    future.words[1] = 0x030F_00F0;
+    assert!(matches!(
+        from_debug_offsets(&future.bytes()),
+        Err(FramesError::Unsupported(_))
+    ));
+    // Free-threaded builds are refused.
+    let mut threaded = fixture_313();
+    threaded.words[2] = 1;
+    assert!(matches!(
+        from_debug_offsets(&threaded.bytes()),
+        Err(FramesError::Unsupported(_))
+    ));
+    // An offset past its struct's size.
+    let mut wild = fixture_313();
+    wild.words[3 + 3 + 13 + 6] = 10_000;
+    assert!(from_debug_offsets(&wild.bytes()).is_err());
+}

@@ -1,0 +1,262 @@
+//! Python stacks read in the kernel at the event, resolved to file:line here.
+//!
+//! The kernel program (`leak-monitor-ebpf/src/pystack.rs`) walks a thread's CPython frame chain
+//! when it creates an fd, a thread or a page, and sends the code object address and
+//! instruction offset of each frame. It needs two things per process, which `PyFrames::attach`
+//! installs: the struct offsets of that process's CPython (`layout`, the only module that
+//! knows versions) and each thread's `PyThreadState` address (`threads`, kept current by a
+//! background refresh every 250 ms and soon after each THREAD_NEW the resolver reports; the
+//! kernel drops an exiting thread's entry itself). `resolve` turns a stack into frames by reading each code object once
+//! (`code`) and decoding its line table (`linetable`, pure).
+//!
+//! Unsupported versions, missing symbols and unreadable memory are errors from `attach`; the
+//! caller then simply gets events without stacks.
+
+pub mod code;
+pub mod layout;
+pub mod linetable;
+pub mod memory;
+pub mod threads;
+
+use crate::attribution::Frame;
+use crate::events::{PyMaps, Tracer};
+use code::CodeCache;
+use layout::Layout;
+use leak_monitor_common::PyStack;
+use memory::{Memory, ProcessMemory};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the thread map is re-read when nothing else asks for it.
+const REFRESH_EVERY: Duration = Duration::from_millis(250);
+/// After a new thread, how long to wait for it to publish its `native_thread_id`.
+const NEW_THREAD_SETTLE: Duration = Duration::from_millis(5);
+
+/// Why the frames of a process cannot be read in the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum FramesError {
+    #[error("CPython {0} is not supported by the in-kernel frame walk")]
+    Unsupported(String),
+    #[error("the interpreter exports no `{0}` symbol")]
+    NoSymbol(&'static str),
+    #[error("cannot read {len} bytes at {address:#x} of the target")]
+    Read { address: u64, len: usize },
+    #[error("the object at {address:#x} is not a compact str")]
+    NotAString { address: u64 },
+    #[error("_Py_DebugOffsets: {0}")]
+    DebugOffsets(&'static str),
+    #[error("{0}")]
+    Proc(String),
+    #[error("the loaded eBPF object has no Python frame-walk maps")]
+    NoMaps,
+    #[error(transparent)]
+    Maps(#[from] crate::events::PyMapsError),
+}
+
+struct Inner {
+    tgid: u32,
+    memory: ProcessMemory,
+    layout: Layout,
+    runtime: u64,
+    maps: PyMaps,
+    /// What PY_THREADS holds for this process.
+    threads: Mutex<HashMap<u32, u64>>,
+    code: Mutex<CodeCache>,
+    stop: AtomicBool,
+    /// Set by `thread_created`; the refresher waits on it.
+    wake: (Mutex<bool>, Condvar),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One Python process whose frames the kernel reads. Dropping it stops the walk for the
+/// process and takes its entries out of the kernel's maps.
+pub struct PyFrames {
+    inner: Arc<Inner>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+/// A shareable handle for the event thread: resolves stacks, hears of new threads.
+#[derive(Clone)]
+pub struct FrameResolver {
+    inner: Arc<Inner>,
+}
+
+impl PyFrames {
+    /// Finds the interpreter of `pid`, installs its layout and thread map in the tracer's
+    /// maps, and starts keeping the thread map current.
+    pub fn attach(pid: i32, tracer: &Tracer) -> Result<PyFrames, FramesError> {
+        let maps = tracer.python_maps().ok_or(FramesError::NoMaps)?;
+        let tgid = u32::try_from(pid).map_err(|_| FramesError::Proc(format!("bad pid {pid}")))?;
+        let memory = ProcessMemory { pid };
+        let runtime = threads::find_runtime(pid)?;
+        let layout = layout_for(&memory, &runtime)?;
+        let inner = Arc::new(Inner {
+            tgid,
+            memory,
+            layout,
+            runtime: runtime.address,
+            maps,
+            threads: Mutex::new(HashMap::new()),
+            code: Mutex::new(CodeCache::default()),
+            stop: AtomicBool::new(false),
+            wake: (Mutex::new(false), Condvar::new()),
+        });
+        // Threads first, so the first stacked event already finds its thread.
+        inner.refresh()?;
+        inner.maps.set_layout(tgid, layout.kernel)?;
+        let refresher = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("leak-monitor-pythreads".into())
+                .spawn(move || inner.keep_fresh())
+                .map_err(|e| FramesError::Proc(format!("starting the thread refresher: {e}")))?
+        };
+        Ok(PyFrames {
+            inner,
+            refresher: Some(refresher),
+        })
+    }
+
+    /// The CPython version and offsets in use.
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// Re-reads the thread list now; returns the number of Python threads.
+    pub fn refresh(&self) -> Result<usize, FramesError> {
+        self.inner.refresh()
+    }
+
+    /// The stack's frames (innermost first) as file, line, function.
+    pub fn resolve(&self, stack: &PyStack) -> Vec<Frame> {
+        self.inner.resolve(stack)
+    }
+
+    /// A handle for the event thread (a `SiteResolver`).
+    pub fn resolver(&self) -> FrameResolver {
+        FrameResolver {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl FrameResolver {
+    pub fn tgid(&self) -> u32 {
+        self.inner.tgid
+    }
+
+    pub fn resolve(&self, stack: &PyStack) -> Vec<Frame> {
+        self.inner.resolve(stack)
+    }
+
+    /// A THREAD_NEW event: re-read the thread list soon, once the thread has started.
+    pub fn thread_created(&self) {
+        *lock(&self.inner.wake.0) = true;
+        self.inner.wake.1.notify_one();
+    }
+}
+
+impl Drop for PyFrames {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.wake.1.notify_one();
+        if let Some(thread) = self.refresher.take() {
+            let _ = thread.join();
+        }
+        self.inner.maps.remove_layout(self.inner.tgid);
+        for tid in lock(&self.inner.threads).drain().map(|(tid, _)| tid) {
+            self.inner.maps.remove_thread(tid);
+        }
+    }
+}
+
+/// The layout of the interpreter: a table for 3.11/3.12, `_Py_DebugOffsets` for 3.13+.
+fn layout_for(memory: &dyn Memory, runtime: &threads::Runtime) -> Result<Layout, FramesError> {
+    let (major, minor) = runtime.major_minor();
+    let layout = if let Some(table) = layout::from_table(major, minor) {
+        table
+    } else if layout::has_debug_offsets(major, minor) {
+        let mut bytes = vec![0u8; layout::DEBUG_OFFSETS_PREFIX];
+        memory.read(runtime.address, &mut bytes)?;
+        layout::from_debug_offsets(&bytes)?
+    } else {
+        return Err(FramesError::Unsupported(format!("{major}.{minor}")));
+    };
+    if !layout::fits_frame_chunk(&layout.kernel) {
+        return Err(FramesError::Unsupported(format!(
+            "{major}.{minor} (frame fields too far apart for one read)"
+        )));
+    }
+    Ok(layout)
+}
+
+impl Inner {
+    fn refresh(&self) -> Result<usize, FramesError> {
+        let live = threads::thread_states(&self.memory, &self.layout, self.runtime)?;
+        let mut known = lock(&self.threads);
+        for (tid, tstate) in &live {
+            if known.get(tid) != Some(tstate) {
+                self.maps.set_thread(*tid, *tstate)?;
+            }
+        }
+        for gone in known.keys().filter(|tid| !live.contains_key(tid)) {
+            self.maps.remove_thread(*gone);
+        }
+        let count = live.len();
+        *known = live;
+        Ok(count)
+    }
+
+    fn keep_fresh(&self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let woken = {
+                let guard = lock(&self.wake.0);
+                let (mut guard, _) = self
+                    .wake
+                    .1
+                    .wait_timeout_while(guard, REFRESH_EVERY, |woken| {
+                        !*woken && !self.stop.load(Ordering::Relaxed)
+                    })
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                std::mem::take(&mut *guard)
+            };
+            if woken {
+                std::thread::sleep(NEW_THREAD_SETTLE);
+            }
+            // A process that ended or a list read mid-change: try again next time.
+            let _ = self.refresh();
+        }
+    }
+
+    fn resolve(&self, stack: &PyStack) -> Vec<Frame> {
+        let depth = (stack.depth as usize).min(stack.code.len());
+        let mut cache = lock(&self.code);
+        (0..depth)
+            // Code 0: a C-stack shim frame.
+            .filter(|&i| stack.code[i] != 0)
+            .map(|i| {
+                let address = stack.code[i];
+                match cache.get(&self.memory, &self.layout, address) {
+                    Ok(info) => Frame {
+                        file: info.filename.clone(),
+                        line: info.line(&self.layout, stack.instr_offset[i]),
+                        function: info.qualname.clone(),
+                    },
+                    Err(_) => Frame {
+                        file: "<unreadable>".into(),
+                        line: 0,
+                        function: format!("<code {address:#x}>"),
+                    },
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,169 @@
+//! Finding a CPython process's `_PyRuntime` and its threads: the symbol in libpython (when the
+//! interpreter links it) or in the executable (static builds such as Debian's), the load bias
+//! from /proc/PID/maps, then interpreters -> thread states -> `native_thread_id`.
+
+use super::layout::Layout;
+use super::memory::Memory;
+use super::FramesError;
+use crate::targets::elf::{is_position_independent, read_symbol_value, symbol};
+use crate::targets::python::libpython_in_maps;
+use std::collections::HashMap;
+use std::fs::File;
+
+/// Guards against a corrupt or racing list.
+const MAX_INTERPRETERS: usize = 64;
+const MAX_THREADS: usize = 4096;
+
+/// Where the interpreter lives in a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// The address of `_PyRuntime` in the process.
+    pub address: u64,
+    /// `Py_Version` (`PY_VERSION_HEX`).
+    pub version_hex: u64,
+}
+
+impl Runtime {
+    pub fn major_minor(&self) -> (u8, u8) {
+        (
+            ((self.version_hex >> 24) & 0xFF) as u8,
+            ((self.version_hex >> 16) & 0xFF) as u8,
+        )
+    }
+}
+
+/// Finds `_PyRuntime` and `Py_Version` in the binary that defines them.
+pub fn find_runtime(pid: i32) -> Result<Runtime, FramesError> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|e| FramesError::Proc(format!("/proc/{pid}/maps: {e}")))?;
+    let (path, file) = match libpython_in_maps(&maps) {
+        Some((path, _)) => {
+            let path = path.trim_end_matches(" (deleted)").to_owned();
+            let file = File::open(format!("/proc/{pid}/root{path}"))
+                .map_err(|e| FramesError::Proc(format!("{path}: {e}")))?;
+            (path, file)
+        }
+        None => {
+            let path = std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map_err(|e| FramesError::Proc(format!("/proc/{pid}/exe: {e}")))?
+                .to_string_lossy()
+                .into_owned();
+            let file = File::open(format!("/proc/{pid}/exe"))
+                .map_err(|e| FramesError::Proc(format!("/proc/{pid}/exe: {e}")))?;
+            (path, file)
+        }
+    };
+    let runtime = symbol(&file, b"_PyRuntime").ok_or(FramesError::NoSymbol("_PyRuntime"))?;
+    let version_hex =
+        read_symbol_value(&file, b"Py_Version").ok_or(FramesError::NoSymbol("Py_Version"))?;
+    let bias = match is_position_independent(&file) {
+        Some(true) => load_bias(&maps, &path)
+            .ok_or_else(|| FramesError::Proc(format!("{path} has no mapping at file offset 0")))?,
+        Some(false) => 0,
+        None => return Err(FramesError::Proc(format!("{path} is not an ELF64 file"))),
+    };
+    Ok(Runtime {
+        address: bias + runtime.address,
+        version_hex,
+    })
+}
+
+/// The start of the file's mapping at offset 0: the load bias of a file whose first
+/// `PT_LOAD` is at virtual address 0 (as linkers lay out shared objects and PIEs).
+pub fn load_bias(maps: &str, path: &str) -> Option<u64> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.splitn(6, ' ');
+        let range = fields.next()?;
+        let _perms = fields.next()?;
+        let offset = fields.next()?;
+        let mapped = fields.nth(2)?.trim_start().trim_end_matches(" (deleted)");
+        (mapped == path && u64::from_str_radix(offset, 16).ok()? == 0)
+            .then(|| u64::from_str_radix(range.split('-').next()?, 16).ok())
+            .flatten()
+    })
+}
+
+/// Every thread state of every interpreter: native thread id -> `PyThreadState` address.
+pub fn thread_states(
+    memory: &dyn Memory,
+    layout: &Layout,
+    runtime: u64,
+) -> Result<HashMap<u32, u64>, FramesError> {
+    let mut found = HashMap::new();
+    let mut interp = memory.read_u64(runtime + layout.runtime_interpreters_head)?;
+    let mut interpreters = 0;
+    while interp != 0 && interpreters < MAX_INTERPRETERS {
+        interpreters += 1;
+        let mut tstate = memory.read_u64(interp + layout.interp_threads_head)?;
+        while tstate != 0 && found.len() < MAX_THREADS {
+            let native = memory.read_u64(tstate + layout.tstate_native_thread_id)?;
+            if let Ok(tid) = u32::try_from(native) {
+                if tid != 0 && found.insert(tid, tstate).is_some() {
+                    // A cycle: stop rather than loop.
+                    break;
+                }
+            }
+            tstate = memory.read_u64(tstate + layout.tstate_next)?;
+        }
+        interp = memory.read_u64(interp + layout.interp_next)?;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pyframes::layout::from_table;
+    use crate::pyframes::memory::FixtureMemory;
+
+    #[test]
+    fn load_bias_is_the_offset_zero_mapping() {
+        let maps = "\
+55d0a4a1e000-55d0a4a1f000 r--p 00000000 08:01 1 /usr/bin/python3.11
+7f1c2a000000-7f1c2a0a0000 r--p 00000000 08:01 2 /opt/lib/libpython3.11.so.1.0
+7f1c2a0a0000-7f1c2a2a0000 r-xp 000a0000 08:01 2 /opt/lib/libpython3.11.so.1.0
+";
+        assert_eq!(
+            load_bias(maps, "/opt/lib/libpython3.11.so.1.0"),
+            Some(0x7f1c_2a00_0000)
+        );
+        assert_eq!(load_bias(maps, "/nope"), None);
+    }
+
+    #[test]
+    fn walks_interpreters_and_threads() {
+        let layout = from_table(3, 11).unwrap();
+        let mut memory = FixtureMemory::default();
+        let runtime = 0x1000;
+        let mut rt = vec![0u8; 64];
+        rt[40..48].copy_from_slice(&0x2000u64.to_le_bytes());
+        memory.put(runtime, rt);
+        let mut interp = vec![0u8; 32];
+        interp[16..24].copy_from_slice(&0x3000u64.to_le_bytes());
+        memory.put(0x2000, interp);
+        let tstate = |next: u64, tid: u64| {
+            let mut t = vec![0u8; 200];
+            t[8..16].copy_from_slice(&next.to_le_bytes());
+            t[160..168].copy_from_slice(&tid.to_le_bytes());
+            t
+        };
+        memory.put(0x3000, tstate(0x4000, 101));
+        memory.put(0x4000, tstate(0, 102));
+        let found = thread_states(&memory, &layout, runtime).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[&101], 0x3000);
+        assert_eq!(found[&102], 0x4000);
+        // A cycle ends.
+        memory.put(0x4000, tstate(0x3000, 102));
+        let mut cyclic = FixtureMemory::default();
+        let mut rt = vec![0u8; 64];
+        rt[40..48].copy_from_slice(&0x2000u64.to_le_bytes());
+        cyclic.put(runtime, rt);
+        let mut interp = vec![0u8; 32];
+        interp[16..24].copy_from_slice(&0x3000u64.to_le_bytes());
+        cyclic.put(0x2000, interp);
+        cyclic.put(0x3000, tstate(0x4000, 101));
+        cyclic.put(0x4000, tstate(0x3000, 102));
+        assert_eq!(thread_states(&cyclic, &layout, runtime).unwrap().len(), 2);
+    }
+}
