@@ -1,7 +1,8 @@
 //! Attribution: growth hung on Python source lines.
 //!
 //! `stacks` reads Python stacks of a live process (py-spy as a library), `frames` picks the frame
-//! to blame in a stack, `sampled` attributes growth to sites from stack samples weighted by the
+//! to blame in a stack, `kernel_sites` hangs the frames the kernel walked at each event on the
+//! eBPF ledgers' entries (exact), `sampled` attributes growth to sites from stack samples weighted by the
 //! growth around them (no eBPF needed), `probe` is the background thread that takes those
 //! samples while a target grows, `catalog` explains a site (leak type, evidence, fix) from the
 //! target's source, which `source` reads, and `describe` is the one place that puts them
@@ -10,6 +11,7 @@
 pub mod catalog;
 pub mod describe;
 pub mod frames;
+pub mod kernel_sites;
 pub mod probe;
 pub mod sampled;
 pub mod source;

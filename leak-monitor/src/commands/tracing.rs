@@ -3,8 +3,8 @@
 //! procfs alone and the capabilities say why.
 
 use crate::capabilities::{Capabilities, Privileges};
-use crate::events::{EventStats, Tracer};
-use crate::monitor::TargetMonitor;
+use crate::events::EventStats;
+use crate::monitor::{TargetMonitor, Tracing};
 use crate::outputs::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +22,8 @@ const EVENT_KINDS: [&str; 8] = [
 ];
 
 /// Starts the tracer, recording the outcome in `capabilities`.
-pub fn start(capabilities: &mut Capabilities) -> Option<Arc<Tracer>> {
-    match Tracer::start(Privileges::current()) {
+pub fn start(capabilities: &mut Capabilities) -> Option<Arc<Tracing>> {
+    match Tracing::start(Privileges::current()) {
         Ok(tracer) => {
             capabilities.set_tracing(Ok(()));
             Some(Arc::new(tracer))
@@ -38,7 +38,7 @@ pub fn start(capabilities: &mut Capabilities) -> Option<Arc<Tracer>> {
 /// Follows each monitor's process in the kernel. A process the tracer cannot follow keeps its
 /// procfs monitoring; the note says so.
 pub fn follow_all(
-    tracer: Option<&Arc<Tracer>>,
+    tracer: Option<&Arc<Tracing>>,
     monitors: &mut [TargetMonitor],
     capabilities: &mut Capabilities,
 ) {
@@ -66,11 +66,11 @@ impl EventCounters {
         EventCounters::default()
     }
 
-    pub fn update(&mut self, tracer: Option<&Arc<Tracer>>, metrics: &Metrics) {
+    pub fn update(&mut self, tracer: Option<&Arc<Tracing>>, metrics: &Metrics) {
         let Some(tracer) = tracer else {
             return;
         };
-        let now = tracer.stats();
+        let now = tracer.tracer.stats();
         for (kind, delta) in deltas(&now.received, &self.last.received) {
             metrics.add_events(kind, delta);
         }

@@ -3,7 +3,7 @@
 
 use super::snapshot::TargetSnapshot;
 use super::target::{Ended, TargetMonitor};
-use crate::events::Tracer;
+use super::tracing::Tracing;
 use crate::targets::{self, Selector, TargetId, TargetInfo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub struct Fleet {
     /// unreadable process does not produce an error every discovery.
     refused: BTreeSet<TargetId>,
     /// New targets are traced with it too, when tracing is on.
-    tracer: Option<Arc<Tracer>>,
+    tracer: Option<Arc<Tracing>>,
 }
 
 impl Fleet {
@@ -63,7 +63,7 @@ impl Fleet {
     }
 
     /// Traces the targets discovered from now on with `tracer`.
-    pub fn set_tracer(&mut self, tracer: Option<Arc<Tracer>>) {
+    pub fn set_tracer(&mut self, tracer: Option<Arc<Tracing>>) {
         self.tracer = tracer;
     }
 
@@ -131,7 +131,7 @@ impl Fleet {
             if monitor.info().id.pid != pid {
                 continue;
             }
-            if let Some(tracer) = monitor.tracer().cloned() {
+            if let Some(tracer) = monitor.tracing().cloned() {
                 if let Err(err) = monitor.trace_with(tracer) {
                     result.attach_errors.push(err.to_string());
                 }

@@ -5,7 +5,9 @@
 mod fleet;
 mod snapshot;
 mod target;
+mod tracing;
 
 pub use fleet::{Fleet, FleetTick};
 pub use snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 pub use target::{Ended, TargetMonitor};
+pub use tracing::Tracing;

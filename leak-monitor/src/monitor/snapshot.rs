@@ -36,6 +36,8 @@ pub struct TargetSnapshot {
     pub interval_seconds: f64,
     /// The eBPF ledgers' counts, when the target is traced.
     pub ledgers: Option<LedgerCounts>,
+    /// Why the kernel does not walk this target's Python frames, though tracing is on.
+    pub kernel_frames_off: Option<String>,
     /// Whether Python stacks are read for this target, and why not.
     pub stacks: StacksStatus,
 }

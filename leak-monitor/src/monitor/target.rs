@@ -7,7 +7,9 @@ use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
-use crate::events::{Tracer, TracerError};
+use super::tracing::Tracing;
+use crate::events::{LiveBySite, TracerError};
+use crate::pyframes::PyFrames;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
@@ -63,7 +65,12 @@ pub struct TargetMonitor {
     spikes: VecDeque<(Resource, Spike)>,
     ended: Option<Ended>,
     /// The eBPF tracer following this process, when tracing is on.
-    tracer: Option<Arc<Tracer>>,
+    tracing: Option<Arc<Tracing>>,
+    /// The kernel walks this process's Python frames at each event (exact sites); when set,
+    /// sites come from the ledgers and the sampling probe is not needed.
+    frames: Option<PyFrames>,
+    /// Why the kernel does not walk this process's frames, though tracing is on.
+    frames_off: Option<String>,
     stacks: StacksStatus,
     probe: Option<Probe>,
     /// Whether and when to try attaching the stack reader again.
@@ -114,7 +121,9 @@ impl TargetMonitor {
             trend_refresh: Duration::ZERO,
             spikes: VecDeque::new(),
             ended: None,
-            tracer: None,
+            tracing: None,
+            frames: None,
+            frames_off: None,
             stack_retry: retryable.then_some((now, 0)),
             stacks,
             probe,
@@ -133,14 +142,31 @@ impl TargetMonitor {
 
     /// Follows this process in the kernel too: its fd, thread and page ledgers start now,
     /// seeded from procfs. Unfollowed when the monitor is dropped.
-    pub fn trace_with(&mut self, tracer: Arc<Tracer>) -> Result<(), TracerError> {
-        tracer.follow(self.info.id.pid)?;
-        self.tracer = Some(tracer);
+    ///
+    /// For a Python process the kernel also walks its frames at each event, so every ledger
+    /// entry gets its exact source line; the sampling probe is then stopped (it would only cost).
+    pub fn trace_with(&mut self, tracing: Arc<Tracing>) -> Result<(), TracerError> {
+        let pid = self.info.id.pid;
+        // Following again (a reused PID): the old walk goes first, so its teardown cannot
+        // remove the new one's kernel entries.
+        self.frames = None;
+        tracing.tracer.follow(pid)?;
+        if targets::is_python(&self.info) {
+            match PyFrames::attach(pid, &tracing.tracer) {
+                Ok(frames) => {
+                    tracing.sites.add(frames.resolver());
+                    self.frames = Some(frames);
+                    self.probe = None;
+                }
+                Err(err) => self.frames_off = Some(err.to_string()),
+            }
+        }
+        self.tracing = Some(tracing);
         Ok(())
     }
 
-    pub fn tracer(&self) -> Option<&Arc<Tracer>> {
-        self.tracer.as_ref()
+    pub fn tracing(&self) -> Option<&Arc<Tracing>> {
+        self.tracing.as_ref()
     }
 
     pub fn info(&self) -> &TargetInfo {
@@ -303,15 +329,19 @@ impl TargetMonitor {
             samples: self.samples,
             interval_seconds: self.interval.as_secs_f64(),
             ledgers: self
-                .tracer
+                .tracing
                 .as_ref()
-                .and_then(|t| t.counts(self.info.id.pid)),
+                .and_then(|t| t.tracer.counts(self.info.id.pid)),
+            kernel_frames_off: self.frames_off.clone(),
             stacks: self.stacks.clone(),
         }
     }
 
     /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
     fn sites(&self, resource: Resource, growth: f64) -> Vec<Site> {
+        if self.frames.is_some() {
+            return self.kernel_sites(resource);
+        }
         let Some(probe) = &self.probe else {
             return Vec::new();
         };
@@ -319,27 +349,79 @@ impl TargetMonitor {
             return Vec::new();
         }
         let sampled = probe.with_attributor(|a| a.sites(resource, growth));
+        let sites = sampled
+            .into_iter()
+            .take(SNAPSHOT_SITES)
+            .filter(|s| s.share >= MIN_SITE_SHARE)
+            .map(|s| Site {
+                file: s.frame.file,
+                line: s.frame.line,
+                function: s.frame.function,
+                share: s.share,
+                amount: s.amount,
+                leak_type: LeakType::Unknown,
+                evidence: String::new(),
+                fix: String::new(),
+                stack: s.stack,
+                method: Some(SiteMethod::SampledAtGrowth),
+            })
+            .collect();
+        self.described(sites, resource)
+    }
+
+    /// Sites from the eBPF ledgers: live entries per Python line, the line read in the kernel
+    /// at each creating event. Amounts are exact: live fds, sockets, threads, or resident bytes
+    /// of the pages each line made resident since attach.
+    fn kernel_sites(&self, resource: Resource) -> Vec<Site> {
+        let Some(tracing) = &self.tracing else {
+            return Vec::new();
+        };
+        let Some(live) = tracing.tracer.live_by_site(self.info.id.pid) else {
+            return Vec::new();
+        };
+        let amounts = live_amounts(&live, resource);
+        let total: u64 = amounts.values().sum();
+        if total == 0 {
+            return Vec::new();
+        }
+        let mut ranked: Vec<(u32, u64)> = amounts.iter().map(|(id, n)| (*id, *n)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        let sites: Vec<Site> = {
+            let table = tracing.sites.table.lock();
+            ranked
+                .into_iter()
+                .filter_map(|(id, amount)| {
+                    let site = table.get(id)?;
+                    let share = amount as f64 / total as f64;
+                    Some(Site {
+                        file: site.blamed.file.clone(),
+                        line: site.blamed.line,
+                        function: site.blamed.function.clone(),
+                        share,
+                        amount: amount as f64,
+                        leak_type: LeakType::Unknown,
+                        evidence: String::new(),
+                        fix: String::new(),
+                        stack: site.stack.clone(),
+                        method: Some(SiteMethod::EbpfFrames),
+                    })
+                })
+                .filter(|s| s.share >= MIN_SITE_SHARE)
+                .take(SNAPSHOT_SITES)
+                .collect()
+        };
+        self.described(sites, resource)
+    }
+
+    /// Fills each site's leak type, evidence and fix (read once per line and resource).
+    fn described(&self, sites: Vec<Site>, resource: Resource) -> Vec<Site> {
         let mut descriptions = self
             .descriptions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        sampled
+        sites
             .into_iter()
-            .take(SNAPSHOT_SITES)
-            .filter(|s| s.share >= MIN_SITE_SHARE)
-            .map(|s| {
-                let mut site = Site {
-                    file: s.frame.file,
-                    line: s.frame.line,
-                    function: s.frame.function,
-                    share: s.share,
-                    amount: s.amount,
-                    leak_type: LeakType::Unknown,
-                    evidence: String::new(),
-                    fix: String::new(),
-                    stack: s.stack,
-                    method: Some(SiteMethod::SampledAtGrowth),
-                };
+            .map(|mut site| {
                 let key = (site.file.clone(), site.line, resource);
                 let (leak_type, evidence, fix) = descriptions
                     .entry(key)
@@ -351,6 +433,16 @@ impl TargetMonitor {
                 site
             })
             .collect()
+    }
+}
+
+/// The ledger's live amounts per site for one resource.
+fn live_amounts(live: &LiveBySite, resource: Resource) -> &std::collections::BTreeMap<u32, u64> {
+    match resource {
+        Resource::RssBytes => &live.rss_bytes,
+        Resource::OpenFds => &live.fds,
+        Resource::Sockets => &live.sockets,
+        Resource::Threads => &live.threads,
     }
 }
 
@@ -424,8 +516,11 @@ impl ResourceTracker {
 
 impl Drop for TargetMonitor {
     fn drop(&mut self) {
-        if let Some(tracer) = &self.tracer {
-            tracer.unfollow(self.info.id.pid);
+        if let Some(tracing) = &self.tracing {
+            // The kernel stops walking before the process is forgotten.
+            self.frames = None;
+            tracing.sites.remove(self.info.id.pid as u32);
+            tracing.tracer.unfollow(self.info.id.pid);
         }
     }
 }

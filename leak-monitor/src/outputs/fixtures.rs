@@ -142,6 +142,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         samples: 60,
         interval_seconds: 1.0,
         ledgers: None,
+        kernel_frames_off: None,
         stacks: StacksStatus::On,
     }
 }
@@ -171,6 +172,7 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         samples: 20,
         interval_seconds: 0.5,
         ledgers: None,
+        kernel_frames_off: None,
         stacks: StacksStatus::NotPython,
     }
 }

@@ -1,0 +1,22 @@
+//! The run's eBPF tracing, shared by its monitors: the tracer and the table of Python sites the
+//! kernel's frames were resolved to (`attribution::kernel_sites`), installed as the tracer's
+//! resolver.
+
+use crate::attribution::kernel_sites::{KernelSites, KernelSitesHandle};
+use crate::capabilities::Privileges;
+use crate::events::{Tracer, TracerError};
+
+pub struct Tracing {
+    pub tracer: Tracer,
+    pub sites: KernelSitesHandle,
+}
+
+impl Tracing {
+    /// Loads and attaches the kernel programs, with the kernel-frames resolver installed.
+    pub fn start(privileges: Privileges) -> Result<Tracing, TracerError> {
+        let tracer = Tracer::start(privileges)?;
+        let (resolver, sites) = KernelSites::new();
+        tracer.set_resolver(Box::new(resolver));
+        Ok(Tracing { tracer, sites })
+    }
+}
