@@ -7,6 +7,7 @@
 
 mod evidence;
 mod facts;
+mod flow;
 mod patterns;
 mod scope;
 mod syntax;
@@ -19,6 +20,7 @@ use patterns::{Cx, Hit, Mode};
 use std::collections::BTreeMap;
 
 pub use evidence::evidence;
+pub use flow::{locate, Located};
 
 /// Why a line leaks and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,17 +48,11 @@ pub const UNKNOWN: &str = "unknown";
 
 /// Explains the growth of `resource` seen at `line` (1-based) of `source`.
 pub fn explain(source: &str, line: u32, resource: Resource) -> Explanation {
-    let evidence = evidence(source, line);
     match best_hit(source, line, resource) {
-        Some(hit) => Explanation {
-            leak_type: hit.leak_type,
-            evidence,
-            fix: hit.fix,
-            pattern: hit.pattern,
-        },
+        Some(hit) => explanation_of(source, line, hit),
         None => Explanation {
             leak_type: LeakType::Unknown,
-            evidence,
+            evidence: evidence(source, line),
             fix: format!(
                 "No known leak pattern at this line; {} grew while it ran. Look for what this \
                  line keeps alive beyond the call (containers it adds to, objects it stores on \
@@ -118,7 +114,21 @@ fn best_hit(source: &str, line: u32, resource: Resource) -> Option<Hit> {
         source,
         facts: facts::Facts::collect(root, source),
     };
-    let hits = patterns::check(&cx, unit, Mode::Explain);
+    ranked(patterns::check(&cx, unit, Mode::Explain), resource).map(|(_, hit)| hit)
+}
+
+/// The explanation of `hit`, found at `line`, with the evidence around that line.
+fn explanation_of(source: &str, line: u32, hit: Hit) -> Explanation {
+    Explanation {
+        leak_type: hit.leak_type,
+        evidence: evidence(source, line),
+        fix: hit.fix,
+        pattern: hit.pattern,
+    }
+}
+
+/// The best of `hits` for `resource` with its score (2 if the type fits, +1 if strong).
+fn ranked(hits: Vec<Hit>, resource: Resource) -> Option<(u8, Hit)> {
     // Stable: among equal scores the most specific pattern (first) wins.
     let mut scored: Vec<(u8, Hit)> = hits
         .into_iter()
@@ -129,7 +139,7 @@ fn best_hit(source: &str, line: u32, resource: Resource) -> Option<Hit> {
         .filter(|(score, _)| *score > 0)
         .collect();
     scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
-    scored.into_iter().next().map(|(_, hit)| hit)
+    scored.into_iter().next()
 }
 
 /// Whether growth of `resource` is what `leak_type` would cause.

@@ -9,6 +9,8 @@ mod handler;
 mod tensor;
 mod thread;
 
+pub use cache::PATTERN as CACHE;
+
 use super::facts::Facts;
 use super::syntax::{calls, def_name, enclosing_function, text};
 use crate::attribution::LeakType;

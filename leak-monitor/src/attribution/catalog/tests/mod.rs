@@ -2,6 +2,7 @@
 //! near miss for each that must not be reported.
 
 mod explain;
+mod flow;
 mod scan;
 
 use super::{scan, Finding};
