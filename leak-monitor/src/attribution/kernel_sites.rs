@@ -72,7 +72,9 @@ pub struct SharedSites(Arc<Mutex<SiteTable>>);
 
 impl SharedSites {
     pub fn lock(&self) -> MutexGuard<'_, SiteTable> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -112,7 +114,9 @@ impl KernelSitesHandle {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SiteResolver for KernelSites {
@@ -155,7 +159,10 @@ mod tests {
             .intern(1, vec![stdlib.clone(), frame("/srv/app.py", 10)])
             .unwrap();
         let again = table
-            .intern(1, vec![stdlib, frame("/srv/app.py", 10), frame("/srv/app.py", 99)])
+            .intern(
+                1,
+                vec![stdlib, frame("/srv/app.py", 10), frame("/srv/app.py", 99)],
+            )
             .unwrap();
         let other_process = table.intern(2, vec![frame("/srv/app.py", 10)]).unwrap();
         assert_eq!(a, again, "same blamed line, same site");

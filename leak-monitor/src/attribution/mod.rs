@@ -17,7 +17,7 @@ pub mod sampled;
 pub mod source;
 pub mod stacks;
 
-pub use describe::describe_site;
+pub use describe::{describe_site, Description};
 
 use serde::{Deserialize, Serialize};
 

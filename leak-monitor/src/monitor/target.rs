@@ -3,11 +3,11 @@
 //! resource sets a new high or spikes.
 
 use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
+use super::tracing::Tracing;
 use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
-use crate::attribution::{describe_site, LeakType, Site, SiteMethod};
+use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
-use super::tracing::Tracing;
 use crate::events::{LiveBySite, TracerError};
 use crate::pyframes::PyFrames;
 use crate::resource::Resource;
@@ -38,7 +38,7 @@ const SNAPSHOT_SITES: usize = 10;
 const MIN_SITE_SHARE: f64 = 0.01;
 
 /// What `describe_site` said about a site: (file, line, resource) -> (type, evidence, fix).
-type Descriptions = HashMap<(String, u32, Resource), (LeakType, String, String)>;
+type Descriptions = HashMap<(String, u32, Resource), Description>;
 
 /// Why a target stopped being followed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -385,7 +385,7 @@ impl TargetMonitor {
             return Vec::new();
         }
         let mut ranked: Vec<(u32, u64)> = amounts.iter().map(|(id, n)| (*id, *n)).collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|&(_, amount)| std::cmp::Reverse(amount));
         let sites: Vec<Site> = {
             let table = tracing.sites.table.lock();
             ranked
@@ -413,26 +413,39 @@ impl TargetMonitor {
         self.described(sites, resource)
     }
 
-    /// Fills each site's leak type, evidence and fix (read once per line and resource).
+    /// Fills each site's leak type, evidence and fix (read once per line and resource), moving it
+    /// to the line where the catalog found the pattern; sites that land on one line are merged.
     fn described(&self, sites: Vec<Site>, resource: Resource) -> Vec<Site> {
         let mut descriptions = self
             .descriptions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        sites
-            .into_iter()
-            .map(|mut site| {
-                let key = (site.file.clone(), site.line, resource);
-                let (leak_type, evidence, fix) = descriptions
-                    .entry(key)
-                    .or_insert_with(|| describe_site(self.info.id.pid, &site, resource))
-                    .clone();
-                site.leak_type = leak_type;
-                site.evidence = evidence;
-                site.fix = fix;
-                site
-            })
-            .collect()
+        let mut merged: Vec<Site> = Vec::with_capacity(sites.len());
+        for mut site in sites {
+            let key = (site.file.clone(), site.line, resource);
+            let description = descriptions
+                .entry(key)
+                .or_insert_with(|| describe_site(self.info.id.pid, &site, resource))
+                .clone();
+            site.file = description.frame.file;
+            site.line = description.frame.line;
+            site.function = description.frame.function;
+            site.leak_type = description.leak_type;
+            site.evidence = description.evidence;
+            site.fix = description.fix;
+            match merged
+                .iter_mut()
+                .find(|m| m.file == site.file && m.line == site.line)
+            {
+                Some(same) => {
+                    same.share += site.share;
+                    same.amount += site.amount;
+                }
+                None => merged.push(site),
+            }
+        }
+        merged.sort_by(|a, b| b.amount.total_cmp(&a.amount));
+        merged
     }
 }
 

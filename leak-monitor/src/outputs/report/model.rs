@@ -158,7 +158,7 @@ impl Report {
                 interval_seconds: snapshot.interval_seconds,
                 samples: snapshot.samples,
             },
-            capabilities: ReportCapabilities::build(capabilities, &snapshot.stacks),
+            capabilities: ReportCapabilities::build(capabilities, snapshot),
             resources: snapshot
                 .resources
                 .iter()
@@ -201,10 +201,16 @@ impl LedgerReport {
 impl ReportCapabilities {
     /// The run's capabilities with this target's stack reading: on when its reader attached,
     /// else off with the reason among the notes.
-    fn build(capabilities: &Capabilities, stacks: &StacksStatus) -> ReportCapabilities {
+    fn build(capabilities: &Capabilities, snapshot: &TargetSnapshot) -> ReportCapabilities {
+        let stacks = &snapshot.stacks;
         let mut notes = capabilities.notes.clone();
         if let StacksStatus::Off(why) = stacks {
             notes.push(format!("Python stacks are off for this target: {why}"));
+        }
+        if let Some(why) = &snapshot.kernel_frames_off {
+            notes.push(format!(
+                "the kernel does not walk this target's Python frames ({why}): sites come from stacks sampled while it grows"
+            ));
         }
         ReportCapabilities {
             procfs: capabilities.procfs,
