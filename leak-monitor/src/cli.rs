@@ -47,6 +47,10 @@ pub struct SamplingArgs {
     /// Sampling interval in milliseconds, 10 to 3600000 [default: 1000].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub interval: Option<u64>,
+    /// Do not trace in the kernel: procfs sampling only, and source lines from Python stacks
+    /// sampled while a resource grows [default: trace with eBPF when permitted].
+    #[arg(long)]
+    pub no_ebpf: bool,
 }
 
 impl SamplingArgs {

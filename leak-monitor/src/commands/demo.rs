@@ -50,7 +50,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         TargetMonitor::attach(info, interval).context("attaching to the demo workload")?;
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(&mut capabilities);
+    let tracer = tracing::start(&mut capabilities, true);
     tracing::follow_all(
         tracer.as_ref(),
         std::slice::from_mut(&mut monitor),

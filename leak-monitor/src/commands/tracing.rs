@@ -21,8 +21,12 @@ const EVENT_KINDS: [&str; 8] = [
     "unmap",
 ];
 
-/// Starts the tracer, recording the outcome in `capabilities`.
-pub fn start(capabilities: &mut Capabilities) -> Option<Arc<Tracing>> {
+/// Starts the tracer unless `--no-ebpf` said not to, recording the outcome in `capabilities`.
+pub fn start(capabilities: &mut Capabilities, enabled: bool) -> Option<Arc<Tracing>> {
+    if !enabled {
+        capabilities.set_tracing(Err("switched off with --no-ebpf".to_string()));
+        return None;
+    }
     match Tracing::start(Privileges::current()) {
         Ok(tracer) => {
             capabilities.set_tracing(Ok(()));
