@@ -171,15 +171,23 @@ impl SampledAttributor {
     fn credit(&mut self, read: &Pending, after: &Growth) {
         self.samples += 1;
         let during_weight = self.during_weight(read.observation.read_time);
-        for thread in &read.observation.threads {
+        let working: Vec<bool> = read
+            .observation
+            .threads
+            .iter()
+            .map(|t| {
+                blamed_index(&t.frames)
+                    .is_some_and(|b| is_working(t, read.previous.get(&t.os_tid), b))
+            })
+            .collect();
+        // The idle fallback is shared by the idle threads, so many identical sleepers (say, the
+        // leaked threads themselves) do not outweigh the one that made them.
+        let idle = working.iter().filter(|w| !**w).count().max(1) as f64;
+        for (thread, &is_busy) in read.observation.threads.iter().zip(&working) {
             let Some(blamed) = blamed_index(&thread.frames) else {
                 continue;
             };
-            let factor = if is_working(thread, read.previous.get(&thread.os_tid), blamed) {
-                1.0
-            } else {
-                IDLE_FACTOR
-            };
+            let factor = if is_busy { 1.0 } else { IDLE_FACTOR / idle };
             let tid = thread.os_tid;
             let own_bytes = |g: &Growth| g.thread_bytes.get(&tid).copied().unwrap_or(0.0);
             let (b, o) = (&read.before, &read.observation);
