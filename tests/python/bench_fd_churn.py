@@ -11,6 +11,7 @@ per second of each window, and exits. No fd is kept: a steady process, all churn
 
 import argparse
 import os
+import select
 import sys
 import time
 
@@ -32,6 +33,14 @@ def churn(path, seconds):
             return ops / (now - start)
 
 
+def wait_for_go():
+    """Reads one line of stdin, polling: a thread blocked in read() would never run the pending
+    calls through which a tool injects code (memray attach), so it could not attach."""
+    while not select.select([sys.stdin], [], [], 0.05)[0]:
+        pass
+    sys.stdin.readline()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", default=__file__, help="file opened and closed")
@@ -40,7 +49,7 @@ def main():
     args = parser.parse_args()
 
     print("READY", flush=True)
-    sys.stdin.readline()
+    wait_for_go()
     rates = [churn(args.path, args.window) for _ in range(args.windows)]
     print("RESULT " + " ".join(f"{r:.1f}" for r in rates), flush=True)
 

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: every benchmark in one go. Runs the `sampling` and `ebpf_overhead`
 //! benches (their output streamed as it comes), then the daemon bench, and ends with a summary
-//! of the figures that have goals.
+//! of the figures that have goals. The comparison with other tools is `cargo xtask bench-peers`
+//! (too long to run here).
 
 use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader};
@@ -57,5 +58,9 @@ pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
     for line in summary.iter().chain(&daemon) {
         println!("{line}");
     }
+    println!(
+        "leak-monitor against py-spy, memray, Austin and BCC memleak: `cargo xtask bench-peers` \
+         (about 10 minutes, not run here; figures in docs/benchmarks.md)"
+    );
     Ok(())
 }

@@ -123,7 +123,7 @@ pub fn measure(targets: usize, seconds: u64) -> anyhow::Result<DaemonFigures> {
 
 /// Has the kernel SIGKILL the child when this task dies, so an interrupted bench (Ctrl-C, a
 /// kill) leaves no Python processes or daemon behind; the `Children` guard covers errors.
-fn die_with_parent(command: &mut Command) -> &mut Command {
+pub(crate) fn die_with_parent(command: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_daemon;
+mod bench_peers;
 mod ebpf;
 mod eval;
 mod fuzz;
@@ -40,6 +41,9 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// Measure leak-monitor against py-spy, memray, Austin and BCC memleak on the same Python
+    /// workloads, side by side (throughput ratio, the tool's CPU and RSS; about 10 minutes).
+    BenchPeers(bench_peers::Options),
     /// Build the eBPF programs (nightly + bpf-linker, installed when missing) into the object
     /// leak-monitor embeds.
     BuildEbpf {
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::Bench { targets, seconds } => bench::run(targets, seconds),
         Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
+        Task::BenchPeers(options) => bench_peers::run(&options),
         Task::BuildEbpf { check } => ebpf::run(check),
         Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),
         Task::Fuzz { seconds } => fuzz::run(seconds),
