@@ -142,7 +142,7 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
         .unwrap_or_default()
 }
 
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;

@@ -17,7 +17,7 @@
 //! `target/peers-venv` (its Python is `/usr/bin/python3`; the workloads run on it, so memray can
 //! import itself in the target), gdb and bpfcc-tools with apt-get (root only).
 
-use crate::bench_daemon::{die_with_parent, workspace_root};
+use crate::bench_daemon::{cpu_seconds, die_with_parent, workspace_root};
 use crate::setup::{have, is_root};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
@@ -208,10 +208,21 @@ struct ToolCost {
     peak_kib: u64,
 }
 
-/// Figures gathered for one monitor on one workload.
+/// What the workload did in one run's windows.
+#[derive(Clone, Copy)]
+struct Throughput {
+    /// Mean of the windows' rates (work per wall-clock second).
+    rate: f64,
+    /// Work per CPU second the target itself used (user + system, which includes the eBPF
+    /// programs run in its syscalls), less sensitive to other load on the machine.
+    per_cpu: f64,
+}
+
+/// Figures gathered for one monitor on one workload: ratios to the round's unmonitored run.
 #[derive(Default)]
 struct Cell {
     ratios: Vec<f64>,
+    per_cpu_ratios: Vec<f64>,
     costs: Vec<ToolCost>,
 }
 
@@ -241,16 +252,16 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 .chain(monitors.iter().map(|m| Some(*m)))
                 .collect();
             let mut baseline = None;
-            let mut rates: Vec<(&Monitor, f64, Option<ToolCost>)> = Vec::new();
+            let mut rates: Vec<(&Monitor, Throughput, Option<ToolCost>)> = Vec::new();
             for k in 0..slots.len() {
                 let slot = slots[(round + k) % slots.len()];
                 if slot.is_some_and(|m| failed.contains_key(m.name)) {
                     continue;
                 }
                 match run_once(&env, options, workload, slot) {
-                    Ok((rate, cost)) => match slot {
-                        None => baseline = Some(rate),
-                        Some(m) => rates.push((m, rate, cost)),
+                    Ok((throughput, cost)) => match slot {
+                        None => baseline = Some(throughput),
+                        Some(m) => rates.push((m, throughput, cost)),
                     },
                     Err(err) => match slot {
                         Some(m) => {
@@ -263,15 +274,24 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             }
             let base = baseline.context("no unmonitored figure")?;
             println!(
-                "  round {}: unmonitored {base:.1} {}",
+                "  round {}: unmonitored {:.1} {}, {:.0} per target CPU s",
                 round + 1,
-                workload.unit
+                base.rate,
+                workload.unit,
+                base.per_cpu
             );
-            for (m, rate, cost) in rates {
+            for (m, t, cost) in rates {
                 let cell = cells.entry((m.name, workload.name)).or_default();
-                cell.ratios.push(rate / base);
+                cell.ratios.push(t.rate / base.rate);
+                cell.per_cpu_ratios.push(t.per_cpu / base.per_cpu);
                 cell.costs.extend(cost);
-                println!("    {:<46} {rate:>10.1}  ratio {:.3}", m.name, rate / base);
+                println!(
+                    "    {:<46} {:>10.1}  ratio {:.3}  per CPU s {:.3}",
+                    m.name,
+                    t.rate,
+                    t.rate / base.rate,
+                    t.per_cpu / base.per_cpu
+                );
             }
         }
     }
@@ -391,7 +411,7 @@ fn run_once(
     options: &Options,
     workload: &Workload,
     monitor: Option<&Monitor>,
-) -> anyhow::Result<(f64, Option<ToolCost>)> {
+) -> anyhow::Result<(Throughput, Option<ToolCost>)> {
     let windows = options.windows.to_string();
     let window = options.window.to_string();
     let mut args = vec!["--windows", windows.as_str(), "--window", window.as_str()];
@@ -417,7 +437,7 @@ fn run_once(
             bail!("{}", tool.reason());
         }
     }
-    let rate = target.measure()?;
+    let throughput = target.measure(options.windows, options.window)?;
     let cost = match tool {
         Some(mut tool) => {
             if !tool.detached() && tool.wait(Duration::ZERO).is_some() {
@@ -427,7 +447,7 @@ fn run_once(
         }
         None => None,
     };
-    Ok((rate, cost))
+    Ok((throughput, cost))
 }
 
 /// A workload process, killed and reaped on drop.
@@ -474,8 +494,9 @@ impl Target {
         Ok(line)
     }
 
-    /// Says go and returns the mean of the window rates it prints.
-    fn measure(&mut self) -> anyhow::Result<f64> {
+    /// Says go and reads the window rates it prints.
+    fn measure(&mut self, windows: u32, window: f64) -> anyhow::Result<Throughput> {
+        let cpu_before = cpu_seconds(self.pid())?;
         writeln!(self.stdin, "go").context("telling the workload to go")?;
         let line = self.line()?;
         let rates: Vec<f64> = line
@@ -487,7 +508,12 @@ impl Target {
         if rates.is_empty() {
             bail!("empty RESULT");
         }
-        Ok(rates.iter().sum::<f64>() / rates.len() as f64)
+        let cpu = cpu_seconds(self.pid())? - cpu_before;
+        let rate = rates.iter().sum::<f64>() / rates.len() as f64;
+        Ok(Throughput {
+            rate,
+            per_cpu: rate * f64::from(windows) * window / cpu.max(0.01),
+        })
     }
 }
 
@@ -760,8 +786,10 @@ fn render(r: &Report) -> String {
     line(format!("Versions: {}", versions(r.env)));
     line(String::new());
     line(format!(
-        "Throughput ratio to the unmonitored run of the same round (median of {} rounds, \
-         min..max in brackets; higher is better, 1.00 = no cost):",
+        "Throughput ratio to the unmonitored run of the same round: **median** of {} rounds \
+         (min..max), and the median ratio of work per CPU second of the target (less sensitive \
+         to other load; misses what a monitor costs by pausing the target or taking a core). \
+         Higher is better, 1.00 = no cost.",
         o.rounds
     ));
     line(String::new());
@@ -790,8 +818,11 @@ fn render(r: &Report) -> String {
         for w in WORKLOADS {
             match r.cells.get(&(m.name, w.name)) {
                 Some(cell) if !cell.ratios.is_empty() => {
-                    let (lo, hi) = min_max(&cell.ratios);
-                    row += &format!(" {:.3} ({lo:.2}..{hi:.2}) |", median(&cell.ratios));
+                    row += &format!(
+                        " {} (per CPU s {:.2}) |",
+                        spread(&cell.ratios),
+                        median(&cell.per_cpu_ratios)
+                    );
                     let c: Vec<f64> = cell.costs.iter().map(|c| c.cpu_seconds).collect();
                     cpu.push(format!("{:.2}", median(&c)));
                     peak = cell.costs.iter().map(|c| c.peak_kib).fold(peak, u64::max);
@@ -923,10 +954,12 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn min_max(values: &[f64]) -> (f64, f64) {
-    values
+/// `median (min..max)`.
+fn spread(values: &[f64]) -> String {
+    let (lo, hi) = values
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
-        })
+        });
+    format!("**{:.2}** ({lo:.2}..{hi:.2})", median(values))
 }
