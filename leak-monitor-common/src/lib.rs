@@ -10,12 +10,11 @@
 pub mod names {
     pub const TARGETS: &str = "TARGETS";
     pub const EVENTS: &str = "EVENTS";
-    pub const PENDING: &str = "PENDING";
+    pub const PAGE_RUNS: &str = "PAGE_RUNS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const PY_THREADS: &str = "PY_THREADS";
     pub const PY_LAYOUT: &str = "PY_LAYOUT";
 
-    pub const SYS_ENTER: &str = "sys_enter";
     pub const SYS_EXIT: &str = "sys_exit";
     pub const PAGE_FAULT_USER: &str = "page_fault_user";
     pub const PROCESS_EXIT: &str = "sched_process_exit";
@@ -24,8 +23,9 @@ pub mod names {
 
 /// Most processes followed at once (entries of the `TARGETS` map).
 pub const MAX_TARGETS: u32 = 4096;
-/// Syscalls in flight at once on followed threads (entries of the `PENDING` map).
-pub const MAX_PENDING: u32 = 16384;
+/// Pages a run of consecutive faults (see [`kind::PAGE_RUN`]) adds before it is sent, which
+/// bounds how many new pages user space may not know of yet: this many per CPU.
+pub const MAX_RUN_PAGES: u32 = 32;
 /// Bytes of the event ring buffer (a power of two multiple of the page size). At 64 bytes per
 /// record that is 32,768 events of slack while user space drains it.
 pub const RING_BYTES: u32 = 2 << 20;
@@ -34,10 +34,8 @@ pub const RING_BYTES: u32 = 2 << 20;
 pub const WAKEUP_BYTES: u64 = 256 << 10;
 
 /// Indices of the per-CPU `COUNTERS` array. Events lost to a full ring buffer are counted at the
-/// index of their kind (`kind::*`, 1..=12), so drops are known per kind.
+/// index of their kind (`kind::*`, 1..=13), so drops are known per kind; index 0 is unused.
 pub mod counter {
-    /// Syscalls whose arguments could not be kept (the `PENDING` map was full).
-    pub const PENDING_FULL: u32 = 0;
     pub const LEN: u32 = 16;
 }
 
@@ -67,6 +65,11 @@ pub mod kind {
     pub const REMAP: u32 = 11;
     /// The target forked a child process (not a thread): `a` = the child's pid.
     pub const FORK: u32 = 12;
+    /// More not-present faults by the thread `tid`, each on the page right after the one
+    /// before: `b` pages from address `a`, continuing the page just below `a` (whose own event
+    /// came first and carries the stack). Sequential touching of new memory costs one stacked
+    /// event per run instead of one per page.
+    pub const PAGE_RUN: u32 = 13;
 }
 
 /// One thing a followed process did, as the kernel saw it.
@@ -87,12 +90,19 @@ pub struct Event {
     pub detail: u32,
 }
 
-/// A syscall's arguments, kept from entry to exit for the calls whose result needs them.
+/// The run of consecutive page faults a CPU is extending (one per CPU, kernel side only).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PendingCall {
-    pub id: u64,
-    pub args: [u64; 4],
+pub struct PageRun {
+    /// First page of the pages counted but not yet sent.
+    pub start: u64,
+    /// The page a fault must hit to extend the run.
+    pub next: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// Pages counted from `start`, not yet sent.
+    pub pages: u32,
+    pub _pad: u32,
 }
 
 /// Most Python frames read in the kernel per event. The walk is a bounded loop of this many
@@ -183,7 +193,7 @@ pub struct StackedEvent {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Event {}
 #[cfg(feature = "user")]
-unsafe impl aya::Pod for PendingCall {}
+unsafe impl aya::Pod for PageRun {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PyLayout {}
 #[cfg(feature = "user")]
@@ -192,7 +202,7 @@ unsafe impl aya::Pod for PyStack {}
 unsafe impl aya::Pod for StackedEvent {}
 
 const _: () = assert!(core::mem::size_of::<Event>() == 5 * 8 + 4 * 4);
-const _: () = assert!(core::mem::size_of::<PendingCall>() == 5 * 8);
+const _: () = assert!(core::mem::size_of::<PageRun>() == 4 * 8);
 const _: () = assert!(core::mem::size_of::<PyLayout>() == 8 + 12 * 4);
 const _: () = assert!(core::mem::size_of::<PyStack>() == 8 + MAX_FRAMES * 12);
 const _: () = assert!(

@@ -3,10 +3,11 @@
 //! attribution) lives in user space.
 //!
 //! Raw tracepoints only: they need no tracefs and this kernel has no kprobes.
-//! - `sys_enter` / `sys_exit`: the fd-creating and fd-closing syscalls, clone/clone3 with
-//!   CLONE_THREAD, and the calls that give memory back. Arguments are kept from entry to exit in
-//!   `PENDING`, keyed by thread id, and the event is sent only when the call succeeded.
-//! - `page_fault_user`: a fault on a not-present page is a page becoming resident.
+//! - `sys_exit`: the fd-creating and fd-closing syscalls, clone/clone3 with CLONE_THREAD, and
+//!   the calls that give memory back, when they succeeded. The syscall number and arguments are
+//!   read from the saved registers at exit, so no program runs at syscall entry.
+//! - `page_fault_user`: a fault on a not-present page is a page becoming resident; faults on
+//!   consecutive pages are sent as runs (`pages`).
 //! - `sched_process_exit` / `sched_process_exec`: thread exit, exec.
 //!
 //! Creating events (fd, thread, page) of threads whose `PyThreadState` user space registered
@@ -15,18 +16,17 @@
 #![no_std]
 #![no_main]
 
+mod pages;
 mod pystack;
 mod syscalls;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{map, raw_tracepoint},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::RawTracePointContext,
 };
-use leak_monitor_common::{
-    counter, kind, Event, PendingCall, MAX_PENDING, MAX_TARGETS, RING_BYTES, WAKEUP_BYTES,
-};
+use leak_monitor_common::{counter, kind, Event, MAX_TARGETS, RING_BYTES, WAKEUP_BYTES};
 
 // bpf_ringbuf_query / bpf_ringbuf_submit flags (uapi/linux/bpf.h).
 const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -36,11 +36,6 @@ const BPF_RB_FORCE_WAKEUP: u64 = 2;
 /// Followed processes: tgid -> 1. User space adds and removes them.
 #[map]
 static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
-
-/// Syscalls in flight on followed threads: tid -> the arguments needed at exit. LRU, so entries
-/// of threads that died mid-call (or were unfollowed) are evicted, never fill the map.
-#[map]
-static PENDING: LruHashMap<u32, PendingCall> = LruHashMap::with_max_entries(MAX_PENDING, 0);
 
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
@@ -85,29 +80,25 @@ pub(crate) fn emit(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64, 
                 kind,
                 detail,
             });
-            entry.submit(wakeup_flag());
+            entry.submit(wakeup_flag(core::mem::size_of::<Event>()));
         }
         None => count(kind),
     }
 }
 
-/// Wakes the reader only once a batch is waiting: a wake-up per event costs the traced thread
-/// microseconds (the reader polls every few milliseconds anyway).
+/// Wakes the reader once per batch: only the record that brings the queued bytes past
+/// `WAKEUP_BYTES` does (a wake-up costs the traced thread an IPI, microseconds; the reader polls
+/// every few milliseconds anyway). Records reserved at once on two CPUs may both miss the
+/// crossing; the reader's poll timeout covers that.
 #[inline(always)]
-pub(crate) fn wakeup_flag() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
+pub(crate) fn wakeup_flag(record: usize) -> u64 {
+    // Includes this record, reserved but not yet submitted (plus its 8-byte header).
+    let queued = EVENTS.query(BPF_RB_AVAIL_DATA);
+    if queued >= WAKEUP_BYTES && queued < WAKEUP_BYTES + record as u64 + 8 {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     }
-}
-
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    if let Some((_, tid)) = followed() {
-        syscalls::on_enter(&ctx, tid);
-    }
-    0
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -128,7 +119,7 @@ pub fn page_fault_user(ctx: RawTracePointContext) -> i32 {
     let error_code: u64 = ctx.arg(2);
     // Bit 0 set: the page was present (a protection fault, e.g. copy-on-write): nothing new.
     if error_code & 1 == 0 {
-        pystack::emit_created(tgid, tid, kind::PAGE_FAULT, 0, address, 0, 0, 0);
+        pages::fault(tgid, tid, address);
     }
     0
 }
@@ -137,7 +128,7 @@ pub fn page_fault_user(ctx: RawTracePointContext) -> i32 {
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // Runs in the exiting thread.
     if let Some((tgid, tid)) = followed() {
-        let _ = PENDING.remove(&tid);
+        pages::flush_run(tgid);
         pystack::forget_thread(tid);
         emit(tgid, tid, kind::THREAD_EXIT, 0, 0, 0, 0, 0);
     }

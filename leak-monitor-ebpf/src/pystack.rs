@@ -103,7 +103,7 @@ pub fn emit_created(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64,
         (*record).stack.depth = depth;
         (*record).stack.truncated = truncated;
     }
-    entry.submit(crate::wakeup_flag());
+    entry.submit(crate::wakeup_flag(core::mem::size_of::<StackedEvent>()));
 }
 
 /// Fills the frames of `record` and returns (depth, truncated).

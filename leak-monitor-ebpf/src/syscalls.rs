@@ -2,16 +2,26 @@
 //! exit when it succeeded.
 
 use crate::pystack::emit_created;
-use crate::{count, emit, PENDING};
+use crate::emit;
+use crate::pages::flush_run;
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
     programs::RawTracePointContext,
 };
-use leak_monitor_common::{counter, kind, nr, uapi, PendingCall};
+use leak_monitor_common::{kind, nr, uapi};
 
-/// Byte offsets of the syscall argument registers in x86_64's `struct pt_regs`
-/// (arch/x86/include/asm/ptrace.h): rdi, rsi, rdx, r10. Only the first four arguments are used.
+/// Byte offsets in x86_64's `struct pt_regs` (arch/x86/include/asm/ptrace.h) of the syscall
+/// argument registers rdi, rsi, rdx, r10 (only the first four arguments are used) and of
+/// `orig_ax`, the syscall number. At syscall exit they still hold what the caller passed (the
+/// kernel writes only `ax`), so no entry program is needed.
 const ARG_OFFSETS: [usize; 4] = [112, 104, 96, 56];
+const ORIG_AX_OFFSET: usize = 120;
+
+#[inline(always)]
+fn register(regs: u64, offset: usize) -> u64 {
+    // SAFETY: bpf_probe_read_kernel checks the address; a failed read gives 0.
+    unsafe { bpf_probe_read_kernel((regs as usize + offset) as *const u64) }.unwrap_or(0)
+}
 
 /// Whether the exit of this syscall can make an event.
 #[inline(always)]
@@ -61,46 +71,29 @@ fn followed_call(id: u64) -> bool {
     )
 }
 
-/// `sys_enter`: TP_PROTO(struct pt_regs *regs, long id).
-#[inline(always)]
-pub fn on_enter(ctx: &RawTracePointContext, tid: u32) {
-    let id: u64 = ctx.arg(1);
-    if !followed_call(id) {
-        return;
-    }
-    let regs: u64 = ctx.arg(0);
-    let mut call = PendingCall { id, args: [0; 4] };
-    let mut i = 0;
-    while i < ARG_OFFSETS.len() {
-        // SAFETY: bpf_probe_read_kernel checks the address; a failed read leaves the argument 0.
-        call.args[i] =
-            unsafe { bpf_probe_read_kernel((regs as usize + ARG_OFFSETS[i]) as *const u64) }
-                .unwrap_or(0);
-        i += 1;
-    }
-    if PENDING.insert(&tid, &call, 0).is_err() {
-        count(counter::PENDING_FULL);
-    }
-}
-
 /// `sys_exit`: TP_PROTO(struct pt_regs *regs, long ret).
 #[inline(always)]
 pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
-    // SAFETY: copied out at once; the entry is removed right after.
-    let Some(call) = (unsafe { PENDING.get(&tid) }).copied() else {
+    let regs: u64 = ctx.arg(0);
+    let id = register(regs, ORIG_AX_OFFSET);
+    if !followed_call(id) {
         return;
-    };
-    let _ = PENDING.remove(&tid);
+    }
     let ret: i64 = ctx.arg(1);
     if ret < 0 {
         return;
     }
     let ret = ret as u64;
-    let [a0, a1, a2, a3] = call.args;
-    let detail = call.id as u32;
+    let [a0, a1, a2, a3] = ARG_OFFSETS.map(|offset| register(regs, offset));
+    let detail = id as u32;
+    if matches!(id, nr::MUNMAP | nr::MADVISE | nr::MREMAP | nr::BRK) {
+        // Pages this CPU counted but has not sent must reach user space before the event that
+        // may give them back.
+        flush_run(tgid);
+    }
     // One emission point per kind of event, so the frame walk is verified once, not once per
     // syscall.
-    let created = match call.id {
+    let created = match id {
         nr::CLOSE => return emit(tgid, tid, kind::FD_CLOSE, detail, a0, 0, 0, 0),
         nr::CLOSE_RANGE => {
             if a2 & uapi::CLOSE_RANGE_CLOEXEC == 0 {

@@ -133,7 +133,6 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
     let mut ratios: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut received: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut dropped: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut pending_full = 0;
     let mut overflowed_rounds = Vec::new();
     let mut ticks = 0;
     let mut drainer_cpu = 0.0;
@@ -161,7 +160,6 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
                 for (kind, n) in &stats.dropped {
                     *dropped.entry(kind).or_default() += n;
                 }
-                pending_full += stats.pending_full;
             }
         }
         let base = figures[name(Mode::Unmonitored)];
@@ -220,9 +218,6 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
              times ({:.1} events per wake-up)",
             received.values().sum::<u64>() as f64 / drainer_wakeups.max(1) as f64
         );
-        if pending_full > 0 {
-            println!("  syscalls whose arguments were not kept (PENDING map full): {pending_full}");
-        }
         for (round, lost) in &overflowed_rounds {
             println!(
                 "  !! RING BUFFER OVERFLOW in round {round}: {lost} events lost; the ledgers \

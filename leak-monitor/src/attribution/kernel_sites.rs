@@ -11,12 +11,74 @@ use super::Frame;
 use crate::events::event::{TraceEvent, Traced};
 use crate::events::{SiteId, SiteResolver};
 use crate::pyframes::FrameResolver;
+use leak_monitor_common::{PyStack, MAX_FRAMES};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Distinct sites kept across all targets; past it new sites are not blamed (their entries
 /// still count, without a site).
 const MAX_SITES: usize = 65_536;
+
+/// How long a resolved stack is reused without reading the code objects again. Resolving reads
+/// each frame's code object header from the target (one syscall per frame) to notice a freed
+/// and reused address; a hot loop makes the same stack thousands of times a second, so it is
+/// resolved once per window. A code object freed and its address reused by another within the
+/// window could blame a stale line for that window's events: rare (code objects mostly live as
+/// long as their module), and bounded to this long.
+const STACK_REUSE: Duration = Duration::from_secs(1);
+/// Resolved stacks remembered per window at most.
+const MAX_RECENT_STACKS: usize = 16_384;
+
+/// A kernel-read stack as a map key: only the `depth` frames the kernel wrote (the rest of the
+/// ring buffer record is stale bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct StackKey {
+    tgid: u32,
+    depth: u32,
+    code: [u64; MAX_FRAMES],
+    instr_offset: [u32; MAX_FRAMES],
+}
+
+impl StackKey {
+    fn new(tgid: u32, stack: &PyStack) -> StackKey {
+        let depth = (stack.depth as usize).min(MAX_FRAMES);
+        let mut key = StackKey {
+            tgid,
+            depth: depth as u32,
+            code: [0; MAX_FRAMES],
+            instr_offset: [0; MAX_FRAMES],
+        };
+        key.code[..depth].copy_from_slice(&stack.code[..depth]);
+        key.instr_offset[..depth].copy_from_slice(&stack.instr_offset[..depth]);
+        key
+    }
+}
+
+/// Stacks resolved in the current reuse window.
+struct RecentStacks {
+    since: Instant,
+    sites: HashMap<StackKey, Option<SiteId>>,
+}
+
+impl Default for RecentStacks {
+    fn default() -> Self {
+        RecentStacks {
+            since: Instant::now(),
+            sites: HashMap::new(),
+        }
+    }
+}
+
+impl RecentStacks {
+    fn get(&mut self, key: &StackKey) -> Option<Option<SiteId>> {
+        if self.since.elapsed() >= STACK_REUSE || self.sites.len() >= MAX_RECENT_STACKS {
+            self.sites.clear();
+            self.since = Instant::now();
+        }
+        self.sites.get(key).copied()
+    }
+}
 
 /// A blamed frame and the stack it came from (innermost first).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +145,7 @@ impl SharedSites {
 pub struct KernelSites {
     resolvers: Arc<Mutex<HashMap<u32, FrameResolver>>>,
     table: SharedSites,
+    recent: RecentStacks,
 }
 
 /// Lets the monitors add and remove processes while the tracer owns the resolver.
@@ -126,15 +189,24 @@ impl SiteResolver for KernelSites {
         if matches!(traced.event, TraceEvent::ThreadCreated { .. }) {
             resolver.thread_created();
         }
-        let frames = resolver.resolve(traced.stack.as_ref()?);
-        if frames.is_empty() {
-            return None;
+        let stack = traced.stack.as_ref()?;
+        let key = StackKey::new(traced.tgid, stack);
+        if let Some(site) = self.recent.get(&key) {
+            return site;
         }
-        self.table.lock().intern(traced.tgid, frames)
+        let frames = resolver.resolve(stack);
+        let site = if frames.is_empty() {
+            None
+        } else {
+            self.table.lock().intern(traced.tgid, frames)
+        };
+        self.recent.sites.insert(key, site);
+        site
     }
 
     fn forget(&mut self, tgid: u32) {
         lock(&self.resolvers).remove(&tgid);
+        self.recent.sites.retain(|key, _| key.tgid != tgid);
     }
 }
 

@@ -33,6 +33,11 @@ pub enum TraceEvent {
     PageFault {
         address: u64,
     },
+    /// `pages` more new pages from `start`, continuing the thread's fault on the page below.
+    PageRun {
+        start: u64,
+        pages: u64,
+    },
     /// Memory given back (munmap, madvise DONTNEED/FREE/REMOVE).
     Unmapped {
         start: u64,
@@ -189,6 +194,10 @@ pub fn decode_event(raw: &Event) -> Result<Traced, DecodeError> {
             child: raw.a as u32,
         },
         kind::PAGE_FAULT => TraceEvent::PageFault { address: raw.a },
+        kind::PAGE_RUN => TraceEvent::PageRun {
+            start: raw.a,
+            pages: raw.b,
+        },
         kind::UNMAP => TraceEvent::Unmapped {
             start: raw.a,
             len: raw.b,
@@ -251,7 +260,7 @@ pub fn metric_kind(event: &TraceEvent) -> &'static str {
         TraceEvent::ThreadExited => "thread_exit",
         TraceEvent::Exec => "exec",
         TraceEvent::Forked { .. } => "fork",
-        TraceEvent::PageFault { .. } => "page_fault",
+        TraceEvent::PageFault { .. } | TraceEvent::PageRun { .. } => "page_fault",
         TraceEvent::Unmapped { .. } | TraceEvent::BrkMoved { .. } | TraceEvent::Remapped { .. } => {
             "unmap"
         }

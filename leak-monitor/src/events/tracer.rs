@@ -22,8 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The programs and the tracepoints they attach to.
-const PROGRAMS: [(&str, &str); 5] = [
-    (names::SYS_ENTER, "sys_enter"),
+const PROGRAMS: [(&str, &str); 4] = [
     (names::SYS_EXIT, "sys_exit"),
     (names::PAGE_FAULT_USER, "page_fault_user"),
     (names::PROCESS_EXIT, "sched_process_exit"),
@@ -60,8 +59,6 @@ pub trait SiteResolver: Send {
 pub struct EventStats {
     pub received: BTreeMap<&'static str, u64>,
     pub dropped: BTreeMap<&'static str, u64>,
-    /// Syscalls whose arguments could not be kept (too many in flight).
-    pub pending_full: u64,
 }
 
 #[derive(Default)]
@@ -355,11 +352,7 @@ impl Drainer {
                 let delta = total - *seen;
                 *seen = total;
                 let stats = stats.get_or_insert_with(|| lock(&self.shared.stats));
-                if index == counter::PENDING_FULL {
-                    stats.pending_full += delta;
-                } else {
-                    *stats.dropped.entry(dropped_kind(index)).or_default() += delta;
-                }
+                *stats.dropped.entry(dropped_kind(index)).or_default() += delta;
                 new_drops = true;
             }
         }
@@ -397,7 +390,7 @@ fn dropped_kind(index: u32) -> &'static str {
         kind::THREAD_EXIT => "thread_exit",
         kind::EXEC => "exec",
         kind::FORK => "fork",
-        kind::PAGE_FAULT => "page_fault",
+        kind::PAGE_FAULT | kind::PAGE_RUN => "page_fault",
         kind::UNMAP | kind::BRK | kind::REMAP => "unmap",
         _ => "other",
     }

@@ -92,6 +92,7 @@ impl TargetLedger {
             }
             TraceEvent::Forked { .. } => self.forks += 1,
             TraceEvent::PageFault { address } => self.pages.fault(address, origin),
+            TraceEvent::PageRun { start, pages } => self.pages.run(start, pages, origin),
             TraceEvent::Unmapped { start, len } => self.pages.remove(start, len),
             TraceEvent::BrkMoved { brk } => self.pages.brk(brk),
             TraceEvent::Remapped {

@@ -68,6 +68,20 @@ impl PageLedger {
         );
     }
 
+    /// `pages` new pages from `start`, faulted in order by `origin.tid` right after the page
+    /// below `start`: they share that page's site (the kernel walked the stack only there).
+    pub fn run(&mut self, start: u64, pages: u64, origin: Origin) {
+        let first = start >> PAGE_SHIFT;
+        let site = match self.pages.get(&(first.wrapping_sub(1))) {
+            Some(before) if before.tid == origin.tid => Some(before.site),
+            _ => None,
+        };
+        let origin = Origin { site, ..origin };
+        for page in first..first.saturating_add(pages) {
+            self.fault(page << PAGE_SHIFT, origin);
+        }
+    }
+
     /// Forgets the pages of `[start, start + len)`.
     pub fn remove(&mut self, start: u64, len: u64) {
         let (first, end) = page_span(start, len);

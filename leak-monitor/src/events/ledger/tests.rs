@@ -191,3 +191,49 @@ fn huge_unmaps_cost_what_is_tracked_not_their_length() {
     pages.remove(0, 1 << 47);
     assert!(pages.is_empty());
 }
+
+#[test]
+fn a_page_run_takes_the_site_of_the_page_it_continues() {
+    let mut ledger = TargetLedger::default();
+    let base = 0x7f00_0000_0000u64;
+    // Thread 1 faults one page (with its stack: site 4), then the kernel sends the next 31 as a
+    // run.
+    ledger.apply(&at(1, TraceEvent::PageFault { address: base + 5 }), Some(4));
+    ledger.apply(
+        &at(
+            1,
+            TraceEvent::PageRun {
+                start: base + 4096,
+                pages: 31,
+            },
+        ),
+        None,
+    );
+    assert_eq!(ledger.counts().pages, 32);
+    assert_eq!(ledger.live_by_site().rss_bytes.get(&4), Some(&(32 * 4096)));
+
+    // A run whose page below belongs to another thread (or is unknown) is counted, not blamed.
+    ledger.apply(
+        &at(
+            2,
+            TraceEvent::PageRun {
+                start: base + 32 * 4096,
+                pages: 8,
+            },
+        ),
+        None,
+    );
+    ledger.apply(
+        &at(
+            2,
+            TraceEvent::PageRun {
+                start: base + (1 << 30),
+                pages: 2,
+            },
+        ),
+        None,
+    );
+    assert_eq!(ledger.counts().pages, 42);
+    assert_eq!(ledger.live_by_site().rss_bytes.get(&4), Some(&(32 * 4096)));
+    assert_eq!(ledger.live_by_site().rss_bytes.len(), 1);
+}
