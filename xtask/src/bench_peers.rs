@@ -47,6 +47,9 @@ pub struct Options {
     /// Only the monitors whose name contains this text (the unmonitored baseline always runs).
     #[arg(long)]
     only: Option<String>,
+    /// Only the workloads whose name contains this text ("steady", "fd", "leak").
+    #[arg(long)]
+    workload: Option<String>,
     /// Where the Markdown tables are written too.
     #[arg(long, default_value = "target/bench-peers.md")]
     markdown: PathBuf,
@@ -241,7 +244,16 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut failed: BTreeMap<&str, String> = BTreeMap::new();
     let mut cells: BTreeMap<(&str, &str), Cell> = BTreeMap::new();
-    for workload in WORKLOADS {
+    let workloads: Vec<&Workload> = WORKLOADS
+        .iter()
+        .filter(|w| {
+            options
+                .workload
+                .as_deref()
+                .is_none_or(|o| w.name.contains(o))
+        })
+        .collect();
+    for workload in &workloads {
         println!(
             "{} ({} rounds, order rotating):",
             workload.name, options.rounds
@@ -305,6 +317,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         options,
         env: &env,
         monitors: &monitors,
+        workloads: &workloads,
         cells: &cells,
         failed: &failed,
         verdicts: &verdicts,
@@ -745,6 +758,7 @@ struct Report<'a> {
     options: &'a Options,
     env: &'a Env,
     monitors: &'a [&'a Monitor],
+    workloads: &'a [&'a Workload],
     cells: &'a BTreeMap<(&'a str, &'a str), Cell>,
     failed: &'a BTreeMap<&'a str, String>,
     verdicts: &'a [Verdict],
@@ -760,11 +774,10 @@ fn render(r: &Report) -> String {
         md += &text;
         md += "\n";
     };
-    let only = o
-        .only
-        .as_ref()
-        .map(|x| format!(" --only '{x}'"))
-        .unwrap_or_default();
+    let only = [("only", &o.only), ("workload", &o.workload)]
+        .iter()
+        .filter_map(|(flag, value)| Some(format!(" --{flag} '{}'", value.as_ref()?)))
+        .collect::<String>();
     line(format!(
         "Command: `cargo xtask bench-peers --rounds {} --windows {} --window {} --settle {} \
          --verdict-seconds {}{only}` ({:.1} minutes)  ",
@@ -795,7 +808,7 @@ fn render(r: &Report) -> String {
     line(String::new());
     let mut header = "| monitor |".to_string();
     let mut rule = "| --- |".to_string();
-    for w in WORKLOADS {
+    for w in r.workloads {
         header += &format!(" {} |", w.name);
         rule += " --- |";
     }
@@ -815,7 +828,7 @@ fn render(r: &Report) -> String {
         let mut row = format!("| {} |", m.name);
         let mut cpu = Vec::new();
         let mut peak = 0;
-        for w in WORKLOADS {
+        for w in r.workloads {
             match r.cells.get(&(m.name, w.name)) {
                 Some(cell) if !cell.ratios.is_empty() => {
                     row += &format!(
