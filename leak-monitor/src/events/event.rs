@@ -33,6 +33,15 @@ pub enum TraceEvent {
     PageFault {
         address: u64,
     },
+    /// The allocator returned a tracked heap block (allocation tracking).
+    Allocated {
+        address: u64,
+        size: u64,
+    },
+    /// A tracked heap block was freed.
+    Freed {
+        address: u64,
+    },
     /// `pages` more new pages from `start`, continuing the thread's fault on the page below.
     PageRun {
         start: u64,
@@ -194,6 +203,11 @@ pub fn decode_event(raw: &Event) -> Result<Traced, DecodeError> {
             child: raw.a as u32,
         },
         kind::PAGE_FAULT => TraceEvent::PageFault { address: raw.a },
+        kind::ALLOC => TraceEvent::Allocated {
+            address: raw.a,
+            size: raw.b,
+        },
+        kind::FREE => TraceEvent::Freed { address: raw.a },
         kind::PAGE_RUN => TraceEvent::PageRun {
             start: raw.a,
             pages: raw.b,
@@ -261,6 +275,8 @@ pub fn metric_kind(event: &TraceEvent) -> &'static str {
         TraceEvent::Exec => "exec",
         TraceEvent::Forked { .. } => "fork",
         TraceEvent::PageFault { .. } | TraceEvent::PageRun { .. } => "page_fault",
+        TraceEvent::Allocated { .. } => "alloc",
+        TraceEvent::Freed { .. } => "free",
         TraceEvent::Unmapped { .. } | TraceEvent::BrkMoved { .. } | TraceEvent::Remapped { .. } => {
             "unmap"
         }

@@ -71,6 +71,8 @@ pub struct TargetMonitor {
     frames: Option<PyFrames>,
     /// Why the kernel does not walk this process's frames, though tracing is on.
     frames_off: Option<String>,
+    /// See `TargetSnapshot::allocations`.
+    allocations: Option<Result<(), String>>,
     stacks: StacksStatus,
     probe: Option<Probe>,
     /// Whether and when to try attaching the stack reader again.
@@ -124,6 +126,7 @@ impl TargetMonitor {
             tracing: None,
             frames: None,
             frames_off: None,
+            allocations: None,
             stack_retry: retryable.then_some((now, 0)),
             stacks,
             probe,
@@ -159,6 +162,17 @@ impl TargetMonitor {
                     self.probe = None;
                 }
                 Err(err) => self.frames_off = Some(err.to_string()),
+            }
+            if tracing.allocations {
+                // Heap blocks without the stack that made them blame nothing.
+                self.allocations = Some(if self.frames.is_some() {
+                    tracing
+                        .tracer
+                        .track_allocations(pid)
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err("the kernel does not walk this target's Python frames".into())
+                });
             }
         }
         self.tracing = Some(tracing);
@@ -333,6 +347,7 @@ impl TargetMonitor {
                 .as_ref()
                 .and_then(|t| t.tracer.counts(self.info.id.pid)),
             kernel_frames_off: self.frames_off.clone(),
+            allocations: self.allocations.clone(),
             stacks: self.stacks.clone(),
         }
     }
@@ -450,8 +465,11 @@ impl TargetMonitor {
 }
 
 /// The ledger's live amounts per site for one resource.
+/// With allocation tracking, resident bytes are blamed on the lines that hold heap blocks: the
+/// lines that faulted new pages in may only have extended a heap that others fill.
 fn live_amounts(live: &LiveBySite, resource: Resource) -> &std::collections::BTreeMap<u32, u64> {
     match resource {
+        Resource::RssBytes if !live.heap_bytes.is_empty() => &live.heap_bytes,
         Resource::RssBytes => &live.rss_bytes,
         Resource::OpenFds => &live.fds,
         Resource::Sockets => &live.sockets,
