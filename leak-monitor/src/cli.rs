@@ -54,7 +54,8 @@ pub struct SamplingArgs {
     /// Also trace the C allocator of Python targets (uprobes on malloc, calloc, realloc, free):
     /// rss_bytes sites become the live heap blocks (over 512 bytes) per allocating line, right
     /// even when the heap reuses memory freed by other code. Every malloc and free of the
-    /// target then traps into the kernel (about a microsecond each) [default: off].
+    /// target then traps into the kernel: an allocation-heavy loop ran at about half speed
+    /// on our machines, so use it to find a leak page faults cannot place [default: off].
     #[arg(long, conflicts_with = "no_ebpf")]
     pub track_allocations: bool,
 }
