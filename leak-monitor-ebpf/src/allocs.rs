@@ -13,9 +13,7 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap},
     programs::{ProbeContext, RetProbeContext},
 };
-use leak_monitor_common::{
-    kind, AllocKey, MAX_ALLOCS_IN_FLIGHT, MAX_LIVE_ALLOCS, MIN_ALLOC_BYTES,
-};
+use leak_monitor_common::{kind, AllocKey, MAX_ALLOCS_IN_FLIGHT, MAX_LIVE_ALLOCS, MIN_ALLOC_BYTES};
 
 /// Allocator calls in flight: tid -> requested size (only sizes worth tracking). LRU, so a
 /// thread that never returns (longjmp, exit) cannot fill it.

@@ -1,9 +1,9 @@
 //! The syscall programs' logic: which calls are kept at entry, and the event each one makes at
 //! exit when it succeeded.
 
-use crate::pystack::emit_created;
 use crate::emit;
 use crate::pages::flush_run;
+use crate::pystack::emit_created;
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
     programs::RawTracePointContext,
@@ -29,7 +29,10 @@ fn registers(regs: u64) -> Option<(u64, [u64; 4])> {
     let words =
         unsafe { bpf_probe_read_kernel((regs as usize + REGS_FROM) as *const [u64; REGS_WORDS]) }
             .ok()?;
-    Some((words[ORIG_AX], [words[DI], words[SI], words[DX], words[R10]]))
+    Some((
+        words[ORIG_AX],
+        [words[DI], words[SI], words[DX], words[R10]],
+    ))
 }
 
 /// Whether the exit of this syscall can make an event.

@@ -312,6 +312,12 @@ impl TargetMonitor {
     }
 
     pub fn snapshot(&self) -> TargetSnapshot {
+        // One walk of the ledgers serves every resource's sites.
+        let live = self
+            .frames
+            .as_ref()
+            .zip(self.tracing.as_ref())
+            .and_then(|(_, tracing)| tracing.tracer.live_by_site(self.info.id.pid));
         let resources = self
             .trackers
             .iter()
@@ -327,6 +333,7 @@ impl TargetMonitor {
                 sites: self.sites(
                     t.resource,
                     t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
+                    live.as_ref(),
                 ),
             })
             .collect();
@@ -353,9 +360,10 @@ impl TargetMonitor {
     }
 
     /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
-    fn sites(&self, resource: Resource, growth: f64) -> Vec<Site> {
+    /// `live`: the eBPF ledgers' live amounts, when the kernel walks this target's frames.
+    fn sites(&self, resource: Resource, growth: f64, live: Option<&LiveBySite>) -> Vec<Site> {
         if self.frames.is_some() {
-            return self.kernel_sites(resource);
+            return live.map_or_else(Vec::new, |live| self.kernel_sites(resource, live));
         }
         let Some(probe) = &self.probe else {
             return Vec::new();
@@ -387,14 +395,11 @@ impl TargetMonitor {
     /// Sites from the eBPF ledgers: live entries per Python line, the line read in the kernel
     /// at each creating event. Amounts are exact: live fds, sockets, threads, or resident bytes
     /// of the pages each line made resident since attach.
-    fn kernel_sites(&self, resource: Resource) -> Vec<Site> {
+    fn kernel_sites(&self, resource: Resource, live: &LiveBySite) -> Vec<Site> {
         let Some(tracing) = &self.tracing else {
             return Vec::new();
         };
-        let Some(live) = tracing.tracer.live_by_site(self.info.id.pid) else {
-            return Vec::new();
-        };
-        let amounts = live_amounts(&live, resource);
+        let amounts = live_amounts(live, resource);
         let total: u64 = amounts.values().sum();
         if total == 0 {
             return Vec::new();
