@@ -146,7 +146,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
     /// Read options from this TOML file (keys: pids, match, python, listen, report_dir,
-    /// interval_ms); flags given on the command line win [default: none].
+    /// interval_ms, ebpf, track_allocations); flags given on the command line win
+    /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
