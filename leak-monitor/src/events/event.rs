@@ -342,6 +342,36 @@ mod tests {
     }
 
     #[test]
+    fn page_runs_and_heap_blocks_decode_with_their_metric_kinds() {
+        let run = decode_event(&raw(kind::PAGE_RUN, 0, 0x7000_1000, 31)).unwrap();
+        assert_eq!(
+            run.event,
+            TraceEvent::PageRun {
+                start: 0x7000_1000,
+                pages: 31
+            }
+        );
+        assert_eq!(metric_kind(&run.event), "page_fault");
+        let block = decode_event(&raw(kind::ALLOC, 0, 0x5555_0000, 30_720)).unwrap();
+        assert_eq!(
+            block.event,
+            TraceEvent::Allocated {
+                address: 0x5555_0000,
+                size: 30_720
+            }
+        );
+        assert_eq!(metric_kind(&block.event), "alloc");
+        let freed = decode_event(&raw(kind::FREE, 0, 0x5555_0000, 0)).unwrap();
+        assert_eq!(
+            freed.event,
+            TraceEvent::Freed {
+                address: 0x5555_0000
+            }
+        );
+        assert_eq!(metric_kind(&freed.event), "free");
+    }
+
+    #[test]
     fn close_range_to_the_end_is_clamped() {
         let e = decode_event(&raw(
             kind::FD_CLOSE_RANGE,
