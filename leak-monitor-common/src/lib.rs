@@ -11,6 +11,8 @@ pub mod names {
     pub const TARGETS: &str = "TARGETS";
     pub const EVENTS: &str = "EVENTS";
     pub const PAGE_RUNS: &str = "PAGE_RUNS";
+    pub const ALLOC_SIZES: &str = "ALLOC_SIZES";
+    pub const LIVE_ALLOCS: &str = "LIVE_ALLOCS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const PY_THREADS: &str = "PY_THREADS";
     pub const PY_LAYOUT: &str = "PY_LAYOUT";
@@ -19,6 +21,11 @@ pub mod names {
     pub const PAGE_FAULT_USER: &str = "page_fault_user";
     pub const PROCESS_EXIT: &str = "sched_process_exit";
     pub const PROCESS_EXEC: &str = "sched_process_exec";
+    pub const MALLOC_ENTER: &str = "malloc_enter";
+    pub const CALLOC_ENTER: &str = "calloc_enter";
+    pub const REALLOC_ENTER: &str = "realloc_enter";
+    pub const ALLOC_EXIT: &str = "alloc_exit";
+    pub const FREE_ENTER: &str = "free_enter";
 }
 
 /// Most processes followed at once (entries of the `TARGETS` map).
@@ -26,6 +33,14 @@ pub const MAX_TARGETS: u32 = 4096;
 /// Pages a run of consecutive faults (see [`kind::PAGE_RUN`]) adds before it is sent, which
 /// bounds how many new pages user space may not know of yet: this many per CPU.
 pub const MAX_RUN_PAGES: u32 = 32;
+/// Smallest heap block the allocation probes track. CPython serves objects up to 512 bytes from
+/// its own arenas (mmap'd, covered by the page faults); everything bigger is a malloc.
+pub const MIN_ALLOC_BYTES: u64 = 513;
+/// Heap blocks tracked at once across followed processes (entries of `LIVE_ALLOCS`).
+pub const MAX_LIVE_ALLOCS: u32 = 1 << 18;
+/// Allocator calls in flight at once (entries of `ALLOC_SIZES`).
+pub const MAX_ALLOCS_IN_FLIGHT: u32 = 16384;
+
 /// Bytes of the event ring buffer (a power of two multiple of the page size). At 64 bytes per
 /// record that is 32,768 events of slack while user space drains it.
 pub const RING_BYTES: u32 = 2 << 20;
@@ -70,6 +85,11 @@ pub mod kind {
     /// came first and carries the stack). Sequential touching of new memory costs one stacked
     /// event per run instead of one per page.
     pub const PAGE_RUN: u32 = 13;
+    /// malloc/calloc/realloc returned a block of at least `MIN_ALLOC_BYTES`: `a` = its
+    /// address, `b` = its size (only with allocation tracking).
+    pub const ALLOC: u32 = 14;
+    /// A tracked block was freed (or moved by realloc): `a` = its address.
+    pub const FREE: u32 = 15;
 }
 
 /// One thing a followed process did, as the kernel saw it.
@@ -88,6 +108,15 @@ pub struct Event {
     pub kind: u32,
     /// Kind-specific detail (for fd events: the syscall number).
     pub detail: u32,
+}
+
+/// A tracked heap block: its address in the process `tgid`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AllocKey {
+    pub address: u64,
+    pub tgid: u32,
+    pub _pad: u32,
 }
 
 /// The run of consecutive page faults a CPU is extending (one per CPU, kernel side only).
@@ -194,6 +223,8 @@ pub struct StackedEvent {
 unsafe impl aya::Pod for Event {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PageRun {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AllocKey {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PyLayout {}
 #[cfg(feature = "user")]

@@ -16,6 +16,7 @@
 #![no_std]
 #![no_main]
 
+mod allocs;
 mod pages;
 mod pystack;
 mod syscalls;

@@ -15,6 +15,11 @@ use leak_monitor_common::{
     Event, PyLayout, StackedEvent, FRAME_CHUNK, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS, NO_OFFSET,
 };
 
+/// Words of the buffer a frame is read into: a power of two at least FRAME_CHUNK / 8, so an
+/// index is bounded by a mask the verifier understands.
+const WINDOW_WORDS: usize = 16;
+const _: () = assert!(WINDOW_WORDS * 8 >= FRAME_CHUNK && WINDOW_WORDS.is_power_of_two());
+
 /// Python threads of followed processes: tid -> address of its `PyThreadState`.
 #[map]
 static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_PY_THREADS, 0);
@@ -131,42 +136,43 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
     }
     let shim_owner = u64::from(layout.owner_cstack);
     // The four frame fields are read in one go: a FRAME_CHUNK-byte window from the lowest of
-    // their offsets (user space checks that the layout fits in it).
+    // their offsets rounded down to 8 (user space checks that the layout fits in it and that
+    // the pointers are 8-byte aligned), kept as words so each field is one masked load.
     let base = layout
         .frame_code
         .min(layout.frame_previous)
         .min(layout.frame_instr)
-        .min(layout.frame_owner);
-    let at = |offset: u32| -> usize {
-        let relative = (offset - base) as usize;
-        if relative > FRAME_CHUNK - 8 {
-            FRAME_CHUNK - 8
-        } else {
-            relative
-        }
-    };
+        .min(layout.frame_owner)
+        & !7;
+    let index = |offset: u32| ((offset - base) / 8) as usize;
     let (at_code, at_previous, at_instr, at_owner) = (
-        at(layout.frame_code),
-        at(layout.frame_previous),
-        at(layout.frame_instr),
-        at(layout.frame_owner),
+        index(layout.frame_code),
+        index(layout.frame_previous),
+        index(layout.frame_instr),
+        index(layout.frame_owner),
     );
-    let mut chunk = [0u8; FRAME_CHUNK];
+    let owner_shift = ((layout.frame_owner - base) % 8) * 8;
+    let mut chunk = [0u64; WINDOW_WORDS];
     let mut depth = 0;
     while depth < MAX_FRAMES {
         if frame == 0 {
             return (depth as u32, 0);
         }
-        // SAFETY: bpf_probe_read_user checks the address.
-        if unsafe { bpf_probe_read_user_buf((frame + u64::from(base)) as *const u8, &mut chunk) }
-            .is_err()
-        {
+        // SAFETY: bpf_probe_read_user checks the address; the destination is the first
+        // FRAME_CHUNK bytes of `chunk`, which has WINDOW_WORDS * 8 >= FRAME_CHUNK bytes.
+        let read = unsafe {
+            let bytes =
+                core::slice::from_raw_parts_mut(chunk.as_mut_ptr().cast::<u8>(), FRAME_CHUNK);
+            bpf_probe_read_user_buf((frame + u64::from(base)) as *const u8, bytes)
+        };
+        if read.is_err() {
             break;
         }
-        let code = word(&chunk, at_code);
-        let instr = word(&chunk, at_instr);
-        let owner = u64::from(chunk[at_owner]);
-        let previous = word(&chunk, at_previous);
+        let word = |i: usize| chunk[i & (WINDOW_WORDS - 1)];
+        let code = word(at_code);
+        let instr = word(at_instr);
+        let owner = (word(at_owner) >> owner_shift) & 0xff;
+        let previous = word(at_previous);
         // 0 for a shim (owner == owner_cstack), all ones otherwise; NO_OFFSET never matches
         // a byte.
         let keep = ((owner ^ shim_owner) != 0) as u64;
@@ -182,16 +188,4 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
         frame = previous;
     }
     (depth as u32, u32::from(frame != 0))
-}
-
-/// The little-endian u64 at `at` (at most `FRAME_CHUNK - 8`) of the window.
-#[inline(always)]
-fn word(chunk: &[u8; FRAME_CHUNK], at: usize) -> u64 {
-    let mut bytes = [0u8; 8];
-    let mut i = 0;
-    while i < 8 {
-        bytes[i] = chunk[(at + i) % FRAME_CHUNK];
-        i += 1;
-    }
-    u64::from_le_bytes(bytes)
 }

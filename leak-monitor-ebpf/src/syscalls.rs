@@ -1,26 +1,38 @@
 //! The syscall programs' logic: which calls are kept at entry, and the event each one makes at
 //! exit when it succeeded.
 
-use crate::pystack::emit_created;
 use crate::emit;
 use crate::pages::flush_run;
+use crate::pystack::emit_created;
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
     programs::RawTracePointContext,
 };
 use leak_monitor_common::{kind, nr, uapi};
 
-/// Byte offsets in x86_64's `struct pt_regs` (arch/x86/include/asm/ptrace.h) of the syscall
-/// argument registers rdi, rsi, rdx, r10 (only the first four arguments are used) and of
+/// x86_64's `struct pt_regs` (arch/x86/include/asm/ptrace.h) from `r10` to `orig_ax`: the
+/// syscall argument registers rdi, rsi, rdx, r10 (only the first four arguments are used) and
 /// `orig_ax`, the syscall number. At syscall exit they still hold what the caller passed (the
-/// kernel writes only `ax`), so no entry program is needed.
-const ARG_OFFSETS: [usize; 4] = [112, 104, 96, 56];
-const ORIG_AX_OFFSET: usize = 120;
+/// kernel writes only `ax`), so no entry program is needed; one read gets them all.
+const REGS_FROM: usize = 56; // r10
+const REGS_WORDS: usize = 9; // r10, r9, r8, ax, cx, dx, si, di, orig_ax
+const R10: usize = 0;
+const DX: usize = 5;
+const SI: usize = 6;
+const DI: usize = 7;
+const ORIG_AX: usize = 8;
 
+/// The syscall number and first four arguments, or `None` when the registers cannot be read.
 #[inline(always)]
-fn register(regs: u64, offset: usize) -> u64 {
-    // SAFETY: bpf_probe_read_kernel checks the address; a failed read gives 0.
-    unsafe { bpf_probe_read_kernel((regs as usize + offset) as *const u64) }.unwrap_or(0)
+fn registers(regs: u64) -> Option<(u64, [u64; 4])> {
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    let words =
+        unsafe { bpf_probe_read_kernel((regs as usize + REGS_FROM) as *const [u64; REGS_WORDS]) }
+            .ok()?;
+    Some((
+        words[ORIG_AX],
+        [words[DI], words[SI], words[DX], words[R10]],
+    ))
 }
 
 /// Whether the exit of this syscall can make an event.
@@ -74,8 +86,9 @@ fn followed_call(id: u64) -> bool {
 /// `sys_exit`: TP_PROTO(struct pt_regs *regs, long ret).
 #[inline(always)]
 pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
-    let regs: u64 = ctx.arg(0);
-    let id = register(regs, ORIG_AX_OFFSET);
+    let Some((id, [a0, a1, a2, a3])) = registers(ctx.arg(0)) else {
+        return;
+    };
     if !followed_call(id) {
         return;
     }
@@ -84,7 +97,6 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         return;
     }
     let ret = ret as u64;
-    let [a0, a1, a2, a3] = ARG_OFFSETS.map(|offset| register(regs, offset));
     let detail = id as u32;
     if matches!(id, nr::MUNMAP | nr::MADVISE | nr::MREMAP | nr::BRK) {
         // Pages this CPU counted but has not sent must reach user space before the event that

@@ -28,6 +28,9 @@ struct Case {
     program: String,
     #[serde(default)]
     args: Vec<String>,
+    /// Extra leak-monitor flags for this case (e.g. `--track-allocations`).
+    #[serde(default)]
+    monitor_flags: Vec<String>,
     expect: String,
     /// Resources that leak along with `expect` by nature (a socket is an fd; a thread has a
     /// stack): a `leak` verdict on them is right, not a false alarm.
@@ -231,7 +234,7 @@ fn evaluate_into(root: &Path, case: &Case, outcome: &mut Outcome) -> anyhow::Res
     let duration = case.duration.unwrap_or(DEFAULT_DURATION);
     let dir = tempfile::tempdir().context("temp dir")?;
     let reports = match case.mode {
-        Mode::Run => vec![run_report(root, pid, duration, dir.path())?],
+        Mode::Run => vec![run_report(root, case, pid, duration, dir.path())?],
         Mode::Serve => serve_reports(root, case, duration, dir.path())?,
     };
     drop(guard);
@@ -267,7 +270,13 @@ fn binary(root: &Path) -> PathBuf {
     root.join("target/release/leak-monitor")
 }
 
-fn run_report(root: &Path, pid: u32, duration: u64, dir: &Path) -> anyhow::Result<Value> {
+fn run_report(
+    root: &Path,
+    case: &Case,
+    pid: u32,
+    duration: u64,
+    dir: &Path,
+) -> anyhow::Result<Value> {
     let json = dir.join("report.json");
     let output = Command::new(binary(root))
         .args([
@@ -277,6 +286,7 @@ fn run_report(root: &Path, pid: u32, duration: u64, dir: &Path) -> anyhow::Resul
             "--duration",
             &duration.to_string(),
         ])
+        .args(&case.monitor_flags)
         .arg("--json")
         .arg(&json)
         .stdin(Stdio::null())
@@ -312,6 +322,7 @@ fn serve_reports(
             "--listen",
             &listen,
         ])
+        .args(&case.monitor_flags)
         .arg("--report-dir")
         .arg(&reports)
         .stdin(Stdio::null())

@@ -3,7 +3,7 @@
 //! offending key.
 
 use super::UsageError;
-use crate::cli::{SamplingArgs, ServeArgs};
+use crate::cli::{SamplingArgs, ServeArgs, TracingMode};
 use crate::targets::Selector;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -21,6 +21,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// listen = "127.0.0.1:9464"
 /// report_dir = "/var/lib/leak-monitor/reports"
 /// interval_ms = 1000
+/// ebpf = true                 # false: as --no-ebpf
+/// track_allocations = false   # true: as --track-allocations
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +36,9 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     report_dir: Option<PathBuf>,
     interval_ms: Option<u64>,
+    ebpf: Option<bool>,
+    #[serde(default)]
+    track_allocations: bool,
 }
 
 /// Resolved daemon options.
@@ -44,6 +49,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub report_dir: Option<PathBuf>,
     pub interval: Duration,
+    pub tracing: TracingMode,
 }
 
 impl ServeConfig {
@@ -99,6 +105,22 @@ impl ServeConfig {
                 )));
             }
         }
+        // Flags win; `ebpf = false` with `track_allocations = true` contradicts itself.
+        let tracing = match args.sampling.tracing() {
+            TracingMode::Events => match (file.ebpf, file.track_allocations) {
+                (Some(false), true) => {
+                    let path = args.config.as_deref().unwrap_or(Path::new("-"));
+                    return Err(UsageError(format!(
+                        "invalid config {}: key `track_allocations` = true needs eBPF, but `ebpf` = false",
+                        path.display()
+                    )));
+                }
+                (Some(false), false) => TracingMode::Off,
+                (_, true) => TracingMode::EventsAndAllocations,
+                (_, false) => TracingMode::Events,
+            },
+            flagged => flagged,
+        };
         let listen = match args.listen.or(file.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN
@@ -113,6 +135,7 @@ impl ServeConfig {
             interval: interval_ms
                 .map(Duration::from_millis)
                 .unwrap_or(SamplingArgs::DEFAULT_INTERVAL),
+            tracing,
         })
     }
 }
@@ -202,6 +225,33 @@ mod tests {
         assert_eq!(config.pids, [7]);
         assert_eq!(config.listen.port(), 1);
         assert_eq!(config.interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn tracing_comes_from_the_flags_then_the_file() {
+        let resolve = |text: &str, flags: &[&str]| {
+            let file = config_file(text);
+            let mut argv = vec!["--config", file.path().to_str().unwrap()];
+            argv.extend_from_slice(flags);
+            ServeConfig::resolve(&serve_args(&argv))
+        };
+        let mode = |text: &str, flags: &[&str]| resolve(text, flags).unwrap().tracing;
+        assert_eq!(mode("pids = [1]\n", &[]), TracingMode::Events);
+        assert_eq!(mode("pids = [1]\nebpf = false\n", &[]), TracingMode::Off);
+        assert_eq!(
+            mode("pids = [1]\ntrack_allocations = true\n", &[]),
+            TracingMode::EventsAndAllocations
+        );
+        assert_eq!(
+            mode("pids = [1]\ntrack_allocations = true\n", &["--no-ebpf"]),
+            TracingMode::Off
+        );
+        assert_eq!(
+            mode("pids = [1]\nebpf = false\n", &["--track-allocations"]),
+            TracingMode::EventsAndAllocations
+        );
+        let err = resolve("pids = [1]\nebpf = false\ntrack_allocations = true\n", &[]).unwrap_err();
+        assert!(err.0.contains("key `track_allocations`"), "{}", err.0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! procfs alone and the capabilities say why.
 
 use crate::capabilities::{Capabilities, Privileges};
+use crate::cli::TracingMode;
 use crate::events::EventStats;
 use crate::monitor::{TargetMonitor, Tracing};
 use crate::outputs::metrics::Metrics;
@@ -22,12 +23,13 @@ const EVENT_KINDS: [&str; 8] = [
 ];
 
 /// Starts the tracer unless `--no-ebpf` said not to, recording the outcome in `capabilities`.
-pub fn start(capabilities: &mut Capabilities, enabled: bool) -> Option<Arc<Tracing>> {
-    if !enabled {
+pub fn start(capabilities: &mut Capabilities, mode: TracingMode) -> Option<Arc<Tracing>> {
+    if mode == TracingMode::Off {
         capabilities.set_tracing(Err("switched off with --no-ebpf".to_string()));
         return None;
     }
-    match Tracing::start(Privileges::current()) {
+    let allocations = mode == TracingMode::EventsAndAllocations;
+    match Tracing::start(Privileges::current(), allocations) {
         Ok(tracer) => {
             capabilities.set_tracing(Ok(()));
             Some(Arc::new(tracer))

@@ -33,6 +33,15 @@ pub enum TraceEvent {
     PageFault {
         address: u64,
     },
+    /// The allocator returned a tracked heap block (allocation tracking).
+    Allocated {
+        address: u64,
+        size: u64,
+    },
+    /// A tracked heap block was freed.
+    Freed {
+        address: u64,
+    },
     /// `pages` more new pages from `start`, continuing the thread's fault on the page below.
     PageRun {
         start: u64,
@@ -194,6 +203,11 @@ pub fn decode_event(raw: &Event) -> Result<Traced, DecodeError> {
             child: raw.a as u32,
         },
         kind::PAGE_FAULT => TraceEvent::PageFault { address: raw.a },
+        kind::ALLOC => TraceEvent::Allocated {
+            address: raw.a,
+            size: raw.b,
+        },
+        kind::FREE => TraceEvent::Freed { address: raw.a },
         kind::PAGE_RUN => TraceEvent::PageRun {
             start: raw.a,
             pages: raw.b,
@@ -261,6 +275,8 @@ pub fn metric_kind(event: &TraceEvent) -> &'static str {
         TraceEvent::Exec => "exec",
         TraceEvent::Forked { .. } => "fork",
         TraceEvent::PageFault { .. } | TraceEvent::PageRun { .. } => "page_fault",
+        TraceEvent::Allocated { .. } => "alloc",
+        TraceEvent::Freed { .. } => "free",
         TraceEvent::Unmapped { .. } | TraceEvent::BrkMoved { .. } | TraceEvent::Remapped { .. } => {
             "unmap"
         }
@@ -323,6 +339,36 @@ mod tests {
             }
         ));
         assert_eq!(pair_second(&raw(kind::FD_CLOSE, 3, 1, 0)), None);
+    }
+
+    #[test]
+    fn page_runs_and_heap_blocks_decode_with_their_metric_kinds() {
+        let run = decode_event(&raw(kind::PAGE_RUN, 0, 0x7000_1000, 31)).unwrap();
+        assert_eq!(
+            run.event,
+            TraceEvent::PageRun {
+                start: 0x7000_1000,
+                pages: 31
+            }
+        );
+        assert_eq!(metric_kind(&run.event), "page_fault");
+        let block = decode_event(&raw(kind::ALLOC, 0, 0x5555_0000, 30_720)).unwrap();
+        assert_eq!(
+            block.event,
+            TraceEvent::Allocated {
+                address: 0x5555_0000,
+                size: 30_720
+            }
+        );
+        assert_eq!(metric_kind(&block.event), "alloc");
+        let freed = decode_event(&raw(kind::FREE, 0, 0x5555_0000, 0)).unwrap();
+        assert_eq!(
+            freed.event,
+            TraceEvent::Freed {
+                address: 0x5555_0000
+            }
+        );
+        assert_eq!(metric_kind(&freed.event), "free");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! resync the ledgers, `pymaps` keeps the kernel's Python frame-walk maps. The programs themselves are in the `leak-monitor-ebpf` crate; their
 //! object is committed here so that stable cargo alone builds leak-monitor.
 
+mod allocations;
 pub mod event;
 pub mod ledger;
 mod pymaps;

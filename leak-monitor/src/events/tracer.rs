@@ -6,6 +6,8 @@
 //! totals under the same lock. A full ring buffer loses events (counted per kind by the kernel);
 //! after a loss every ledger is re-read from procfs so it does not drift.
 
+use super::allocations::AllocationProbes;
+pub use super::allocations::AllocationsError;
 use super::event::{self, metric_kind, TraceEvent, Traced};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
 use super::pymaps::PyMaps;
@@ -83,8 +85,10 @@ pub struct Tracer {
     py_maps: Option<PyMaps>,
     stop: Arc<AtomicBool>,
     drain: Option<JoinHandle<()>>,
+    /// Allocator probes per process with allocation tracking on.
+    allocations: Mutex<HashMap<u32, AllocationProbes>>,
     // Keeps the programs loaded and attached; dropped last.
-    _ebpf: Ebpf,
+    ebpf: Mutex<Ebpf>,
 }
 
 impl Tracer {
@@ -152,7 +156,8 @@ impl Tracer {
             py_maps,
             stop,
             drain: Some(drain),
-            _ebpf: ebpf,
+            allocations: Mutex::new(HashMap::new()),
+            ebpf: Mutex::new(ebpf),
         })
     }
 
@@ -188,11 +193,27 @@ impl Tracer {
         Ok(())
     }
 
+    /// Tracks the heap blocks of a followed process too (uprobes on its allocator; every
+    /// malloc and free it makes then traps into the kernel, so this costs the target).
+    pub fn track_allocations(&self, pid: i32) -> Result<(), AllocationsError> {
+        let tgid = u32::try_from(pid).map_err(|_| AllocationsError::NoLibc(pid))?;
+        let mut ebpf = lock(&self.ebpf);
+        if let Some(old) = lock(&self.allocations).remove(&tgid) {
+            old.detach(&mut ebpf);
+        }
+        let probes = AllocationProbes::attach(&mut ebpf, pid)?;
+        lock(&self.allocations).insert(tgid, probes);
+        Ok(())
+    }
+
     /// Stops following a process and forgets its ledger.
     pub fn unfollow(&self, pid: i32) {
         let Ok(tgid) = u32::try_from(pid) else {
             return;
         };
+        if let Some(probes) = lock(&self.allocations).remove(&tgid) {
+            probes.detach(&mut lock(&self.ebpf));
+        }
         // Absent already (the kernel never had it) is fine.
         let _ = lock(&self.targets).remove(&tgid);
         lock(&self.shared.ledgers).remove(&tgid);
@@ -372,6 +393,7 @@ fn creates(event: &TraceEvent) -> bool {
         TraceEvent::FdOpened { .. }
             | TraceEvent::ThreadCreated { .. }
             | TraceEvent::PageFault { .. }
+            | TraceEvent::Allocated { .. }
     )
 }
 
@@ -391,6 +413,8 @@ fn dropped_kind(index: u32) -> &'static str {
         kind::EXEC => "exec",
         kind::FORK => "fork",
         kind::PAGE_FAULT | kind::PAGE_RUN => "page_fault",
+        kind::ALLOC => "alloc",
+        kind::FREE => "free",
         kind::UNMAP | kind::BRK | kind::REMAP => "unmap",
         _ => "other",
     }

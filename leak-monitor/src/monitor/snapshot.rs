@@ -38,6 +38,9 @@ pub struct TargetSnapshot {
     pub ledgers: Option<LedgerCounts>,
     /// Why the kernel does not walk this target's Python frames, though tracing is on.
     pub kernel_frames_off: Option<String>,
+    /// `--track-allocations`: `Ok` when the allocator probes are attached, else why not;
+    /// `None` when not asked for.
+    pub allocations: Option<Result<(), String>>,
     /// Whether Python stacks are read for this target, and why not.
     pub stacks: StacksStatus,
 }

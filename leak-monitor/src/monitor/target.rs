@@ -71,6 +71,8 @@ pub struct TargetMonitor {
     frames: Option<PyFrames>,
     /// Why the kernel does not walk this process's frames, though tracing is on.
     frames_off: Option<String>,
+    /// See `TargetSnapshot::allocations`.
+    allocations: Option<Result<(), String>>,
     stacks: StacksStatus,
     probe: Option<Probe>,
     /// Whether and when to try attaching the stack reader again.
@@ -124,6 +126,7 @@ impl TargetMonitor {
             tracing: None,
             frames: None,
             frames_off: None,
+            allocations: None,
             stack_retry: retryable.then_some((now, 0)),
             stacks,
             probe,
@@ -159,6 +162,17 @@ impl TargetMonitor {
                     self.probe = None;
                 }
                 Err(err) => self.frames_off = Some(err.to_string()),
+            }
+            if tracing.allocations {
+                // Heap blocks without the stack that made them blame nothing.
+                self.allocations = Some(if self.frames.is_some() {
+                    tracing
+                        .tracer
+                        .track_allocations(pid)
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err("the kernel does not walk this target's Python frames".into())
+                });
             }
         }
         self.tracing = Some(tracing);
@@ -298,6 +312,12 @@ impl TargetMonitor {
     }
 
     pub fn snapshot(&self) -> TargetSnapshot {
+        // One walk of the ledgers serves every resource's sites.
+        let live = self
+            .frames
+            .as_ref()
+            .zip(self.tracing.as_ref())
+            .and_then(|(_, tracing)| tracing.tracer.live_by_site(self.info.id.pid));
         let resources = self
             .trackers
             .iter()
@@ -313,6 +333,7 @@ impl TargetMonitor {
                 sites: self.sites(
                     t.resource,
                     t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
+                    live.as_ref(),
                 ),
             })
             .collect();
@@ -333,14 +354,16 @@ impl TargetMonitor {
                 .as_ref()
                 .and_then(|t| t.tracer.counts(self.info.id.pid)),
             kernel_frames_off: self.frames_off.clone(),
+            allocations: self.allocations.clone(),
             stacks: self.stacks.clone(),
         }
     }
 
     /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
-    fn sites(&self, resource: Resource, growth: f64) -> Vec<Site> {
+    /// `live`: the eBPF ledgers' live amounts, when the kernel walks this target's frames.
+    fn sites(&self, resource: Resource, growth: f64, live: Option<&LiveBySite>) -> Vec<Site> {
         if self.frames.is_some() {
-            return self.kernel_sites(resource);
+            return live.map_or_else(Vec::new, |live| self.kernel_sites(resource, live));
         }
         let Some(probe) = &self.probe else {
             return Vec::new();
@@ -372,14 +395,11 @@ impl TargetMonitor {
     /// Sites from the eBPF ledgers: live entries per Python line, the line read in the kernel
     /// at each creating event. Amounts are exact: live fds, sockets, threads, or resident bytes
     /// of the pages each line made resident since attach.
-    fn kernel_sites(&self, resource: Resource) -> Vec<Site> {
+    fn kernel_sites(&self, resource: Resource, live: &LiveBySite) -> Vec<Site> {
         let Some(tracing) = &self.tracing else {
             return Vec::new();
         };
-        let Some(live) = tracing.tracer.live_by_site(self.info.id.pid) else {
-            return Vec::new();
-        };
-        let amounts = live_amounts(&live, resource);
+        let amounts = live_amounts(live, resource);
         let total: u64 = amounts.values().sum();
         if total == 0 {
             return Vec::new();
@@ -450,8 +470,11 @@ impl TargetMonitor {
 }
 
 /// The ledger's live amounts per site for one resource.
+/// With allocation tracking, resident bytes are blamed on the lines that hold heap blocks: the
+/// lines that faulted new pages in may only have extended a heap that others fill.
 fn live_amounts(live: &LiveBySite, resource: Resource) -> &std::collections::BTreeMap<u32, u64> {
     match resource {
+        Resource::RssBytes if !live.heap_bytes.is_empty() => &live.heap_bytes,
         Resource::RssBytes => &live.rss_bytes,
         Resource::OpenFds => &live.fds,
         Resource::Sockets => &live.sockets,

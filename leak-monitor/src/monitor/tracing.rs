@@ -9,14 +9,20 @@ use crate::events::{Tracer, TracerError};
 pub struct Tracing {
     pub tracer: Tracer,
     pub sites: KernelSitesHandle,
+    /// `--track-allocations`: Python targets get the allocator probes too.
+    pub allocations: bool,
 }
 
 impl Tracing {
     /// Loads and attaches the kernel programs, with the kernel-frames resolver installed.
-    pub fn start(privileges: Privileges) -> Result<Tracing, TracerError> {
+    pub fn start(privileges: Privileges, allocations: bool) -> Result<Tracing, TracerError> {
         let tracer = Tracer::start(privileges)?;
         let (resolver, sites) = KernelSites::new();
         tracer.set_resolver(Box::new(resolver));
-        Ok(Tracing { tracer, sites })
+        Ok(Tracing {
+            tracer,
+            sites,
+            allocations,
+        })
     }
 }

@@ -143,6 +143,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         interval_seconds: 1.0,
         ledgers: None,
         kernel_frames_off: None,
+        allocations: None,
         stacks: StacksStatus::On,
     }
 }
@@ -173,6 +174,7 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         interval_seconds: 0.5,
         ledgers: None,
         kernel_frames_off: None,
+        allocations: None,
         stacks: StacksStatus::NotPython,
     }
 }

@@ -6,9 +6,11 @@
 //! lost) are "pre-existing": counted, never blamed. Procfs is the truth they are reconciled with.
 
 mod handles;
+mod heap;
 mod pages;
 
 pub use handles::{FdLedger, ThreadLedger};
+pub use heap::{HeapLedger, MAX_BLOCKS_PER_TARGET};
 pub use pages::{PageLedger, MAX_PAGES_PER_TARGET, PAGE_SIZE};
 
 use super::event::{TraceEvent, Traced};
@@ -34,6 +36,8 @@ pub struct TargetLedger {
     pub fds: FdLedger,
     pub threads: ThreadLedger,
     pub pages: PageLedger,
+    /// Live heap blocks, with allocation tracking on.
+    pub heap: HeapLedger,
     /// Connections accepted since attach (accept/accept4), the unit of `per_event`.
     pub accepts: u64,
     /// Child processes forked since attach.
@@ -54,6 +58,9 @@ pub struct LedgerCounts {
     pub pages: u64,
     /// New pages seen after the page ledger reached its cap (counted, not tracked).
     pub pages_untracked: u64,
+    /// Live heap blocks tracked since attach (allocation tracking), and their bytes.
+    pub heap_blocks: u64,
+    pub heap_bytes: u64,
     pub accepts: u64,
 }
 
@@ -88,11 +95,14 @@ impl TargetLedger {
                 // A new program: one thread, a new address space, fds to re-read.
                 self.threads.exec(traced.tid);
                 self.pages.clear();
+                self.heap.clear();
                 self.needs_resync = true;
             }
             TraceEvent::Forked { .. } => self.forks += 1,
             TraceEvent::PageFault { address } => self.pages.fault(address, origin),
             TraceEvent::PageRun { start, pages } => self.pages.run(start, pages, origin),
+            TraceEvent::Allocated { address, size } => self.heap.allocated(address, size, origin),
+            TraceEvent::Freed { address } => self.heap.freed(address),
             TraceEvent::Unmapped { start, len } => self.pages.remove(start, len),
             TraceEvent::BrkMoved { brk } => self.pages.brk(brk),
             TraceEvent::Remapped {
@@ -125,6 +135,8 @@ impl TargetLedger {
             threads_preexisting: self.threads.preexisting() as u64,
             pages: self.pages.len() as u64,
             pages_untracked: self.pages.untracked(),
+            heap_blocks: self.heap.len() as u64,
+            heap_bytes: self.heap.bytes(),
             accepts: self.accepts,
         }
     }
@@ -147,6 +159,7 @@ impl TargetLedger {
         for (site, pages) in self.pages.pages_by_site() {
             live.rss_bytes.insert(site, pages * PAGE_SIZE);
         }
+        live.heap_bytes = self.heap.bytes_by_site();
         live
     }
 }
@@ -158,6 +171,8 @@ pub struct LiveBySite {
     pub sockets: BTreeMap<SiteId, u64>,
     pub threads: BTreeMap<SiteId, u64>,
     pub rss_bytes: BTreeMap<SiteId, u64>,
+    /// Live malloc'd bytes per allocating site (allocation tracking only).
+    pub heap_bytes: BTreeMap<SiteId, u64>,
 }
 
 #[cfg(test)]

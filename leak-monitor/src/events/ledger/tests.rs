@@ -237,3 +237,23 @@ fn a_page_run_takes_the_site_of_the_page_it_continues() {
     assert_eq!(ledger.live_by_site().rss_bytes.get(&4), Some(&(32 * 4096)));
     assert_eq!(ledger.live_by_site().rss_bytes.len(), 1);
 }
+
+#[test]
+fn heap_blocks_live_until_freed_and_count_per_site() {
+    let mut ledger = TargetLedger::default();
+    let alloc = |address, size| TraceEvent::Allocated { address, size };
+    ledger.apply(&at(1, alloc(0x1000, 30_000)), Some(3));
+    ledger.apply(&at(1, alloc(0x9000, 30_000)), Some(3));
+    ledger.apply(&at(1, alloc(0x20000, 65_536)), Some(5));
+    ledger.apply(&at(1, TraceEvent::Freed { address: 0x20000 }), None);
+    // A block allocated before attach, freed now: not known, nothing changes.
+    ledger.apply(&at(1, TraceEvent::Freed { address: 0x50000 }), None);
+    let counts = ledger.counts();
+    assert_eq!((counts.heap_blocks, counts.heap_bytes), (2, 60_000));
+    let live = ledger.live_by_site();
+    assert_eq!(live.heap_bytes.get(&3), Some(&60_000));
+    assert_eq!(live.heap_bytes.get(&5), None);
+    // An exec starts a new heap.
+    ledger.apply(&at(1, TraceEvent::Exec), None);
+    assert_eq!(ledger.counts().heap_blocks, 0);
+}

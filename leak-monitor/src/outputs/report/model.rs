@@ -43,6 +43,15 @@ pub struct LedgerReport {
     pub untracked_pages: u64,
     /// Connections accepted since attach.
     pub accepts: u64,
+    /// With `--track-allocations`: live heap blocks allocated since attach, and their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub heap_blocks: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub heap_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The `schema` field: serializes as `SCHEMA`, and a report of another schema does not parse.
@@ -194,6 +203,8 @@ impl LedgerReport {
             new_resident_pages: counts.pages,
             untracked_pages: counts.pages_untracked,
             accepts: counts.accepts,
+            heap_blocks: counts.heap_blocks,
+            heap_bytes: counts.heap_bytes,
         }
     }
 }
@@ -211,6 +222,16 @@ impl ReportCapabilities {
             notes.push(format!(
                 "the kernel does not walk this target's Python frames ({why}): sites come from stacks sampled while it grows"
             ));
+        }
+        match &snapshot.allocations {
+            Some(Ok(())) => notes.push(
+                "allocation tracking is on: rss_bytes sites are the live heap blocks (over 512 bytes) per allocating line; smaller objects live in CPython's arenas and are blamed by page faults"
+                    .to_string(),
+            ),
+            Some(Err(why)) => notes.push(format!(
+                "allocation tracking is off for this target ({why}): rss_bytes sites come from page faults"
+            )),
+            None => {}
         }
         ReportCapabilities {
             procfs: capabilities.procfs,

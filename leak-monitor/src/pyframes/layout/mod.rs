@@ -152,18 +152,20 @@ const V3_12: Layout = Layout {
 };
 
 /// Do the frame fields the kernel reads lie in one `FRAME_CHUNK`-byte window, as the kernel
-/// reads them?
+/// reads them (from the lowest field's offset rounded down to 8, pointers as aligned words)?
 pub fn fits_frame_chunk(kernel: &PyLayout) -> bool {
+    let pointers = [kernel.frame_code, kernel.frame_previous, kernel.frame_instr];
     let fields = [
         kernel.frame_code,
         kernel.frame_previous,
         kernel.frame_instr,
         kernel.frame_owner,
     ];
-    let low = fields.iter().min().copied().unwrap_or(0);
+    let low = fields.iter().min().copied().unwrap_or(0) & !7;
     let high = fields.iter().max().copied().unwrap_or(0);
     // Pointers are 8 bytes, so the highest 8-byte field must end inside the window too.
-    (high - low) as usize <= leak_monitor_common::FRAME_CHUNK - 8
+    pointers.iter().all(|p| p % 8 == 0)
+        && (high - low) as usize <= leak_monitor_common::FRAME_CHUNK - 8
 }
 
 /// The layout from a table, for the versions that have one.
