@@ -1,5 +1,6 @@
 //! `cargo xtask bench-peers`: what each monitor costs the same Python workloads, side by side
-//! in one run. leak-monitor (procfs only, and full: eBPF with the in-kernel frame walk) against
+//! in one run. leak-monitor (procfs only; full: eBPF with the in-kernel frame walk; full with
+//! allocation tracking) against
 //! py-spy record (non-blocking and blocking), memray attach, Austin's memory mode and BCC's
 //! memleak, each attached by PID to a fresh target per run.
 //!
@@ -9,7 +10,7 @@
 //! run's throughput over the unmonitored run's of the same round, the figure is the median of
 //! the rounds. The tool's own CPU seconds and peak RSS come from `wait4` on it (its reaped
 //! children included). A monitor that cannot install, start or keep running gets its reason
-//! instead of a figure. Then leak-monitor's two modes watch one slow leak together for
+//! instead of a figure. Then leak-monitor's modes watch one slow leak together for
 //! `--verdict-seconds` to time their verdicts. Prints the Markdown tables (also written to
 //! `--markdown`); asserts nothing.
 //!
@@ -94,6 +95,21 @@ const MONITORS: &[Monitor] = &[
             "run",
             "--pid",
             "{pid}",
+            "--duration",
+            "{secs}",
+            "--json",
+            "{dir}/r.json",
+        ],
+        detaches: false,
+    },
+    Monitor {
+        name: "leak-monitor, full + --track-allocations",
+        program: "leak-monitor",
+        args: &[
+            "run",
+            "--pid",
+            "{pid}",
+            "--track-allocations",
             "--duration",
             "{secs}",
             "--json",
@@ -478,9 +494,9 @@ struct Verdict {
     site: String,
 }
 
-/// Both leak-monitor modes watch one slow-leak target at once for `seconds`.
+/// Every leak-monitor mode watches one slow-leak target at once for `seconds`.
 fn time_to_verdict(env: &Env, seconds: u64) -> anyhow::Result<Vec<Verdict>> {
-    println!("time to verdict: both leak-monitor modes on one slow leak for {seconds} s");
+    println!("time to verdict: every leak-monitor mode on one slow leak for {seconds} s");
     let windows = (seconds + 15).to_string();
     let args = [
         "--windows",

@@ -127,7 +127,7 @@ pub(super) fn render(r: &Report) -> String {
     if !r.verdicts.is_empty() {
         line(String::new());
         line(format!(
-            "Time to verdict on the slow leak (both modes on one target, {} s):",
+            "Time to verdict on the slow leak (every leak-monitor mode on one target at once, {} s):",
             o.verdict_seconds
         ));
         line(String::new());
