@@ -31,7 +31,8 @@ pub mod names {
 /// Most processes followed at once (entries of the `TARGETS` map).
 pub const MAX_TARGETS: u32 = 4096;
 /// Pages a run of consecutive faults (see [`kind::PAGE_RUN`]) adds before it is sent, which
-/// bounds how many new pages user space may not know of yet: this many per CPU.
+/// bounds how many new pages user space may not know of yet: this many per run a CPU keeps
+/// (`RUN_SLOTS` in the kernel programs, 4).
 pub const MAX_RUN_PAGES: u32 = 32;
 /// Smallest heap block the allocation probes track. CPython serves objects up to 512 bytes from
 /// its own arenas (mmap'd, covered by the page faults); everything bigger is a malloc.
