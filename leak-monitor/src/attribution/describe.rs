@@ -5,10 +5,11 @@
 //! resource was created (a page faulted in at `payload = bytearray(...)`); the pattern and its fix
 //! are often where the object is kept (`LOG.append(payload)`). So the catalog's `locate` follows
 //! the value from the blamed line within its function, then from each outer frame's call line,
-//! and the first pattern found names the site. When none is found the blamed line is explained
-//! as it is. Files are read as the target sees them, through `/proc/PID/root`.
+//! and the first pattern found names the site. A sampled stack may find the thread resting
+//! (`time.sleep`) after the line that leaked: then the loop around the rest is searched. When
+//! none is found the blamed line is explained as it is. Files are read as the target sees them, through `/proc/PID/root`.
 
-use super::catalog::{explain, locate};
+use super::catalog::{explain, locate, locate_in_resting_loop};
 use super::frames::{blamed_index, origin, Origin};
 use super::source::read_target_source;
 use super::{Frame, LeakType, Site};
@@ -50,7 +51,9 @@ pub fn describe_site(pid: i32, site: &Site, resource: Resource) -> Description {
         let Ok(source) = read_target_source(pid, &frame.file) else {
             continue;
         };
-        if let Some(located) = locate(&source, frame.line, resource) {
+        let located = locate(&source, frame.line, resource)
+            .or_else(|| locate_in_resting_loop(&source, frame.line, resource));
+        if let Some(located) = located {
             return Description {
                 frame: Frame {
                     file: frame.file.clone(),

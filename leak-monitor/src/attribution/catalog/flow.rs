@@ -97,6 +97,45 @@ pub fn locate(source: &str, line: u32, resource: Resource) -> Option<Located> {
     None
 }
 
+/// Calls a thread rests in between the iterations of its loop.
+const RESTING: &[&str] = &[
+    "sleep", "wait", "wait_for", "join", "get", "select", "poll", "recv", "recvfrom", "accept",
+    "acquire",
+];
+
+/// A sampled stack often finds a thread resting (`time.sleep(...)`, `event.wait()`) rather
+/// than at the line that made the resource, which ran for microseconds just before. When the
+/// line is such a call inside a loop, the loop's own statements are judged in order, and the
+/// first strong hit whose type fits `resource` is the site. `None` for any other line.
+pub fn locate_in_resting_loop(source: &str, line: u32, resource: Resource) -> Option<Located> {
+    let tree = syntax::parse(source)?;
+    let resting = syntax::unit_at_line(&tree, source, line)?;
+    if !syntax::calls(resting, source)
+        .iter()
+        .any(|call| RESTING.contains(&call.method.as_str()))
+    {
+        return None;
+    }
+    let body = syntax::ancestors(resting)
+        .take_while(|n| !syntax::is_scope(*n))
+        .find(|n| matches!(n.kind(), "for_statement" | "while_statement"))?;
+    let cx = Cx {
+        source,
+        facts: Facts::collect(tree.root_node(), source),
+    };
+    own_descendants(body)
+        .into_iter()
+        .filter(|n| syntax::is_unit(*n) && *n != resting)
+        .find_map(|unit| {
+            let hit = strong_fit(&cx, unit, resource, Mode::Explain)?;
+            let line = syntax::line_of(unit);
+            Some(Located {
+                line,
+                explanation: explanation_of(source, line, hit),
+            })
+        })
+}
+
 /// The best hit at `unit` when it is strong and its type fits `resource`.
 fn strong_fit(cx: &Cx<'_>, unit: Node<'_>, resource: Resource, mode: Mode) -> Option<Hit> {
     ranked(patterns::check(cx, unit, mode), resource)

@@ -20,7 +20,7 @@ use patterns::{Cx, Hit, Mode};
 use std::collections::BTreeMap;
 
 pub use evidence::evidence;
-pub use flow::{locate, Located};
+pub use flow::{locate, locate_in_resting_loop, Located};
 
 /// Why a line leaks and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]

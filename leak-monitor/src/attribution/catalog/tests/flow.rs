@@ -215,3 +215,26 @@ fn broken_or_out_of_range_sources_never_panic() {
         }
     }
 }
+
+/// A worker sampled at its `sleep` is located at the statement of its loop that keeps the
+/// value; a sleep outside a loop, or a loop with nothing kept, is not located.
+#[test]
+fn a_thread_resting_in_its_loop_is_located_at_the_loop_statement_that_keeps_the_value() {
+    use crate::attribution::catalog::locate_in_resting_loop;
+    let source = include_str!("../../../../../tests/python/worker_thread_leak.py");
+    let leak = leak_line(source);
+    let sleep = nearest(source, "time.sleep(", leak, false);
+    let located = locate_in_resting_loop(source, sleep, Resource::RssBytes).expect("located");
+    assert_eq!(located.line, leak);
+    assert_eq!(located.explanation.leak_type, LeakType::UnboundedCollection);
+
+    let clean = "import time\n\ndef poll(q):\n    while True:\n        item = q.get()\n        print(item)\n        time.sleep(1)\n";
+    assert_eq!(locate_in_resting_loop(clean, 7, Resource::RssBytes), None);
+    let once = "import time\nLOG = []\n\ndef once():\n    LOG.append(1)\n    time.sleep(1)\n";
+    assert_eq!(locate_in_resting_loop(once, 6, Resource::RssBytes), None);
+    // Not a resting call: the caller keeps its own explanation.
+    assert_eq!(
+        locate_in_resting_loop(source, leak - 1, Resource::RssBytes),
+        None
+    );
+}
