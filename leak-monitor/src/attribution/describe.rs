@@ -98,11 +98,7 @@ mod tests {
     use std::io::Write;
 
     fn frame(file: &str, line: u32, function: &str) -> Frame {
-        Frame {
-            file: file.to_string(),
-            line,
-            function: function.to_string(),
-        }
+        Frame::new(file, line, function)
     }
 
     fn site(stack: Vec<Frame>) -> Site {

@@ -124,11 +124,7 @@ mod tests {
     use super::*;
 
     fn frame(file: &str, line: u32, function: &str) -> Frame {
-        Frame {
-            file: file.to_string(),
-            line,
-            function: function.to_string(),
-        }
+        Frame::new(file, line, function)
     }
 
     #[test]

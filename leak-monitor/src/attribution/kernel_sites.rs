@@ -216,11 +216,7 @@ mod tests {
     use super::*;
 
     fn frame(file: &str, line: u32) -> Frame {
-        Frame {
-            file: file.into(),
-            line,
-            function: "f".into(),
-        }
+        Frame::new(file, line, "f")
     }
 
     #[test]

@@ -65,6 +65,16 @@ pub struct Frame {
     pub function: String,
 }
 
+impl Frame {
+    pub fn new(file: &str, line: u32, function: &str) -> Frame {
+        Frame {
+            file: file.to_owned(),
+            line,
+            function: function.to_owned(),
+        }
+    }
+}
+
 /// Growth attributed to one source line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Site {

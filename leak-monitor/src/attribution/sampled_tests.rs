@@ -7,11 +7,7 @@ const APP: &str = "/srv/app/worker.py";
 const THREADING: &str = "/usr/lib/python3.11/threading.py";
 
 fn frame(file: &str, line: u32, function: &str) -> Frame {
-    Frame {
-        file: file.to_string(),
-        line,
-        function: function.to_string(),
-    }
+    Frame::new(file, line, function)
 }
 
 fn thread(tid: u32, running: bool, frames: Vec<Frame>, faults: u64) -> ThreadObservation {
