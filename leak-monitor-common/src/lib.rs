@@ -120,7 +120,8 @@ pub struct AllocKey {
     pub _pad: u32,
 }
 
-/// The run of consecutive page faults a CPU is extending (one per CPU, kernel side only).
+/// A run of consecutive page faults a CPU is extending (a few per CPU). User space only clears
+/// them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageRun {

@@ -1,11 +1,17 @@
-//! The target's slowdown under each monitoring mode, side by side in one run: unmonitored, the
-//! eBPF tracer following it (`Tracer::start` + `follow`, as `run`/`serve` do), and procfs-only
-//! sampling at 1 Hz (a `Sampler` ticking once per second). Two workloads from `tests/python/`:
-//! an fd churn loop (operations per second over fixed windows; goal: eBPF slowdown < 2%) and
-//! a 1 GiB memory touch, one page fault per 4 KiB page (seconds; goal: < 5%).
+//! The target's slowdown under each monitoring mode, side by side in one run: unmonitored;
+//! the monitor as `run` and `serve` follow a target by default (a `TargetMonitor` ticking at
+//! 1 Hz with eBPF tracing, its syscall and page-fault programs attached while the target grows:
+//! `--kernel-tracing on-growth`); the eBPF tracer attached throughout (`Tracer::start` +
+//! `follow`: `--kernel-tracing always`); that tracer attached for another process only (what
+//! it costs every process of the machine); and procfs-only sampling at 1 Hz (a `Sampler`). Two
+//! workloads from `tests/python/`: an fd churn loop (operations per second over fixed windows;
+//! goal: the default monitor's slowdown < 2%) and a 1 GiB memory touch, one page fault per 4 KiB
+//! page (seconds; goal: < 5%).
 //!
-//! Runs are interleaved in rounds (the order rotates each round) so machine noise hits every
-//! mode; each round gives one ratio per monitored mode, the median of the rounds is the figure.
+//! One workload process serves every measurement (each mode attaches to it, measures, and lets
+//! go), so the differences between processes stay out of the ratios. Runs are interleaved in
+//! rounds (the order rotates each round) so machine noise hits every mode; each round gives one
+//! ratio per monitored mode, the median of the rounds is the figure.
 //! Prints the events the tracer received and dropped, and says loudly when the ring buffer
 //! overflowed. Asserts nothing.
 //!
@@ -15,21 +21,36 @@
 mod support;
 
 use leak_monitor::capabilities::Privileges;
-use leak_monitor::events::{EventStats, Tracer};
+use leak_monitor::events::{Engagement, EventStats, GateStats, Tracer};
+use leak_monitor::monitor::{TargetMonitor, Tracing};
 use leak_monitor::sampling::Sampler;
+use leak_monitor::targets;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{median, workload, Python};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     Unmonitored,
+    /// The default monitor: `TargetMonitor` + tracing on growth.
+    Monitor,
+    /// The tracer attached throughout.
     Ebpf,
+    /// The tracer attached throughout, following no process: the workload is a bystander.
+    Bystander,
     Procfs,
 }
 
-const MODES: [Mode; 3] = [Mode::Unmonitored, Mode::Ebpf, Mode::Procfs];
+const MODES: [Mode; 5] = [
+    Mode::Unmonitored,
+    Mode::Monitor,
+    Mode::Ebpf,
+    Mode::Bystander,
+    Mode::Procfs,
+];
+const MONITORED: [Mode; 4] = [Mode::Monitor, Mode::Ebpf, Mode::Bystander, Mode::Procfs];
 
 /// One benchmark program and how to read its result.
 struct Workload {
@@ -64,6 +85,8 @@ struct Run {
     drainer_cpu: f64,
     /// eBPF runs: times the draining thread was woken during the run.
     drainer_wakeups: u64,
+    /// Monitor runs: how long the gated programs were attached.
+    gate: Option<GateStats>,
 }
 
 fn flag<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -122,14 +145,25 @@ fn main() {
 fn bench(w: &Workload, rounds: usize, ebpf: bool) {
     println!();
     println!("{} ({rounds} rounds, order rotating):", w.title);
+    let header: Vec<String> = MONITORED
+        .iter()
+        .map(|&mode| {
+            format!(
+                "{:>12} {:>7}",
+                format!("{} {}", short(mode), w.unit),
+                "ratio"
+            )
+        })
+        .collect();
     println!(
-        "  round  {:>12}  {:>12} {:>7}  {:>12} {:>7}",
+        "  round  {:>12}  {}",
         format!("none {}", w.unit),
-        format!("eBPF {}", w.unit),
-        "ratio",
-        format!("procfs {}", w.unit),
-        "ratio"
+        header.join("  ")
     );
+    let script = workload(w.script);
+    let mut args = vec![script.to_string_lossy().into_owned()];
+    args.extend(w.args.iter().cloned());
+    let mut python = Python::start(&args);
     let mut ratios: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut received: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut dropped: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -137,18 +171,24 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
     let mut ticks = 0;
     let mut drainer_cpu = 0.0;
     let mut drainer_wakeups = 0;
+    let mut engagements = 0;
+    let mut engaged_seconds = 0.0;
     for round in 0..rounds {
         let mut figures: BTreeMap<&str, f64> = BTreeMap::new();
         for k in 0..MODES.len() {
             let mode = MODES[(round + k) % MODES.len()];
-            if mode == Mode::Ebpf && !ebpf {
+            if matches!(mode, Mode::Ebpf | Mode::Monitor | Mode::Bystander) && !ebpf {
                 continue;
             }
-            let run = run_once(w, mode);
+            let run = run_once(&mut python, mode);
             figures.insert(name(mode), run.figure);
             ticks += run.ticks;
             drainer_cpu += run.drainer_cpu;
             drainer_wakeups += run.drainer_wakeups;
+            if let Some(gate) = run.gate {
+                engagements += gate.engagements;
+                engaged_seconds += gate.attached_seconds;
+            }
             if let Some(stats) = run.events {
                 for (kind, n) in &stats.received {
                     *received.entry(kind).or_default() += n;
@@ -172,20 +212,19 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
             }
             None => format!("{:>12} {:>7}", "-", "-"),
         };
-        let ebpf_cell = cell(Mode::Ebpf, &mut ratios);
-        let procfs_cell = cell(Mode::Procfs, &mut ratios);
-        println!(
-            "  {:>5}  {base:>12.3}  {ebpf_cell}  {procfs_cell}",
-            round + 1
-        );
+        let cells: Vec<String> = MONITORED
+            .iter()
+            .map(|&mode| cell(mode, &mut ratios))
+            .collect();
+        println!("  {:>5}  {base:>12.3}  {}", round + 1, cells.join("  "));
     }
-    for mode in [Mode::Ebpf, Mode::Procfs] {
+    for mode in MONITORED {
         let Some(r) = ratios.get(name(mode)) else {
             continue;
         };
         let ratio = median(r);
         let slowdown = (ratio - 1.0) * 100.0;
-        let goal = if mode == Mode::Ebpf {
+        let goal = if mode == Mode::Monitor {
             let meets = if slowdown < w.goal_percent {
                 "meets"
             } else {
@@ -201,6 +240,10 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
         );
     }
     if ebpf {
+        println!(
+            "  monitor: syscall and page-fault programs engaged {engagements} times, {engaged_seconds:.1} s \
+             in all (all monitor runs)"
+        );
         println!(
             "  events received by the tracer (all eBPF runs): {}",
             list(&received)
@@ -226,13 +269,24 @@ fn bench(w: &Workload, rounds: usize, ebpf: bool) {
         }
     }
     println!("  procfs ticks taken (all procfs runs): {ticks}");
+    python.wait();
 }
 
 fn name(mode: Mode) -> &'static str {
     match mode {
         Mode::Unmonitored => "none",
-        Mode::Ebpf => "eBPF",
+        Mode::Monitor => "monitor",
+        Mode::Ebpf => "always",
+        Mode::Bystander => "bystander",
         Mode::Procfs => "procfs 1 Hz",
+    }
+}
+
+/// Column headings.
+fn short(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Procfs => "procfs",
+        other => name(other),
     }
 }
 
@@ -244,12 +298,8 @@ fn list(counts: &BTreeMap<&'static str, u64>) -> String {
         .join(", ")
 }
 
-/// Starts the program, attaches the mode's monitor, lets it run, returns its figure.
-fn run_once(w: &Workload, mode: Mode) -> Run {
-    let script = workload(w.script);
-    let mut args = vec![script.to_string_lossy().into_owned()];
-    args.extend(w.args.iter().cloned());
-    let mut python = Python::start(&args);
+/// Attaches the mode's monitor to the waiting program, has it measure once, returns its figure.
+fn run_once(python: &mut Python, mode: Mode) -> Run {
     let pid = python.pid();
     let mut run = Run {
         figure: 0.0,
@@ -257,24 +307,61 @@ fn run_once(w: &Workload, mode: Mode) -> Run {
         ticks: 0,
         drainer_cpu: 0.0,
         drainer_wakeups: 0,
+        gate: None,
     };
     match mode {
         Mode::Unmonitored => {
-            run.figure = measure(&mut python);
-            python.wait();
+            run.figure = measure(python);
         }
-        Mode::Ebpf => {
+        Mode::Ebpf | Mode::Bystander => {
             let tracer = Tracer::start(Privileges::current()).expect("starting the tracer");
-            tracer.follow(pid).expect("following the target");
+            if mode == Mode::Ebpf {
+                tracer.follow(pid).expect("following the target");
+            }
             let (cpu0, wakeups0) = drainer_usage();
-            run.figure = measure(&mut python);
-            python.wait();
+            run.figure = measure(python);
             // Let the draining thread empty the ring buffer and read the drop counters.
             std::thread::sleep(Duration::from_millis(300));
             let (cpu1, wakeups1) = drainer_usage();
             run.drainer_cpu = cpu1 - cpu0;
             run.drainer_wakeups = wakeups1 - wakeups0;
             run.events = Some(tracer.stats());
+        }
+        Mode::Monitor => {
+            let tracing = Arc::new(
+                Tracing::start(Privileges::current(), false, Engagement::OnGrowth)
+                    .expect("starting the tracer"),
+            );
+            let info = targets::identify(pid, None).expect("identifying the target");
+            let mut monitor =
+                TargetMonitor::attach(info, Duration::from_secs(1)).expect("attaching a monitor");
+            monitor
+                .trace_with(Arc::clone(&tracing))
+                .expect("following the target");
+            let (stop, stopped) = mpsc::channel::<()>();
+            let ticking = std::thread::spawn(move || {
+                let mut next = Instant::now();
+                loop {
+                    next += Duration::from_secs(1);
+                    match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            let _ = monitor.tick(Instant::now());
+                        }
+                        _ => return monitor,
+                    }
+                }
+            });
+            let (cpu0, wakeups0) = drainer_usage();
+            run.figure = measure(python);
+            let _ = stop.send(());
+            let monitor = ticking.join().expect("monitor thread");
+            std::thread::sleep(Duration::from_millis(300));
+            let (cpu1, wakeups1) = drainer_usage();
+            run.drainer_cpu = cpu1 - cpu0;
+            run.drainer_wakeups = wakeups1 - wakeups0;
+            run.events = Some(tracing.tracer.stats());
+            run.gate = Some(tracing.tracer.gate_stats());
+            drop(monitor);
         }
         Mode::Procfs => {
             let (stop, stopped) = mpsc::channel::<()>();
@@ -293,10 +380,9 @@ fn run_once(w: &Workload, mode: Mode) -> Run {
                     }
                 }
             });
-            run.figure = measure(&mut python);
+            run.figure = measure(python);
             let _ = stop.send(());
             run.ticks = sampler.join().expect("sampler thread");
-            python.wait();
         }
     }
     run

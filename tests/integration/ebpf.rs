@@ -207,3 +207,84 @@ fn without_privileges_ebpf_is_off_with_the_reason_and_procfs_verdicts_remain() {
         "procfs alone still finds the fd leak: {fds}"
     );
 }
+
+/// The default engagement on the real kernel: a process churning fds engages nothing (no fd
+/// event at all), its leak engages the programs within seconds and the leaked fds are blamed
+/// on their line; released, the programs detach and the churn makes no events again.
+#[test]
+fn tracing_on_growth_ignores_churn_and_engages_for_a_leak() {
+    use leak_monitor::events::Engagement;
+    use leak_monitor::monitor::{TargetMonitor, Tracing};
+    use std::time::Instant;
+
+    let tracing = std::sync::Arc::new(
+        Tracing::start(Privileges::current(), false, Engagement::OnGrowth)
+            .unwrap_or_else(|err| panic!("the eBPF tests must run: {err}")),
+    );
+    let workload = Workload::start("fd_churn.py", &["--leak-after", "6"]);
+    let pid = workload.pid() as i32;
+    let info = leak_monitor::targets::identify(pid, None).unwrap();
+    let interval = Duration::from_millis(500);
+    let mut monitor = TargetMonitor::attach(info, interval).unwrap();
+    monitor.trace_with(std::sync::Arc::clone(&tracing)).unwrap();
+    let fd_events = || {
+        tracing
+            .tracer
+            .stats()
+            .received
+            .get("fd_open")
+            .copied()
+            .unwrap_or(0)
+    };
+    let tick_for = |monitor: &mut TargetMonitor, seconds: f64| {
+        let end = Instant::now() + Duration::from_secs_f64(seconds);
+        while Instant::now() < end {
+            std::thread::sleep(interval);
+            monitor.tick(Instant::now()).unwrap();
+        }
+    };
+
+    tick_for(&mut monitor, 4.0);
+    let gate = tracing.tracer.gate_stats();
+    assert_eq!(gate.engagements, 0, "churn engaged the tracer: {gate:?}");
+    assert_eq!(fd_events(), 0, "fd events while disengaged");
+
+    // The leak starts at 6 s: two rises a tick apart engage.
+    tick_for(&mut monitor, 6.0);
+    let gate = tracing.tracer.gate_stats();
+    assert!(gate.attached && gate.engagements == 1, "{gate:?}");
+    assert!(fd_events() > 1000, "the churn is traced once engaged");
+    let kept = wait_until(
+        Duration::from_secs(5),
+        "the leaked fds in the ledger",
+        || {
+            let live = tracing.tracer.live_by_site(pid)?;
+            let blamed: u64 = live.fds.values().sum();
+            (blamed >= 10).then_some(blamed)
+        },
+    );
+    let report = monitor.snapshot();
+    let fds = report
+        .resources
+        .iter()
+        .find(|r| r.resource == leak_monitor::resource::Resource::OpenFds)
+        .unwrap();
+    let top = fds.sites.first().expect("a site for the leaked fds");
+    assert!(
+        top.file.ends_with("fd_churn.py") && top.line == 17,
+        "top site {}:{} ({kept} fds blamed)",
+        top.file,
+        top.line
+    );
+
+    // Released (as when the monitor is dropped), the programs detach: the churn is silent again.
+    drop(monitor);
+    let gate = tracing.tracer.gate_stats();
+    assert!(!gate.attached, "{gate:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = fd_events();
+    tracing.tracer.follow(pid).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(fd_events(), before, "fd events after the programs detached");
+    tracing.tracer.unfollow(pid);
+}

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """fd churn benchmark: os.close(os.open(path, os.O_RDONLY)) as fast as one thread can.
 
-Prints READY, then waits for one line on stdin (the benchmark attaches its monitor in
-between), then runs --windows windows of --window seconds each (defaults 4 x 0.5 s) opening
-and closing --path (default: this file). Prints one line, `RESULT` followed by the operations
-per second of each window, and exits. No fd is kept: a steady process, all churn.
+Prints READY, then for each line read on stdin (the benchmark attaches its monitor in
+between) runs --windows windows of --window seconds each (defaults 4 x 0.5 s) opening and
+closing --path (default: this file), and prints one line, `RESULT` followed by the operations
+per second of each window. Exits at the end of stdin. No fd is kept: a steady process, all
+churn; measuring several monitors in one process keeps the differences between processes
+(placement, caches, address layout) out of their ratios.
 
     python3 tests/python/bench_fd_churn.py --windows 6 --window 1.0 < /dev/null
 """
@@ -35,10 +37,11 @@ def churn(path, seconds):
 
 def wait_for_go():
     """Reads one line of stdin, polling: a thread blocked in read() would never run the pending
-    calls through which a tool injects code (memray attach), so it could not attach."""
+    calls through which a tool injects code (memray attach), so it could not attach. False at
+    the end of stdin."""
     while not select.select([sys.stdin], [], [], 0.05)[0]:
         pass
-    sys.stdin.readline()
+    return sys.stdin.readline() != ""
 
 
 def main():
@@ -49,9 +52,9 @@ def main():
     args = parser.parse_args()
 
     print("READY", flush=True)
-    wait_for_go()
-    rates = [churn(args.path, args.window) for _ in range(args.windows)]
-    print("RESULT " + " ".join(f"{r:.1f}" for r in rates), flush=True)
+    while wait_for_go():
+        rates = [churn(args.path, args.window) for _ in range(args.windows)]
+        print("RESULT " + " ".join(f"{r:.1f}" for r in rates), flush=True)
 
 
 if __name__ == "__main__":

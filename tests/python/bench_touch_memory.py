@@ -2,9 +2,9 @@
 """Memory touch benchmark: maps --mib MiB (default 1024) of new anonymous memory and writes
 one byte per --stride bytes (default 4096, one per 4 KiB page), so every page is faulted in.
 
-Prints READY, then waits for one line on stdin (the benchmark attaches its monitor in
-between), then touches the memory and prints `RESULT` followed by the seconds the touching
-took, and exits. Transparent huge pages are refused with MADV_NOHUGEPAGE unless --hugepages
+Prints READY, then for each line read on stdin (the benchmark attaches its monitor in
+between) maps new memory, touches it, prints `RESULT` followed by the seconds the touching
+took, and unmaps it. Exits at the end of stdin. Transparent huge pages are refused with MADV_NOHUGEPAGE unless --hugepages
 is given, so the kernel takes one page fault per 4 KiB page (the worst case for a tracer that
 sees each fault).
 
@@ -28,7 +28,12 @@ def main():
 
     size = args.mib << 20
     print("READY", flush=True)
-    sys.stdin.readline()
+    while sys.stdin.readline():
+        print(f"RESULT {touch(size, args):.6f}", flush=True)
+
+
+def touch(size, args):
+    """Seconds to fault in `size` bytes of new memory."""
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if not args.hugepages and hasattr(mmap, "MADV_NOHUGEPAGE"):
         memory.madvise(mmap.MADV_NOHUGEPAGE)
@@ -36,8 +41,8 @@ def main():
     for offset in range(0, size, args.stride):
         memory[offset] = 1
     seconds = time.perf_counter() - start
-    print(f"RESULT {seconds:.6f}", flush=True)
     memory.close()
+    return seconds
 
 
 if __name__ == "__main__":

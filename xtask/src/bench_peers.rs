@@ -1,6 +1,6 @@
 //! `cargo xtask bench-peers`: what each monitor costs the same Python workloads, side by side
-//! in one run. leak-monitor (procfs only; full: eBPF with the in-kernel frame walk; full with
-//! allocation tracking) against
+//! in one run. leak-monitor (procfs only; full: eBPF with the in-kernel frame walk, on growth and
+//! always; full with allocation tracking) against
 //! py-spy record (non-blocking and blocking), memray attach, Austin's memory mode and BCC's
 //! memleak, each attached by PID to a fresh target per run.
 //!
@@ -89,12 +89,28 @@ const MONITORS: &[Monitor] = &[
         detaches: false,
     },
     Monitor {
-        name: "leak-monitor, full (eBPF + kernel frame walk)",
+        name: "leak-monitor, full (eBPF on growth + kernel frame walk)",
         program: "leak-monitor",
         args: &[
             "run",
             "--pid",
             "{pid}",
+            "--duration",
+            "{secs}",
+            "--json",
+            "{dir}/r.json",
+        ],
+        detaches: false,
+    },
+    Monitor {
+        name: "leak-monitor, full, --kernel-tracing always",
+        program: "leak-monitor",
+        args: &[
+            "run",
+            "--pid",
+            "{pid}",
+            "--kernel-tracing",
+            "always",
             "--duration",
             "{secs}",
             "--json",

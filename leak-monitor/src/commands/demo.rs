@@ -10,6 +10,7 @@ use super::view::follow_live;
 use super::UsageError;
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::{DemoArgs, SamplingArgs, TracingMode};
+use crate::events::Engagement;
 use crate::monitor::TargetMonitor;
 use crate::outputs::metrics::Metrics;
 use crate::outputs::report::{render_markdown, Report};
@@ -50,7 +51,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         TargetMonitor::attach(info, interval).context("attaching to the demo workload")?;
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(&mut capabilities, TracingMode::Events);
+    let tracer = tracing::start(
+        &mut capabilities,
+        TracingMode::Events,
+        Engagement::default(),
+    );
     tracing::follow_all(
         tracer.as_ref(),
         std::slice::from_mut(&mut monitor),

@@ -35,7 +35,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut monitors = attach_pids(&args.pids, interval)?;
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(&mut capabilities, args.sampling.tracing());
+    let tracer = tracing::start(
+        &mut capabilities,
+        args.sampling.tracing(),
+        args.sampling.engagement(),
+    );
     tracing::follow_all(tracer.as_ref(), &mut monitors, &mut capabilities);
     capabilities.announce();
     for monitor in &monitors {

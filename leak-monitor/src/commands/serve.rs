@@ -34,7 +34,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut initial = attach_pids(&config.pids, config.interval)?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(&mut capabilities, config.tracing);
+    let tracer = tracing::start(&mut capabilities, config.tracing, config.engagement);
     tracing::follow_all(tracer.as_ref(), &mut initial, &mut capabilities);
     capabilities.announce();
 

@@ -4,6 +4,7 @@
 
 use super::UsageError;
 use crate::cli::{SamplingArgs, ServeArgs, TracingMode};
+use crate::events::Engagement;
 use crate::targets::Selector;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// interval_ms = 1000
 /// ebpf = true                 # false: as --no-ebpf
 /// track_allocations = false   # true: as --track-allocations
+/// kernel_tracing = "on-growth"  # or "always": as --kernel-tracing
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,7 @@ struct ConfigFile {
     ebpf: Option<bool>,
     #[serde(default)]
     track_allocations: bool,
+    kernel_tracing: Option<Engagement>,
 }
 
 /// Resolved daemon options.
@@ -50,6 +53,7 @@ pub struct ServeConfig {
     pub report_dir: Option<PathBuf>,
     pub interval: Duration,
     pub tracing: TracingMode,
+    pub engagement: Engagement,
 }
 
 impl ServeConfig {
@@ -136,6 +140,11 @@ impl ServeConfig {
                 .map(Duration::from_millis)
                 .unwrap_or(SamplingArgs::DEFAULT_INTERVAL),
             tracing,
+            engagement: args
+                .sampling
+                .kernel_tracing
+                .or(file.kernel_tracing)
+                .unwrap_or_default(),
         })
     }
 }
@@ -250,6 +259,20 @@ mod tests {
             mode("pids = [1]\nebpf = false\n", &["--track-allocations"]),
             TracingMode::EventsAndAllocations
         );
+        let engagement = |text: &str, flags: &[&str]| resolve(text, flags).unwrap().engagement;
+        assert_eq!(engagement("pids = [1]\n", &[]), Engagement::OnGrowth);
+        assert_eq!(
+            engagement("pids = [1]\nkernel_tracing = \"always\"\n", &[]),
+            Engagement::Always
+        );
+        assert_eq!(
+            engagement(
+                "pids = [1]\nkernel_tracing = \"always\"\n",
+                &["--kernel-tracing", "on-growth"]
+            ),
+            Engagement::OnGrowth
+        );
+        assert!(resolve("pids = [1]\nkernel_tracing = \"sometimes\"\n", &[]).is_err());
         let err = resolve("pids = [1]\nebpf = false\ntrack_allocations = true\n", &[]).unwrap_err();
         assert!(err.0.contains("key `track_allocations`"), "{}", err.0);
     }

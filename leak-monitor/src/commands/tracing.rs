@@ -4,7 +4,7 @@
 
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::TracingMode;
-use crate::events::EventStats;
+use crate::events::{Engagement, EventStats};
 use crate::monitor::{TargetMonitor, Tracing};
 use crate::outputs::metrics::Metrics;
 use std::collections::BTreeMap;
@@ -23,13 +23,17 @@ const EVENT_KINDS: [&str; 8] = [
 ];
 
 /// Starts the tracer unless `--no-ebpf` said not to, recording the outcome in `capabilities`.
-pub fn start(capabilities: &mut Capabilities, mode: TracingMode) -> Option<Arc<Tracing>> {
+pub fn start(
+    capabilities: &mut Capabilities,
+    mode: TracingMode,
+    engagement: Engagement,
+) -> Option<Arc<Tracing>> {
     if mode == TracingMode::Off {
         capabilities.set_tracing(Err("switched off with --no-ebpf".to_string()));
         return None;
     }
     let allocations = mode == TracingMode::EventsAndAllocations;
-    match Tracing::start(Privileges::current(), allocations) {
+    match Tracing::start(Privileges::current(), allocations, engagement) {
         Ok(tracer) => {
             capabilities.set_tracing(Ok(()));
             Some(Arc::new(tracer))
@@ -58,7 +62,8 @@ pub fn follow_all(
     }
 }
 
-/// Pushes the tracer's event counts into the metrics as deltas since the last call.
+/// Pushes the tracer's event counts into the metrics as deltas since the last call, and whether
+/// its gated programs are attached.
 #[derive(Default)]
 pub struct EventCounters {
     last: EventStats,
@@ -76,6 +81,7 @@ impl EventCounters {
         let Some(tracer) = tracer else {
             return;
         };
+        metrics.set_kernel_tracing(tracer.tracer.gate_stats().attached);
         let now = tracer.tracer.stats();
         for (kind, delta) in deltas(&now.received, &self.last.received) {
             metrics.add_events(kind, delta);

@@ -18,7 +18,11 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(&mut capabilities, args.sampling.tracing());
+    let tracer = tracing::start(
+        &mut capabilities,
+        args.sampling.tracing(),
+        args.sampling.engagement(),
+    );
     tracing::follow_all(
         tracer.as_ref(),
         std::slice::from_mut(&mut monitor),

@@ -9,26 +9,33 @@
 use super::allocations::AllocationProbes;
 pub use super::allocations::AllocationsError;
 use super::event::{self, metric_kind, TraceEvent, Traced};
+use super::gate::{Engagement, Gate, GateStats};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
 use super::pymaps::PyMaps;
 use super::reconcile;
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use aya::programs::raw_trace_point::RawTracePointLinkId;
 use aya::programs::RawTracePoint;
+use aya::util::nr_cpus;
 use aya::{Ebpf, EbpfLoader};
-use leak_monitor_common::{counter, kind, names};
+use leak_monitor_common::{counter, kind, names, PageRun};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The programs and the tracepoints they attach to.
-const PROGRAMS: [(&str, &str); 4] = [
-    (names::SYS_EXIT, "sys_exit"),
-    (names::PAGE_FAULT_USER, "page_fault_user"),
+/// The programs attached from start to end, and the tracepoints they attach to.
+const ALWAYS_ATTACHED: [(&str, &str); 2] = [
     (names::PROCESS_EXIT, "sched_process_exit"),
     (names::PROCESS_EXEC, "sched_process_exec"),
+];
+
+/// The programs attached as the `Gate` says (see `gate` for why).
+const GATED: [(&str, &str); 2] = [
+    (names::SYS_EXIT, "sys_exit"),
+    (names::PAGE_FAULT_USER, "page_fault_user"),
 ];
 
 /// How long the draining thread sleeps in poll(2) between drains. The kernel wakes it early only
@@ -87,14 +94,33 @@ pub struct Tracer {
     drain: Option<JoinHandle<()>>,
     /// Allocator probes per process with allocation tracking on.
     allocations: Mutex<HashMap<u32, AllocationProbes>>,
+    gated: Mutex<GatedPrograms>,
     // Keeps the programs loaded and attached; dropped last.
     ebpf: Mutex<Ebpf>,
 }
 
+/// The gate and the links of the gated programs while they are attached.
+struct GatedPrograms {
+    gate: Gate,
+    links: Vec<(&'static str, RawTracePointLinkId)>,
+    /// The page runs each CPU was extending; cleared before the programs attach again, so a
+    /// run from before cannot add pages to the fresh page ledgers.
+    runs: Option<PerCpuArray<MapData, PageRun>>,
+}
+
 impl Tracer {
-    /// Loads and attaches everything. Fails with the reason when this machine or this process
-    /// cannot trace.
+    /// Loads and attaches everything, for good (`Engagement::Always`). Fails with the reason
+    /// when this machine or this process cannot trace.
     pub fn start(privileges: crate::capabilities::Privileges) -> Result<Tracer, TracerError> {
+        Tracer::start_with(privileges, Engagement::Always)
+    }
+
+    /// Loads every program and attaches them, then detaches the gated ones again unless the
+    /// policy is `Always` (so a kernel that refuses them fails here, not at the first growth).
+    pub fn start_with(
+        privileges: crate::capabilities::Privileges,
+        policy: Engagement,
+    ) -> Result<Tracer, TracerError> {
         if !cfg!(target_arch = "x86_64") {
             return Err(TracerError::UnsupportedArch);
         }
@@ -108,19 +134,21 @@ impl Tracer {
             .btf(None)
             .load(super::OBJECT)
             .map_err(|e| load("loading the object", &e))?;
-        for (name, tracepoint) in PROGRAMS {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| {
-                    TracerError::Load(format!("program {name} missing from the object"))
-                })?
-                .try_into()
+        for (name, _) in ALWAYS_ATTACHED.iter().chain(&GATED) {
+            raw_tracepoint(&mut ebpf, name)?
+                .load()
                 .map_err(|e| load(name, &e))?;
-            program.load().map_err(|e| load(name, &e))?;
-            program
+        }
+        for (name, tracepoint) in ALWAYS_ATTACHED {
+            raw_tracepoint(&mut ebpf, name)?
                 .attach(tracepoint)
                 .map_err(|e| load(&format!("attaching {tracepoint}"), &e))?;
         }
+        let mut gated = GatedPrograms {
+            gate: Gate::new(policy),
+            links: attach_gated(&mut ebpf)?,
+            runs: None,
+        };
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| TracerError::Load(format!("map {name} missing from the object")))
@@ -139,6 +167,14 @@ impl Tracer {
         let py_maps = py_threads
             .zip(py_layout)
             .map(|(threads, layouts)| PyMaps::new(threads, layouts));
+        gated.runs = ebpf
+            .take_map(names::PAGE_RUNS)
+            .and_then(|m| PerCpuArray::try_from(m).ok());
+        match policy {
+            Engagement::Always => gated.gate.record(true, Instant::now()),
+            // Attached only to see that the kernel takes them.
+            Engagement::OnGrowth => gated.detach_links(&mut ebpf),
+        }
 
         let shared = Arc::new(Shared::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -157,8 +193,51 @@ impl Tracer {
             stop,
             drain: Some(drain),
             allocations: Mutex::new(HashMap::new()),
+            gated: Mutex::new(gated),
             ebpf: Mutex::new(ebpf),
         })
+    }
+
+    /// A followed process grew: the gated programs stay attached until `until` at least
+    /// (attached now if they were not). Their first attach after a pause re-reads the ledgers.
+    pub fn engage(&self, pid: i32, until: Instant) -> Result<(), TracerError> {
+        let Ok(tgid) = u32::try_from(pid) else {
+            return Ok(());
+        };
+        let mut gated = lock(&self.gated);
+        gated.gate.engage(tgid, until);
+        self.settle_locked(&mut gated, Instant::now())
+    }
+
+    /// Attaches or detaches the gated programs as the gate wants at `now`; the monitors call it
+    /// at each tick.
+    pub fn settle(&self, now: Instant) -> Result<(), TracerError> {
+        self.settle_locked(&mut lock(&self.gated), now)
+    }
+
+    fn settle_locked(&self, gated: &mut GatedPrograms, now: Instant) -> Result<(), TracerError> {
+        gated.gate.expire(now);
+        match (gated.gate.wanted(now), gated.gate.attached()) {
+            (true, false) => {
+                gated.clear_runs();
+                gated.links = attach_gated(&mut lock(&self.ebpf))?;
+                gated.gate.record(true, now);
+                // What came and went while detached: procfs has the fds and threads; the pages
+                // given back were not seen, so the page ledgers start over.
+                for (tgid, ledger) in lock(&self.shared.ledgers).iter_mut() {
+                    resync(*tgid, ledger);
+                    ledger.pages.clear();
+                }
+            }
+            (false, true) => gated.detach(&mut lock(&self.ebpf), now),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The gate's policy and how long the gated programs were attached.
+    pub fn gate_stats(&self) -> GateStats {
+        lock(&self.gated).gate.stats(Instant::now())
     }
 
     /// The kernel's Python frame-walk maps (`crate::pyframes::PyFrames` fills them).
@@ -216,6 +295,12 @@ impl Tracer {
         }
         // Absent already (the kernel never had it) is fine.
         let _ = lock(&self.targets).remove(&tgid);
+        {
+            let mut gated = lock(&self.gated);
+            gated.gate.release(tgid);
+            // Detaching cannot fail; attaching is not wanted with one hold fewer.
+            let _ = self.settle_locked(&mut gated, Instant::now());
+        }
         lock(&self.shared.ledgers).remove(&tgid);
         if let Some(resolver) = lock(&self.shared.resolver).as_mut() {
             resolver.forget(tgid);
@@ -240,6 +325,67 @@ impl Tracer {
 
     pub fn stats(&self) -> EventStats {
         lock(&self.shared.stats).clone()
+    }
+}
+
+/// A loaded program of the object, as a raw tracepoint.
+fn raw_tracepoint<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<&'a mut RawTracePoint, TracerError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| TracerError::Load(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e| TracerError::Load(format!("{name}: {e}")))
+}
+
+fn attach_gated(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, RawTracePointLinkId)>, TracerError> {
+    let mut links = Vec::with_capacity(GATED.len());
+    for (name, tracepoint) in GATED {
+        let attached = raw_tracepoint(ebpf, name)?.attach(tracepoint);
+        match attached {
+            Ok(link) => links.push((name, link)),
+            Err(err) => {
+                // All or none.
+                for (name, link) in links {
+                    if let Ok(program) = raw_tracepoint(ebpf, name) {
+                        let _ = program.detach(link);
+                    }
+                }
+                return Err(TracerError::Load(format!("attaching {tracepoint}: {err}")));
+            }
+        }
+    }
+    Ok(links)
+}
+
+impl GatedPrograms {
+    fn detach(&mut self, ebpf: &mut Ebpf, now: Instant) {
+        self.detach_links(ebpf);
+        self.gate.record(false, now);
+    }
+
+    fn detach_links(&mut self, ebpf: &mut Ebpf) {
+        for (name, link) in self.links.drain(..) {
+            if let Ok(program) = raw_tracepoint(ebpf, name) {
+                // Fails only for a link already gone.
+                let _ = program.detach(link);
+            }
+        }
+    }
+
+    fn clear_runs(&mut self) {
+        let Some(runs) = self.runs.as_mut() else {
+            return;
+        };
+        let Ok(cpus) = nr_cpus() else {
+            return;
+        };
+        for slot in 0..runs.len() {
+            if let Ok(values) = PerCpuValues::try_from(vec![PageRun::default(); cpus]) {
+                let _ = runs.set(slot, values, 0);
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::attribution::Site;
 use crate::detection::Trend;
-use crate::events::LedgerCounts;
+use crate::events::{GateStats, LedgerCounts};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
@@ -41,6 +41,9 @@ pub struct TargetSnapshot {
     /// `--track-allocations`: `Ok` when the allocator probes are attached, else why not;
     /// `None` when not asked for.
     pub allocations: Option<Result<(), String>>,
+    /// When tracing is on: how much the kernel's syscall and page-fault programs were attached,
+    /// and why they could not be attached at this target's growth, if they could not.
+    pub kernel_tracing: Option<(GateStats, Option<String>)>,
     /// Whether Python stacks are read for this target, and why not.
     pub stacks: StacksStatus,
 }

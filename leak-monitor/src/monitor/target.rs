@@ -2,13 +2,14 @@
 //! whose stacks can be read) growth attributed to source lines by the stack probe, armed when a
 //! resource sets a new high or spikes.
 
+use super::rises::{Rise, Rises};
 use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 use super::tracing::Tracing;
 use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
-use crate::events::{LiveBySite, TracerError};
+use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::pyframes::PyFrames;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
@@ -79,6 +80,9 @@ pub struct TargetMonitor {
     stack_retry: Option<(Instant, u32)>,
     /// Site descriptions read once (they read source files).
     descriptions: Mutex<Descriptions>,
+    /// Why the tracer's gated programs could not be attached at this target's growth (said
+    /// once on stderr).
+    engage_failed: Option<String>,
 }
 
 impl TargetMonitor {
@@ -131,6 +135,7 @@ impl TargetMonitor {
             stacks,
             probe,
             descriptions: Mutex::new(HashMap::new()),
+            engage_failed: None,
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -224,9 +229,11 @@ impl TargetMonitor {
         }
         let t = now.duration_since(self.started).as_secs_f64();
         let mut grew = false;
+        let mut rise = Rise::None;
         for tracked in &mut self.trackers {
             let resource = tracked.resource;
             let value = sample.value(resource);
+            rise = rise.max(tracked.rises.observe(value, now));
             grew |= tracked.high.is_some_and(|high| value > high);
             tracked.high = Some(tracked.high.map_or(value, |high| high.max(value)));
             if let Some(spike) = tracked.tracker.push(t, value) {
@@ -240,6 +247,7 @@ impl TargetMonitor {
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
         self.retry_stacks(now);
+        self.gate_tracing(rise, now);
         if grew {
             if let Some(probe) = &self.probe {
                 let armed_for = (self.interval * ARM_TICKS).max(Duration::from_secs(1));
@@ -250,6 +258,33 @@ impl TargetMonitor {
         self.last_sample_at = Some(now);
         self.samples += 1;
         Ok(())
+    }
+
+    /// Engages the tracer's gated programs at sustained growth (and keeps them engaged at any
+    /// rise while they are), and lets them go when no target's hold lasts.
+    fn gate_tracing(&mut self, rise: Rise, now: Instant) {
+        let Some(tracing) = &self.tracing else {
+            return;
+        };
+        let engage = match rise {
+            Rise::None => false,
+            Rise::Lone => tracing.tracer.gate_stats().attached,
+            Rise::Sustained => true,
+        };
+        let settled = if engage {
+            tracing.tracer.engage(self.info.id.pid, now + HOLD)
+        } else {
+            tracing.tracer.settle(now)
+        };
+        if let Err(err) = settled {
+            if self.engage_failed.is_none() {
+                eprintln!(
+                    "leak-monitor: pid {}: {err}; its new fds, threads and pages are not traced",
+                    self.info.id.pid
+                );
+            }
+            self.engage_failed = Some(err.to_string());
+        }
     }
 
     /// Tries the stack reader again when its last attempt may have caught the target too early.
@@ -355,6 +390,10 @@ impl TargetMonitor {
                 .and_then(|t| t.tracer.counts(self.info.id.pid)),
             kernel_frames_off: self.frames_off.clone(),
             allocations: self.allocations.clone(),
+            kernel_tracing: self
+                .tracing
+                .as_ref()
+                .map(|t| (t.tracer.gate_stats(), self.engage_failed.clone())),
             stacks: self.stacks.clone(),
         }
     }
@@ -515,6 +554,8 @@ struct ResourceTracker {
     computed_at: Option<Instant>,
     /// The highest value seen: a new high arms the stack probe.
     high: Option<f64>,
+    /// Rises that engage the kernel tracer.
+    rises: Rises,
     /// When the verdict became `leak` (and has stayed so since).
     leak_since: Option<Instant>,
 }
@@ -527,6 +568,7 @@ impl ResourceTracker {
             trend: Trend::UNKNOWN,
             computed_at: None,
             high: None,
+            rises: Rises::new(resource),
             leak_since: None,
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::attribution::kernel_sites::{KernelSites, KernelSitesHandle};
 use crate::capabilities::Privileges;
-use crate::events::{Tracer, TracerError};
+use crate::events::{Engagement, Tracer, TracerError};
 
 pub struct Tracing {
     pub tracer: Tracer,
@@ -15,8 +15,12 @@ pub struct Tracing {
 
 impl Tracing {
     /// Loads and attaches the kernel programs, with the kernel-frames resolver installed.
-    pub fn start(privileges: Privileges, allocations: bool) -> Result<Tracing, TracerError> {
-        let tracer = Tracer::start(privileges)?;
+    pub fn start(
+        privileges: Privileges,
+        allocations: bool,
+        engagement: Engagement,
+    ) -> Result<Tracing, TracerError> {
+        let tracer = Tracer::start_with(privileges, engagement)?;
         let (resolver, sites) = KernelSites::new();
         tracer.set_resolver(Box::new(resolver));
         Ok(Tracing {

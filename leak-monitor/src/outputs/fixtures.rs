@@ -144,6 +144,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         ledgers: None,
         kernel_frames_off: None,
         allocations: None,
+        kernel_tracing: None,
         stacks: StacksStatus::On,
     }
 }
@@ -175,6 +176,7 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         ledgers: None,
         kernel_frames_off: None,
         allocations: None,
+        kernel_tracing: None,
         stacks: StacksStatus::NotPython,
     }
 }

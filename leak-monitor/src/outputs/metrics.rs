@@ -22,6 +22,7 @@ pub struct Metrics {
     registry: Registry,
     per_target: PerTargetCollector,
     targets: IntGauge,
+    kernel_tracing: IntGauge,
     events: IntCounterVec,
     dropped: IntCounterVec,
 }
@@ -35,6 +36,11 @@ impl Metrics {
         let targets = IntGauge::new(
             "leak_monitor_targets",
             "Number of processes leak-monitor currently follows.",
+        )?;
+        let kernel_tracing = IntGauge::new(
+            "leak_monitor_kernel_tracing_engaged",
+            "1 while the kernel traces the targets' fds, threads and pages (with --kernel-tracing \
+             on-growth: while one grows), else 0.",
         )?;
         let events = IntCounterVec::new(
             Opts::new(
@@ -52,6 +58,7 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(targets.clone()))?;
+        registry.register(Box::new(kernel_tracing.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
 
@@ -59,6 +66,7 @@ impl Metrics {
             registry,
             per_target,
             targets,
+            kernel_tracing,
             events,
             dropped,
         })
@@ -82,6 +90,10 @@ impl Metrics {
     pub fn declare_event_kind(&self, kind: &str) {
         add(&self.events, kind, 0);
         add(&self.dropped, kind, 0);
+    }
+
+    pub fn set_kernel_tracing(&self, engaged: bool) {
+        self.kernel_tracing.set(i64::from(engaged));
     }
 
     pub fn add_events(&self, kind: &str, count: u64) {

@@ -5,7 +5,7 @@
 use crate::attribution::{LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
-use crate::events::LedgerCounts;
+use crate::events::{Engagement, GateStats, LedgerCounts};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::resource::Resource;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -233,12 +233,40 @@ impl ReportCapabilities {
             )),
             None => {}
         }
+        if let Some(note) = snapshot
+            .kernel_tracing
+            .as_ref()
+            .and_then(kernel_tracing_note)
+        {
+            notes.push(note);
+        }
         ReportCapabilities {
             procfs: capabilities.procfs,
             ebpf: capabilities.ebpf,
             python_stacks: *stacks == StacksStatus::On,
             notes,
         }
+    }
+}
+
+/// What the gated kernel programs traced, unless they were attached throughout.
+fn kernel_tracing_note((stats, failed): &(GateStats, Option<String>)) -> Option<String> {
+    if let Some(why) = failed {
+        return Some(format!(
+            "the kernel could not trace this target's growth ({why}): its fds, threads and pages created since are pre-existing"
+        ));
+    }
+    match (stats.policy, stats.engagements) {
+        (Engagement::Always, _) => None,
+        (Engagement::OnGrowth, 0) => Some(
+            "no growth engaged the kernel's fd, thread and page tracing (--kernel-tracing on-growth): the ledgers hold what procfs listed"
+                .to_string(),
+        ),
+        (Engagement::OnGrowth, times) => Some(format!(
+            "the kernel traced fds, threads and pages while growth lasted (--kernel-tracing on-growth): engaged {times} time{}, {:.0} s in all; what was created before is pre-existing",
+            if times == 1 { "" } else { "s" },
+            stats.attached_seconds
+        )),
     }
 }
 
