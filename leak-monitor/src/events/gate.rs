@@ -10,9 +10,12 @@
 //! calls `engage` at its new highs), and detached once none has for `HOLD`. Thread exits and
 //! execs stay traced all the time: they are rare and their programs cost nothing between them.
 //!
-//! What the ledgers miss while detached is read back from procfs when the programs attach
-//! again: fds and threads created meanwhile are pre-existing, and the page ledger starts over
-//! (the pages given back meanwhile were not seen).
+//! What the ledgers miss while detached is read back from procfs: at each tick whose sample
+//! disagrees with the fd or thread ledger (so a blamed fd closed meanwhile does not stay
+//! blamed), and when the programs attach again; fds and threads created meanwhile are
+//! pre-existing. The page ledger keeps its pages while detached (what a leak that stopped made
+//! resident stays blamed on its line) and starts over at the next attach, since the pages given
+//! back meanwhile were not seen.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -235,6 +235,23 @@ impl Tracer {
         Ok(())
     }
 
+    /// While the gated programs are detached the ledgers see no fd or thread come or go: the
+    /// monitor passes the counts of its latest sample, and a ledger that disagrees is re-read
+    /// from procfs (so a blamed fd closed meanwhile is not kept alive).
+    pub fn resync_if_drifted(&self, pid: i32, fds: u64, threads: u64) {
+        let Ok(tgid) = u32::try_from(pid) else {
+            return;
+        };
+        if lock(&self.gated).gate.attached() {
+            return;
+        }
+        if let Some(ledger) = lock(&self.shared.ledgers).get_mut(&tgid) {
+            if ledger.fds.len() as u64 != fds || ledger.threads.len() as u64 != threads {
+                resync(tgid, ledger);
+            }
+        }
+    }
+
     /// The gate's policy and how long the gated programs were attached.
     pub fn gate_stats(&self) -> GateStats {
         lock(&self.gated).gate.stats(Instant::now())

@@ -247,7 +247,7 @@ impl TargetMonitor {
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
         self.retry_stacks(now);
-        self.gate_tracing(rise, now);
+        self.gate_tracing(rise, now, &sample);
         if grew {
             if let Some(probe) = &self.probe {
                 let armed_for = (self.interval * ARM_TICKS).max(Duration::from_secs(1));
@@ -262,10 +262,15 @@ impl TargetMonitor {
 
     /// Engages the tracer's gated programs at sustained growth (and keeps them engaged at any
     /// rise while they are), and lets them go when no target's hold lasts.
-    fn gate_tracing(&mut self, rise: Rise, now: Instant) {
+    fn gate_tracing(&mut self, rise: Rise, now: Instant, sample: &Sample) {
         let Some(tracing) = &self.tracing else {
             return;
         };
+        tracing.tracer.resync_if_drifted(
+            self.info.id.pid,
+            sample.fds.total(),
+            u64::from(sample.threads),
+        );
         let engage = match rise {
             Rise::None => false,
             Rise::Lone => tracing.tracer.gate_stats().attached,
