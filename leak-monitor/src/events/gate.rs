@@ -27,11 +27,11 @@ pub const HOLD: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Engagement {
-    /// While a followed process grows, and `HOLD` after (the default).
+    /// While a followed process grows, and for a minute after (the default).
     #[default]
     OnGrowth,
-    /// From start to end: every fd, thread and page is traced from the first moment, at the
-    /// cost of the syscall slow path for the whole machine.
+    /// From start to end: every fd, thread and page is traced, at the cost of the syscall slow
+    /// path for the whole machine.
     Always,
 }
 

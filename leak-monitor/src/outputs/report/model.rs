@@ -548,4 +548,28 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn kernel_tracing_is_noted_unless_it_ran_throughout() {
+        let stats = |policy, engagements, attached_seconds| GateStats {
+            policy,
+            attached: false,
+            engagements,
+            attached_seconds,
+        };
+        assert_eq!(
+            kernel_tracing_note(&(stats(Engagement::Always, 1, 30.0), None)),
+            None
+        );
+        let idle = kernel_tracing_note(&(stats(Engagement::OnGrowth, 0, 0.0), None)).unwrap();
+        assert!(idle.contains("no growth engaged"), "{idle}");
+        let twice = kernel_tracing_note(&(stats(Engagement::OnGrowth, 2, 41.4), None)).unwrap();
+        assert!(twice.contains("engaged 2 times, 41 s"), "{twice}");
+        let failed = kernel_tracing_note(&(
+            stats(Engagement::OnGrowth, 0, 0.0),
+            Some("the kernel refused".into()),
+        ))
+        .unwrap();
+        assert!(failed.contains("could not trace") && failed.contains("refused"), "{failed}");
+    }
 }
