@@ -1,10 +1,10 @@
 //! When the costly kernel programs are attached.
 //!
 //! Any program on the syscall exit path, even one that returns at once, puts every task of the
-//! machine on the kernel's slow syscall path: measured here, an open/close loop ran 5% slower
-//! with a do-nothing program on one syscall's tracepoint and 10% slower with one on `sys_exit`
-//! (`python3 tests/python/bench_fd_churn.py` with and without, in alternating windows; fentry,
-//! which would hook `fd_install` alone, is refused by this kernel). A process that is not
+//! machine on the kernel's slow syscall path: measured here, an open/close loop ran ~6% slower
+//! with a do-nothing program on the tracepoint of a syscall it never makes, ~9% with one on
+//! `sys_exit`, ~14% with the tgid looked up in a hash map (`tests/python/syscall_floor.py`;
+//! fentry, which would hook `fd_install` alone, is refused by this kernel). A process that is not
 //! growing gains nothing from it: its fds and pages come and go. So by default the `sys_exit`
 //! and page-fault programs are attached only while some followed process grows (the monitor
 //! calls `engage` at its new highs), and detached once none has for `HOLD`. Thread exits and

@@ -266,11 +266,9 @@ impl TargetMonitor {
         let Some(tracing) = &self.tracing else {
             return;
         };
-        tracing.tracer.resync_if_drifted(
-            self.info.id.pid,
-            sample.fds.total(),
-            u64::from(sample.threads),
-        );
+        tracing
+            .tracer
+            .resync_if_drifted(self.info.id.pid, sample.fds.total(), sample.threads);
         let engage = match rise {
             Rise::None => false,
             Rise::Lone => tracing.tracer.gate_stats().attached,

@@ -570,6 +570,9 @@ mod tests {
             Some("the kernel refused".into()),
         ))
         .unwrap();
-        assert!(failed.contains("could not trace") && failed.contains("refused"), "{failed}");
+        assert!(
+            failed.contains("could not trace") && failed.contains("refused"),
+            "{failed}"
+        );
     }
 }
