@@ -6,8 +6,8 @@
 
 use crate::scrape::{self, Series};
 use crate::support::{
-    cpu_heavy_slot, free_local_addr, http_get, leak_monitor, promtool_check_metrics, read_json,
-    resource, run_json_report, wait_until, LeakMonitor, Workload,
+    cpu_heavy_slot, http_get, leak_monitor, promtool_check_metrics, read_json, resource,
+    run_json_report, serve, wait_until, LeakMonitor, Workload,
 };
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -15,7 +15,6 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-const STARTUP: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(60);
 
 /// `python3 -c CODE MARKER`: an inline workload whose command line carries `marker`.
@@ -31,22 +30,6 @@ fn marker(test: &str) -> (String, String) {
     let marker = format!("faults.{test}.{}", std::process::id());
     let pattern = marker.replace('.', r"\.");
     (marker, pattern)
-}
-
-fn serve(extra: &[&str]) -> (LeakMonitor, SocketAddr) {
-    let addr = free_local_addr();
-    let mut args = vec!["serve".to_owned(), "--listen".to_owned(), addr.to_string()];
-    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-    let mut daemon = LeakMonitor::spawn(&args);
-    wait_until(STARTUP, "/healthz to answer 200", || {
-        assert!(
-            !daemon.has_exited(),
-            "serve exited:\n{}",
-            daemon.output_so_far()
-        );
-        matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
-    });
-    (daemon, addr)
 }
 
 fn scrape(addr: SocketAddr) -> Vec<Series> {

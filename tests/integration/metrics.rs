@@ -3,15 +3,12 @@
 //! processes picked up by `--match`, and reports written into `--report-dir`.
 
 use crate::scrape::{self, Series};
-use crate::support::{
-    free_local_addr, http_get, promtool_check_metrics, wait_until, LeakMonitor, Workload,
-};
+use crate::support::{http_get, promtool_check_metrics, serve, wait_until, Workload};
 use std::fs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Generous bounds for a loaded machine; the checks inside are about content, not speed.
-const STARTUP: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(60);
 
 /// The per-process gauges every followed process has from its first samples on.
@@ -25,22 +22,6 @@ const PER_PROCESS: [&str; 8] = [
     "leak_monitor_leak_suspected",
     "leak_monitor_leak_confidence",
 ];
-
-fn serve(extra: &[&str]) -> (LeakMonitor, SocketAddr) {
-    let addr = free_local_addr();
-    let mut args = vec!["serve".to_owned(), "--listen".to_owned(), addr.to_string()];
-    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-    let mut daemon = LeakMonitor::spawn(&args);
-    wait_until(STARTUP, "/healthz to answer 200", || {
-        assert!(
-            !daemon.has_exited(),
-            "serve exited:\n{}",
-            daemon.output_so_far()
-        );
-        matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
-    });
-    (daemon, addr)
-}
 
 /// One scrape of /metrics, which must answer 200.
 fn scrape(addr: SocketAddr) -> (String, Vec<Series>) {

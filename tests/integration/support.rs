@@ -386,3 +386,23 @@ pub fn promtool_check_metrics(scrape: &str) -> (bool, String) {
     printed.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status.success(), printed)
 }
+
+/// How long `serve` may take to answer /healthz on a loaded machine.
+const SERVE_STARTUP: Duration = Duration::from_secs(30);
+
+/// Starts `leak-monitor serve --listen <a free port> EXTRA...` and waits until /healthz answers.
+pub fn serve(extra: &[&str]) -> (LeakMonitor, SocketAddr) {
+    let addr = free_local_addr();
+    let mut args = vec!["serve".to_owned(), "--listen".to_owned(), addr.to_string()];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let mut daemon = LeakMonitor::spawn(&args);
+    wait_until(SERVE_STARTUP, "/healthz to answer 200", || {
+        assert!(
+            !daemon.has_exited(),
+            "serve exited:\n{}",
+            daemon.output_so_far()
+        );
+        matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
+    });
+    (daemon, addr)
+}

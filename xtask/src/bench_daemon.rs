@@ -3,22 +3,11 @@
 //!
 //! The per-target sampling cost is measured by `cargo bench -p leak-monitor --bench sampling`.
 
+use crate::children::{cpu_seconds, die_with_parent, status_field, Reaped};
+use crate::workspace_root;
 use anyhow::{bail, Context};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A guard that kills the children it holds.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// What one daemon measurement found.
 pub struct DaemonFigures {
@@ -78,9 +67,9 @@ pub fn measure(targets: usize, seconds: u64) -> anyhow::Result<DaemonFigures> {
     let binary = workspace_root().join("target/release/leak-monitor");
     // A marker in the command line that only these processes have, for --match.
     let marker = format!("leak_monitor_bench_{}", std::process::id());
-    let mut idle = Children(Vec::with_capacity(targets));
+    let mut idle = Vec::with_capacity(targets);
     for _ in 0..targets {
-        idle.0.push(
+        idle.push(Reaped(
             die_with_parent(Command::new("python3").args([
                 "-c",
                 "import time\nwhile True: time.sleep(60)",
@@ -89,18 +78,20 @@ pub fn measure(targets: usize, seconds: u64) -> anyhow::Result<DaemonFigures> {
             .stdin(Stdio::null())
             .spawn()
             .context("starting python3")?,
-        );
+        ));
     }
-    let mut daemon = Children(vec![die_with_parent(&mut Command::new(&binary))
-        .args(["serve", "--match", &marker, "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting leak-monitor serve")?]);
-    let pid = daemon.0[0].id();
+    let mut daemon = Reaped(
+        die_with_parent(&mut Command::new(&binary))
+            .args(["serve", "--match", &marker, "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting leak-monitor serve")?,
+    );
+    let pid = daemon.0.id();
     // Let it discover everything and fill its series before measuring.
     std::thread::sleep(Duration::from_secs(5));
-    if let Ok(Some(status)) = daemon.0[0].try_wait() {
+    if let Ok(Some(status)) = daemon.0.try_wait() {
         bail!("leak-monitor serve exited early ({status})");
     }
     let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
@@ -119,52 +110,4 @@ pub fn measure(targets: usize, seconds: u64) -> anyhow::Result<DaemonFigures> {
         cpu_percent: 100.0 * (cpu1 - cpu0) / elapsed,
         fds,
     })
-}
-
-/// Has the kernel SIGKILL the child when this task dies, so an interrupted bench (Ctrl-C, a
-/// kill) leaves no Python processes or daemon behind; the `Children` guard covers errors.
-pub(crate) fn die_with_parent(command: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
-}
-
-pub(crate) fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|f| f.parse::<f64>().ok())
-        .context("utime")?
-        + fields
-            .get(12)
-            .and_then(|f| f.parse::<f64>().ok())
-            .context("stime")?;
-    // USER_HZ, the unit of /proc/PID/stat times, is 100 on every Linux ABI.
-    Ok(ticks / 100.0)
-}
-
-fn status_field(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{field} not in /proc/{pid}/status"))
 }

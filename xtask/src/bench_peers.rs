@@ -24,8 +24,8 @@ mod processes;
 use markdown::{load_average, render, Report};
 use processes::{Target, Tool};
 
-use crate::bench_daemon::workspace_root;
 use crate::setup::{have, is_root};
+use crate::workspace_root;
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -16,7 +16,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub const OBJECT: &str = "leak-monitor/src/events/leak-monitor.bpf.o";
 
 pub fn run(check: bool) -> anyhow::Result<()> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     ensure_toolchain()?;
     let target_dir = if check {
         std::env::temp_dir().join("leak-monitor-ebpf-check")
@@ -45,13 +45,6 @@ pub fn run(check: bool) -> anyhow::Result<()> {
         eprintln!("xtask: wrote {OBJECT}");
     }
     Ok(())
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn build(root: &Path, target_dir: &Path) -> anyhow::Result<PathBuf> {

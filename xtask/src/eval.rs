@@ -84,7 +84,7 @@ impl Outcome {
 }
 
 pub fn run(filter: Option<&str>, parallel: usize) -> anyhow::Result<()> {
-    let root = super::ebpf::workspace_root();
+    let root = crate::workspace_root();
     build(&root)?;
     let text = std::fs::read_to_string(root.join("tests/corpus/cases.toml"))
         .context("reading tests/corpus/cases.toml")?;

@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use std::process::Command;
 
 pub fn run(seconds: u64) -> anyhow::Result<()> {
-    let fuzz_dir = crate::bench_daemon::workspace_root().join("fuzz");
+    let fuzz_dir = crate::workspace_root().join("fuzz");
     ensure_cargo_fuzz()?;
     let output = Command::new("cargo")
         .args(["+nightly", "fuzz", "list"])

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_daemon;
 mod bench_peers;
+mod children;
 mod ebpf;
 mod eval;
 mod fuzz;
@@ -98,4 +99,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace's root folder (xtask's parent).
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
 }

@@ -7,10 +7,11 @@
 //! second half (after warm-up). A daemon that leaks itself shows a positive second-half slope.
 //! Not part of the test suite.
 
+use crate::children::{status_field, Reaped};
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often the daemon is sampled.
@@ -34,16 +35,6 @@ const WORKLOADS: [(&str, &str); 4] = [
     ),
     ("steady", "import time\nwhile True:\n    time.sleep(1)"),
 ];
-
-/// Kills and reaps what it holds when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A matching worker and when it is to be killed.
 struct Worker {
@@ -70,7 +61,7 @@ pub fn run(minutes: f64) -> anyhow::Result<()> {
     if !status.success() {
         bail!("build failed");
     }
-    let binary = crate::bench_daemon::workspace_root().join("target/release/leak-monitor");
+    let binary = crate::workspace_root().join("target/release/leak-monitor");
     let marker = format!("leak_monitor_soak_{}", std::process::id());
     let log_path = std::env::temp_dir().join(format!("{marker}.log"));
     let log = std::fs::File::create(&log_path)
@@ -129,7 +120,7 @@ pub fn run(minutes: f64) -> anyhow::Result<()> {
             }
             let point = Point {
                 minutes: now.duration_since(started).as_secs_f64() / 60.0,
-                rss_bytes: status_kib(pid, "VmRSS:")? as f64 * 1024.0,
+                rss_bytes: status_field(pid, "VmRSS:")? as f64 * 1024.0,
                 fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as f64,
             };
             println!(
@@ -243,16 +234,6 @@ fn daemon_exited(pid: u32) -> bool {
                 .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
         })
         .unwrap_or(true)
-}
-
-fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{field} not in /proc/{pid}/status"))
 }
 
 /// A small deterministic generator for worker kinds and lifetimes (no dependency needed).

@@ -51,15 +51,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         TargetMonitor::attach(info, interval).context("attaching to the demo workload")?;
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(
+    let tracer = tracing::start_following(
         &mut capabilities,
         TracingMode::Events,
         Engagement::default(),
-    );
-    tracing::follow_all(
-        tracer.as_ref(),
         std::slice::from_mut(&mut monitor),
-        &mut capabilities,
     );
     capabilities.announce();
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);

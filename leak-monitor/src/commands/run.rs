@@ -35,12 +35,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut monitors = attach_pids(&args.pids, interval)?;
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(
+    // Kept for the run: dropping it detaches the programs.
+    let _tracer = tracing::start_following(
         &mut capabilities,
         args.sampling.tracing(),
         args.sampling.engagement(),
+        &mut monitors,
     );
-    tracing::follow_all(tracer.as_ref(), &mut monitors, &mut capabilities);
     capabilities.announce();
     for monitor in &monitors {
         if let StacksStatus::Off(why) = monitor.stacks_status() {

@@ -34,8 +34,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut initial = attach_pids(&config.pids, config.interval)?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(&mut capabilities, config.tracing, config.engagement);
-    tracing::follow_all(tracer.as_ref(), &mut initial, &mut capabilities);
+    let tracer = tracing::start_following(
+        &mut capabilities,
+        config.tracing,
+        config.engagement,
+        &mut initial,
+    );
     capabilities.announce();
 
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);

@@ -22,8 +22,20 @@ const EVENT_KINDS: [&str; 8] = [
     "unmap",
 ];
 
-/// Starts the tracer unless `--no-ebpf` said not to, recording the outcome in `capabilities`.
-pub fn start(
+/// Starts the tracer unless `--no-ebpf` said not to, and follows each monitor's process with it;
+/// the outcome goes in `capabilities`.
+pub fn start_following(
+    capabilities: &mut Capabilities,
+    mode: TracingMode,
+    engagement: Engagement,
+    monitors: &mut [TargetMonitor],
+) -> Option<Arc<Tracing>> {
+    let tracer = start(capabilities, mode, engagement);
+    follow_all(tracer.as_ref(), monitors, capabilities);
+    tracer
+}
+
+fn start(
     capabilities: &mut Capabilities,
     mode: TracingMode,
     engagement: Engagement,
@@ -47,7 +59,7 @@ pub fn start(
 
 /// Follows each monitor's process in the kernel. A process the tracer cannot follow keeps its
 /// procfs monitoring; the note says so.
-pub fn follow_all(
+fn follow_all(
     tracer: Option<&Arc<Tracing>>,
     monitors: &mut [TargetMonitor],
     capabilities: &mut Capabilities,

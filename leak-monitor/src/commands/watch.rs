@@ -18,15 +18,12 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start(
+    // Kept for the session: dropping it detaches the programs.
+    let _tracer = tracing::start_following(
         &mut capabilities,
         args.sampling.tracing(),
         args.sampling.engagement(),
-    );
-    tracing::follow_all(
-        tracer.as_ref(),
         std::slice::from_mut(&mut monitor),
-        &mut capabilities,
     );
     let mut capabilities = capabilities.for_target(monitor.info());
     capabilities.announce();

@@ -219,14 +219,18 @@ impl Tracer {
         gated.gate.expire(now);
         match (gated.gate.wanted(now), gated.gate.attached()) {
             (true, false) => {
+                // The pages given back while detached were not seen: the page ledgers start
+                // over, before the first new fault can arrive.
                 gated.clear_runs();
+                for ledger in lock(&self.shared.ledgers).values_mut() {
+                    ledger.pages.clear();
+                }
                 gated.links = attach_gated(&mut lock(&self.ebpf))?;
                 gated.gate.record(true, now);
-                // What came and went while detached: procfs has the fds and threads; the pages
-                // given back were not seen, so the page ledgers start over.
+                // The fds and threads that came and went meanwhile: procfs has them, read after
+                // the attach (as in `follow`) so none created in between is missed.
                 for (tgid, ledger) in lock(&self.shared.ledgers).iter_mut() {
                     resync(*tgid, ledger);
-                    ledger.pages.clear();
                 }
             }
             (false, true) => gated.detach(&mut lock(&self.ebpf), now),

@@ -2,7 +2,7 @@
 //! monitor (started, reaped with `wait4` for its CPU and peak RSS, stopped like Ctrl-C).
 
 use super::{Env, Monitor, Throughput, ToolCost};
-use crate::bench_daemon::{cpu_seconds, die_with_parent};
+use crate::children::{cpu_seconds, die_with_parent};
 use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
