@@ -60,7 +60,7 @@ pub struct SamplingArgs {
     #[arg(long, conflicts_with = "no_ebpf")]
     pub track_allocations: bool,
     /// When the kernel traces fds, threads and pages. `on-growth`: while a target grows (two
-    /// new highs within a minute) and for a minute after, so a steady process pays nothing and
+    /// new highs within a minute, or a trend of growing or leak) and for a minute after, so a steady process pays nothing and
     /// what existed before is pre-existing. `always`: from the first moment; every syscall on
     /// the machine then takes the kernel's slow path (an open/close loop ran about 1.3x slower
     /// on our machines) [default: on-growth].

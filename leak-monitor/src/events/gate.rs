@@ -7,7 +7,8 @@
 //! fentry, which would hook `fd_install` alone, is refused by this kernel). A process that is not
 //! growing gains nothing from it: its fds and pages come and go. So by default the `sys_exit`
 //! and page-fault programs are attached only while some followed process grows (the monitor
-//! calls `engage` at its new highs), and detached once none has for `HOLD`. Thread exits and
+//! calls `engage` at its repeated new highs and while its trend says growing or leak), and
+//! detached once none has for `HOLD`. Thread exits and
 //! execs stay traced all the time: they are rare and their programs cost nothing between them.
 //!
 //! What the ledgers miss while detached is read back from procfs: at each tick whose sample

@@ -23,6 +23,21 @@ pub enum Rise {
     Sustained,
 }
 
+impl Rise {
+    /// Whether this tick engages the kernel tracer: at a sustained rise; at any rise while the
+    /// tracer is attached (it stays so); and at every tick while a trend is `growing` or `leak`
+    /// (`suspected`), since a slow leak's rises can be minutes apart and each must find the
+    /// programs attached to be traced.
+    pub fn engages(self, suspected: bool, attached: impl FnOnce() -> bool) -> bool {
+        suspected
+            || match self {
+                Rise::None => false,
+                Rise::Lone => attached(),
+                Rise::Sustained => true,
+            }
+    }
+}
+
 /// One resource's rises.
 #[derive(Debug)]
 pub struct Rises {
@@ -102,6 +117,15 @@ mod tests {
             seen,
             [Rise::None, Rise::Lone, Rise::Sustained, Rise::Sustained]
         );
+    }
+
+    #[test]
+    fn engagement_needs_sustained_rises_or_a_growing_trend() {
+        assert!(!Rise::None.engages(false, || true));
+        assert!(!Rise::Lone.engages(false, || false));
+        assert!(Rise::Lone.engages(false, || true));
+        assert!(Rise::Sustained.engages(false, || false));
+        assert!(Rise::None.engages(true, || false));
     }
 
     #[test]

@@ -260,8 +260,8 @@ impl TargetMonitor {
         Ok(())
     }
 
-    /// Engages the tracer's gated programs at sustained growth (and keeps them engaged at any
-    /// rise while they are), and lets them go when no target's hold lasts.
+    /// Engages the tracer's gated programs as `Rise::engages` says, and lets them go when no
+    /// target's hold lasts.
     fn gate_tracing(&mut self, rise: Rise, now: Instant, sample: &Sample) {
         let Some(tracing) = &self.tracing else {
             return;
@@ -269,11 +269,11 @@ impl TargetMonitor {
         tracing
             .tracer
             .resync_if_drifted(self.info.id.pid, sample.fds.total(), sample.threads);
-        let engage = match rise {
-            Rise::None => false,
-            Rise::Lone => tracing.tracer.gate_stats().attached,
-            Rise::Sustained => true,
-        };
+        let suspected = self
+            .trackers
+            .iter()
+            .any(|t| t.trend.verdict != Verdict::Stable);
+        let engage = rise.engages(suspected, || tracing.tracer.gate_stats().attached);
         let settled = if engage {
             tracing.tracer.engage(self.info.id.pid, now + HOLD)
         } else {
