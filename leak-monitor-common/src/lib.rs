@@ -28,8 +28,11 @@ pub mod names {
     pub const FREE_ENTER: &str = "free_enter";
 }
 
-/// Most processes followed at once (entries of the `TARGETS` map).
+/// Most processes whose Python frames are walked at once (entries of `PY_LAYOUT`).
 pub const MAX_TARGETS: u32 = 4096;
+/// Words of the `TARGETS` bitmap, one bit per tgid: 2^22 bits, the kernel's highest
+/// `pid_max` (`PID_MAX_LIMIT` on 64-bit), in 512 KiB.
+pub const TARGET_WORDS: u32 = 1 << 16;
 /// Pages a run of consecutive faults (see [`kind::PAGE_RUN`]) adds before it is sent, which
 /// bounds how many new pages user space may not know of yet: this many per run a CPU keeps
 /// (`RUN_SLOTS` in the kernel programs, 4).

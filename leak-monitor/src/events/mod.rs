@@ -12,6 +12,7 @@ mod gate;
 pub mod ledger;
 mod pymaps;
 mod reconcile;
+mod target_bits;
 mod tracer;
 
 pub use gate::{Engagement, GateStats, HOLD};

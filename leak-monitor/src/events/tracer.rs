@@ -1,5 +1,5 @@
 //! The kernel side, from user space: loads the committed eBPF object, attaches its raw
-//! tracepoints, keeps the `TARGETS` map in step with the followed processes, and drains the ring
+//! tracepoints, keeps the `TARGETS` bitmap in step with the followed processes, and drains the ring
 //! buffer on its own thread into the per-process ledgers.
 //!
 //! The draining thread is the only writer of the ledgers; the monitor reads counts and per-site
@@ -13,7 +13,8 @@ use super::gate::{Engagement, Gate, GateStats};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
 use super::pymaps::PyMaps;
 use super::reconcile;
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use super::target_bits::TargetBits;
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use aya::programs::raw_trace_point::RawTracePointLinkId;
 use aya::programs::RawTracePoint;
 use aya::util::nr_cpus;
@@ -87,7 +88,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Loaded and attached programs, and the thread that drains their events.
 pub struct Tracer {
     shared: Arc<Shared>,
-    targets: Mutex<BpfHashMap<MapData, u32, u32>>,
+    targets: Mutex<TargetBits>,
     /// The frame-walk maps; `None` for an object built without them.
     py_maps: Option<PyMaps>,
     stop: Arc<AtomicBool>,
@@ -153,8 +154,9 @@ impl Tracer {
             ebpf.take_map(name)
                 .ok_or_else(|| TracerError::Load(format!("map {name} missing from the object")))
         };
-        let targets =
-            BpfHashMap::try_from(take(names::TARGETS)?).map_err(|e| load("TARGETS", &e))?;
+        let targets = TargetBits::new(
+            Array::try_from(take(names::TARGETS)?).map_err(|e| load("TARGETS", &e))?,
+        );
         let ring = RingBuf::try_from(take(names::EVENTS)?).map_err(|e| load("EVENTS", &e))?;
         let counters =
             PerCpuArray::try_from(take(names::COUNTERS)?).map_err(|e| load("COUNTERS", &e))?;
@@ -279,11 +281,8 @@ impl Tracer {
             why: "not a valid pid".into(),
         })?;
         lock(&self.targets)
-            .insert(tgid, 1, 0)
-            .map_err(|e| TracerError::Follow {
-                pid,
-                why: e.to_string(),
-            })?;
+            .set(tgid)
+            .map_err(|why| TracerError::Follow { pid, why })?;
         let listed = reconcile::list(pid);
         let mut ledgers = lock(&self.shared.ledgers);
         let ledger = ledgers.entry(tgid).or_default();
@@ -314,8 +313,7 @@ impl Tracer {
         if let Some(probes) = lock(&self.allocations).remove(&tgid) {
             probes.detach(&mut lock(&self.ebpf));
         }
-        // Absent already (the kernel never had it) is fine.
-        let _ = lock(&self.targets).remove(&tgid);
+        lock(&self.targets).clear(tgid);
         {
             let mut gated = lock(&self.gated);
             gated.gate.release(tgid);
