@@ -318,13 +318,7 @@ fn run_once(python: &mut Python, mode: Mode) -> Run {
             if mode == Mode::Ebpf {
                 tracer.follow(pid).expect("following the target");
             }
-            let (cpu0, wakeups0) = drainer_usage();
-            run.figure = measure(python);
-            // Let the draining thread empty the ring buffer and read the drop counters.
-            std::thread::sleep(Duration::from_millis(300));
-            let (cpu1, wakeups1) = drainer_usage();
-            run.drainer_cpu = cpu1 - cpu0;
-            run.drainer_wakeups = wakeups1 - wakeups0;
+            with_drainer_usage(&mut run, || measure(python));
             run.events = Some(tracer.stats());
         }
         Mode::Monitor => {
@@ -338,54 +332,67 @@ fn run_once(python: &mut Python, mode: Mode) -> Run {
             monitor
                 .trace_with(Arc::clone(&tracing))
                 .expect("following the target");
-            let (stop, stopped) = mpsc::channel::<()>();
-            let ticking = std::thread::spawn(move || {
-                let mut next = Instant::now();
-                loop {
-                    next += Duration::from_secs(1);
-                    match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                        Err(RecvTimeoutError::Timeout) => {
-                            let _ = monitor.tick(Instant::now());
-                        }
-                        _ => return monitor,
-                    }
-                }
+            let ticking = EverySecond::start(monitor, |monitor| {
+                let _ = monitor.tick(Instant::now());
             });
-            let (cpu0, wakeups0) = drainer_usage();
-            run.figure = measure(python);
-            let _ = stop.send(());
-            let monitor = ticking.join().expect("monitor thread");
-            std::thread::sleep(Duration::from_millis(300));
-            let (cpu1, wakeups1) = drainer_usage();
-            run.drainer_cpu = cpu1 - cpu0;
-            run.drainer_wakeups = wakeups1 - wakeups0;
+            with_drainer_usage(&mut run, || measure(python));
+            drop(ticking.stop());
             run.events = Some(tracing.tracer.stats());
             run.gate = Some(tracing.tracer.gate_stats());
-            drop(monitor);
         }
         Mode::Procfs => {
-            let (stop, stopped) = mpsc::channel::<()>();
-            let sampler = std::thread::spawn(move || {
-                let mut sampler = Sampler::attach(pid).expect("attaching a Sampler");
-                let mut ticks = 0u32;
-                let mut next = Instant::now();
-                loop {
-                    if sampler.sample().is_ok() {
-                        ticks += 1;
-                    }
-                    next += Duration::from_secs(1);
-                    match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        _ => return ticks,
-                    }
+            let sampler = Sampler::attach(pid).expect("attaching a Sampler");
+            let ticking = EverySecond::start((sampler, 0u32), |(sampler, ticks)| {
+                if sampler.sample().is_ok() {
+                    *ticks += 1;
                 }
             });
             run.figure = measure(python);
-            let _ = stop.send(());
-            run.ticks = sampler.join().expect("sampler thread");
+            run.ticks = ticking.stop().1;
         }
     }
     run
+}
+
+/// Runs `figure` and records in `run` the CPU and wake-ups of the tracer's draining thread meanwhile
+/// (with a pause after, for it to empty the ring buffer and read the drop counters).
+fn with_drainer_usage(run: &mut Run, figure: impl FnOnce() -> f64) {
+    let (cpu0, wakeups0) = drainer_usage();
+    run.figure = figure();
+    std::thread::sleep(Duration::from_millis(300));
+    let (cpu1, wakeups1) = drainer_usage();
+    run.drainer_cpu = cpu1 - cpu0;
+    run.drainer_wakeups = wakeups1 - wakeups0;
+}
+
+/// A thread calling `tick` on its state once a second, as a monitor ticks, until stopped.
+struct EverySecond<T> {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> EverySecond<T> {
+    fn start(mut state: T, mut tick: impl FnMut(&mut T) + Send + 'static) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                tick(&mut state);
+                next += Duration::from_secs(1);
+                match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    _ => return state,
+                }
+            }
+        });
+        EverySecond { stop, thread }
+    }
+
+    /// Stops the thread and gives the state back.
+    fn stop(self) -> T {
+        let _ = self.stop.send(());
+        self.thread.join().expect("ticking thread")
+    }
 }
 
 /// The tracer's draining thread so far: CPU seconds used and times it went to sleep (each
