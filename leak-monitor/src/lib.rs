@@ -16,6 +16,7 @@ pub mod humanize;
 pub mod monitor;
 pub mod outputs;
 pub mod pyframes;
+pub mod pyheap;
 pub mod resource;
 pub mod sampling;
 pub mod targets;

@@ -198,22 +198,26 @@ fn section_lengths(minor: u8) -> Option<[usize; 5]> {
 
 const COOKIE: &[u8; 8] = b"xdebugpy";
 
-/// Decodes `_Py_DebugOffsets` (CPython 3.13, 3.14) from the first bytes of `_PyRuntime`.
-pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
-    let word = |index: usize| -> Result<u64, FramesError> {
-        bytes
-            .get(index * 8..index * 8 + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-            .ok_or(FramesError::DebugOffsets("truncated"))
-    };
+/// The leading sections of `_Py_DebugOffsets`, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugSection {
+    Runtime = 0,
+    Interpreter = 1,
+    Thread = 2,
+    Frame = 3,
+    Code = 4,
+}
+
+/// The version and the word index where each leading section starts, checked against the
+/// cookie and the free-threaded flag.
+fn debug_sections(bytes: &[u8]) -> Result<(u8, u8, [usize; 5]), FramesError> {
     if bytes.get(..8) != Some(&COOKIE[..]) {
         return Err(FramesError::DebugOffsets("no xdebugpy cookie"));
     }
-    let version = word(1)?;
+    let version = debug_word(bytes, 1)?;
     let major = ((version >> 24) & 0xFF) as u8;
     let minor = ((version >> 16) & 0xFF) as u8;
-    if word(2)? != 0 {
+    if debug_word(bytes, 2)? != 0 {
         return Err(FramesError::Unsupported(format!(
             "{major}.{minor} free-threaded build"
         )));
@@ -227,6 +231,28 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
         *start = at;
         at += len;
     }
+    Ok((major, minor, starts))
+}
+
+fn debug_word(bytes: &[u8], index: usize) -> Result<u64, FramesError> {
+    bytes
+        .get(index * 8..index * 8 + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or(FramesError::DebugOffsets("truncated"))
+}
+
+/// One field of `_Py_DebugOffsets` (read from the start of `_PyRuntime`): the `index`-th
+/// `u64` of `section`, whose field 0 is its struct's size.
+pub fn debug_offset(bytes: &[u8], section: DebugSection, index: usize) -> Result<u64, FramesError> {
+    let (_, _, starts) = debug_sections(bytes)?;
+    debug_word(bytes, starts[section as usize] + index)
+}
+
+/// Decodes `_Py_DebugOffsets` (CPython 3.13, 3.14) from the first bytes of `_PyRuntime`.
+pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
+    let word = |index: usize| debug_word(bytes, index);
+    let (major, minor, starts) = debug_sections(bytes)?;
     let [runtime, interp, thread, frame, code] = starts;
     let field = |section: usize, index: usize| word(section + index);
     let small = |value: u64| -> Result<u32, FramesError> {

@@ -1,0 +1,250 @@
+//! One census: every object on the interpreter's GC generation lists, counted by type, and
+//! the containers among them with their lengths. The lists are found from `_PyRuntime`:
+//! interpreters -> `gc` -> three `gc_generation` heads (3.11-3.13's `generations[3]`, 3.14's
+//! `young` and `old[2]`), recognised by their shape (each head's neighbours point back at it),
+//! so a field added before them in a patch release moves nothing. The target runs on while we
+//! read: a list that changes under us ends that list's walk early (the census is marked
+//! partial), and every walk is bounded in objects and time.
+
+use super::layout::{shared::*, HeapLayout};
+use super::objects::{container_len, Kind, Types};
+use super::reader::{ReadStats, Reader};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Bounds of one census.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    pub max_objects: u64,
+    pub max_time: Duration,
+    /// Containers shorter than this are counted but not tracked across censuses.
+    pub min_tracked_len: u64,
+    /// The most containers tracked (the longest are kept).
+    pub max_tracked: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_objects: 20_000_000,
+            max_time: Duration::from_secs(10),
+            min_tracked_len: 8,
+            max_tracked: 20_000,
+        }
+    }
+}
+
+/// Objects of one type in a census.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeCount {
+    pub count: u64,
+    /// The objects' own bytes (header, GC head, inline items; a list's item array).
+    pub bytes: u64,
+}
+
+/// One container object seen by a census.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub address: u64,
+    pub type_address: u64,
+    pub len: u64,
+}
+
+/// What one census saw.
+#[derive(Clone, Debug, Default)]
+pub struct Census {
+    pub objects: u64,
+    /// By type name.
+    pub types: HashMap<String, TypeCount>,
+    /// The type name of each tracked container's type address.
+    pub type_names: HashMap<u64, String>,
+    /// The longest containers, longest first.
+    pub containers: Vec<Container>,
+    /// A list ended early (it changed under the walk, or a bound was hit).
+    pub partial: bool,
+    /// Objects whose type could not be read (freed under us, or not objects at all).
+    pub unreadable: u64,
+    pub reads: ReadStats,
+    pub wall: Duration,
+}
+
+/// Why no census could be taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CensusError {
+    #[error("cannot read the interpreter state at {0:#x}")]
+    NoInterpreter(u64),
+    #[error("no GC generation lists found in the interpreter's gc state (layout mismatch)")]
+    NoGenerations,
+}
+
+/// Generations per interpreter.
+const GENERATIONS: u64 = 3;
+/// `sizeof(struct gc_generation)`: a `PyGC_Head` and two ints.
+const GENERATION_SIZE: u64 = 24;
+/// Where in the gc state the generation heads are looked for.
+const GC_SCAN: u64 = 96;
+/// Attempts at finding the generation heads.
+const HEAD_TRIES: usize = 5;
+/// Interpreters followed.
+const MAX_INTERPRETERS: usize = 16;
+
+/// Takes one census of the process whose `_PyRuntime` is at `runtime`.
+pub fn take(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    runtime: u64,
+    bounds: Bounds,
+) -> Result<Census, CensusError> {
+    let started = Instant::now();
+    let mut census = Census::default();
+    let mut types = Types::default();
+    let mut tracked: Vec<Container> = Vec::new();
+    let mut interp = reader
+        .u64(runtime + layout.frames.runtime_interpreters_head)
+        .ok_or(CensusError::NoInterpreter(runtime))?;
+    let mut heads_found = 0;
+    for _ in 0..MAX_INTERPRETERS {
+        if interp == 0 {
+            break;
+        }
+        let heads = generation_heads(reader, interp + layout.interp_gc)
+            .ok_or(CensusError::NoGenerations)?;
+        heads_found += heads.len();
+        for head in heads {
+            walk_list(reader, head, bounds, started, &mut types, &mut census, &mut tracked);
+        }
+        interp = reader.u64(interp + layout.frames.interp_next).unwrap_or(0);
+    }
+    if heads_found == 0 {
+        return Err(CensusError::NoGenerations);
+    }
+    tracked.sort_unstable_by_key(|c| std::cmp::Reverse(c.len));
+    tracked.truncate(bounds.max_tracked);
+    for container in &tracked {
+        if let Some(info) = types.get(reader, container.type_address) {
+            census
+                .type_names
+                .insert(container.type_address, info.name.clone());
+        }
+    }
+    census.containers = tracked;
+    census.reads = reader.stats;
+    census.wall = started.elapsed();
+    Ok(census)
+}
+
+/// The three generation heads of a gc state: consecutive `gc_generation`s whose heads'
+/// neighbours point back at them. The young list changes all the time, so a few tries, each
+/// reading afresh.
+pub fn generation_heads(reader: &mut Reader<'_>, gc: u64) -> Option<Vec<u64>> {
+    (0..HEAD_TRIES).find_map(|_| {
+        reader.forget();
+        heads_at_some_offset(reader, gc)
+    })
+}
+
+fn heads_at_some_offset(reader: &mut Reader<'_>, gc: u64) -> Option<Vec<u64>> {
+    (0..=GC_SCAN).step_by(8).find_map(|offset| {
+        let heads: Vec<u64> = (0..GENERATIONS)
+            .map(|i| gc + offset + i * GENERATION_SIZE)
+            .collect();
+        heads
+            .iter()
+            .all(|&head| is_list_head(reader, head))
+            .then_some(heads)
+    })
+}
+
+/// `PyGC_Head` links carry flags in their low bits (3.14's old-space bit in `_gc_next`,
+/// `_gc_prev`'s collecting and finalized bits).
+const LINK_MASK: u64 = !0b111;
+
+fn is_list_head(reader: &mut Reader<'_>, head: u64) -> bool {
+    let (Some(next), Some(prev)) = (reader.u64(head), reader.u64(head + 8)) else {
+        return false;
+    };
+    let (next, prev) = (next & LINK_MASK, prev & LINK_MASK);
+    if next == 0 || prev == 0 {
+        return false;
+    }
+    let back = |reader: &mut Reader<'_>, node: u64, field: u64| {
+        node == head || reader.u64(node + field).map(|p| p & LINK_MASK) == Some(head)
+    };
+    back(reader, next, 8) && back(reader, prev, 0)
+}
+
+fn walk_list(
+    reader: &mut Reader<'_>,
+    head: u64,
+    bounds: Bounds,
+    started: Instant,
+    types: &mut Types,
+    census: &mut Census,
+    tracked: &mut Vec<Container>,
+) {
+    let mut node = match reader.u64(head) {
+        Some(next) => next & LINK_MASK,
+        None => {
+            census.partial = true;
+            return;
+        }
+    };
+    while node != head {
+        if census.objects >= bounds.max_objects
+            || (census.objects % 4096 == 0 && started.elapsed() > bounds.max_time)
+        {
+            census.partial = true;
+            return;
+        }
+        let Some(next) = reader.u64(node).map(|n| n & LINK_MASK) else {
+            census.partial = true;
+            return;
+        };
+        census.objects += 1;
+        let object = node + GC_HEAD;
+        match types.of(reader, object) {
+            Some((ty, info)) => {
+                let kind = info.kind;
+                let basic = info.basicsize + GC_HEAD;
+                let name = info.name.clone();
+                let len = if kind.is_container() {
+                    container_len(reader, object, kind)
+                } else {
+                    None
+                };
+                let bytes = basic + len.map_or(0, |n| extra_bytes(kind, n));
+                let count = census.types.entry(name).or_default();
+                count.count += 1;
+                count.bytes += bytes;
+                if let Some(len) = len.filter(|n| *n >= bounds.min_tracked_len) {
+                    tracked.push(Container {
+                        address: object,
+                        type_address: ty,
+                        len,
+                    });
+                    if tracked.len() >= bounds.max_tracked * 4 {
+                        tracked.sort_unstable_by_key(|c| std::cmp::Reverse(c.len));
+                        tracked.truncate(bounds.max_tracked);
+                    }
+                }
+            }
+            None => census.unreadable += 1,
+        }
+        node = next;
+    }
+}
+
+/// Estimated bytes of a container's separately allocated storage for `len` items (item
+/// arrays, hash tables), without the items themselves.
+fn extra_bytes(kind: Kind, len: u64) -> u64 {
+    match kind {
+        Kind::List => len * 8,
+        // Entries (24 bytes) and indices, at the table's usual 2/3 fill.
+        Kind::Dict => len * 36,
+        // Hash table slots of 16 bytes, at most 60% full.
+        Kind::Set => len * 27,
+        // Blocks of 64 pointers.
+        Kind::Deque => len * 8 + (len / 64 + 1) * 16,
+        _ => 0,
+    }
+}

@@ -1,0 +1,407 @@
+//! Python objects read from outside: types, strings, and the entries of dicts, lists,
+//! tuples, sets and instances. Every length read from the target is bounded before it is
+//! used, every pointer checked (`Reader::pointer`); nonsense gives None, never a panic.
+
+use super::layout::{shared::*, HeapLayout, ManagedDict};
+use super::reader::Reader;
+use std::collections::HashMap;
+
+/// The most entries read from one container.
+pub const MAX_ENTRIES: usize = 1 << 16;
+/// Longest type name and attribute name read.
+const MAX_NAME: usize = 128;
+/// Types followed up a class's bases to find its kind.
+const MAX_BASES: usize = 32;
+
+/// What a census knows to read inside an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    List,
+    Tuple,
+    Dict,
+    Set,
+    Deque,
+    Module,
+    Type,
+    Function,
+    Method,
+    Cell,
+    Str,
+    Bytes,
+    ByteArray,
+    Int,
+    /// An instance of a class, whose attributes live in a managed dict or at `tp_dictoffset`.
+    Instance,
+    Other,
+}
+
+impl Kind {
+    /// Containers whose length a census tracks.
+    pub fn is_container(self) -> bool {
+        matches!(self, Kind::List | Kind::Dict | Kind::Set | Kind::Deque)
+    }
+}
+
+/// One type object of the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeInfo {
+    pub name: String,
+    pub kind: Kind,
+    pub basicsize: u64,
+    pub itemsize: u64,
+    pub flags: u64,
+    pub dictoffset: i64,
+}
+
+/// Type objects read so far (by address), including those that did not look like types.
+#[derive(Default)]
+pub struct Types {
+    known: HashMap<u64, Option<TypeInfo>>,
+}
+
+impl Types {
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// The type at `address`, read once; None when it does not look like a type object.
+    pub fn get(&mut self, reader: &mut Reader<'_>, address: u64) -> Option<&TypeInfo> {
+        if !self.known.contains_key(&address) {
+            let info = read_type(reader, address);
+            self.known.insert(address, info);
+        }
+        self.known.get(&address).and_then(Option::as_ref)
+    }
+
+    /// The type of the object at `object`.
+    pub fn of(&mut self, reader: &mut Reader<'_>, object: u64) -> Option<(u64, &TypeInfo)> {
+        let ty = reader.pointer(object + OB_TYPE)?;
+        let info = self.get(reader, ty)?;
+        Some((ty, info))
+    }
+}
+
+fn read_type(reader: &mut Reader<'_>, address: u64) -> Option<TypeInfo> {
+    let flags = reader.u64(address + TP_FLAGS)?;
+    if flags & FLAG_READY == 0 {
+        return None;
+    }
+    // A type's own type is a type (`type` or a metaclass).
+    let meta = reader.pointer(address + OB_TYPE)?;
+    if reader.u64(meta + TP_FLAGS)? & FLAG_TYPE == 0 {
+        return None;
+    }
+    let basicsize = reader.u64(address + TP_BASICSIZE)?;
+    let itemsize = reader.u64(address + TP_ITEMSIZE)?;
+    if !(16..=1 << 20).contains(&basicsize) || itemsize > 1 << 12 {
+        return None;
+    }
+    // Strings need no alignment: not `pointer`.
+    let name_at = reader.u64(address + TP_NAME).filter(|p| *p != 0)?;
+    let name = reader.c_string(name_at, MAX_NAME)?;
+    let dictoffset = reader.i64(address + TP_DICTOFFSET)?;
+    let kind = kind_of(reader, address, flags, &name);
+    Some(TypeInfo {
+        name,
+        kind,
+        basicsize,
+        itemsize,
+        flags,
+        dictoffset,
+    })
+}
+
+/// The kind from the subclass flags, else from the first base with a known name.
+fn kind_of(reader: &mut Reader<'_>, address: u64, flags: u64, name: &str) -> Kind {
+    if flags & FLAG_TYPE != 0 {
+        return Kind::Type;
+    }
+    if flags & FLAG_LIST != 0 {
+        return Kind::List;
+    }
+    if flags & FLAG_TUPLE != 0 {
+        return Kind::Tuple;
+    }
+    if flags & FLAG_DICT != 0 {
+        return Kind::Dict;
+    }
+    if flags & FLAG_UNICODE != 0 {
+        return Kind::Str;
+    }
+    if flags & FLAG_BYTES != 0 {
+        return Kind::Bytes;
+    }
+    if flags & FLAG_LONG != 0 {
+        return Kind::Int;
+    }
+    let mut ty = address;
+    let mut name = name.to_owned();
+    for _ in 0..MAX_BASES {
+        match name.as_str() {
+            "set" | "frozenset" => return Kind::Set,
+            "collections.deque" => return Kind::Deque,
+            "module" => return Kind::Module,
+            "function" => return Kind::Function,
+            "method" => return Kind::Method,
+            "cell" => return Kind::Cell,
+            "bytearray" => return Kind::ByteArray,
+            "object" => break,
+            _ => {}
+        }
+        let Some(base) = reader.pointer(ty + TP_BASE) else {
+            break;
+        };
+        let Some(base_name) = reader
+            .u64(base + TP_NAME)
+            .and_then(|at| reader.c_string(at, MAX_NAME))
+        else {
+            break;
+        };
+        ty = base;
+        name = base_name;
+    }
+    if flags & FLAG_HEAPTYPE != 0 {
+        Kind::Instance
+    } else {
+        Kind::Other
+    }
+}
+
+/// The length of a container (or None for other kinds).
+pub fn container_len(reader: &mut Reader<'_>, object: u64, kind: Kind) -> Option<u64> {
+    let len = match kind {
+        Kind::List | Kind::Tuple | Kind::Deque => reader.i64(object + OB_SIZE)?,
+        Kind::Dict => reader.i64(object + DICT_USED)?,
+        Kind::Set => reader.i64(object + SET_USED)?,
+        _ => return None,
+    };
+    u64::try_from(len).ok().filter(|n| *n < 1 << 40)
+}
+
+/// A `str` (compact, ASCII or Latin-1 shown as is) of at most `max` bytes.
+pub fn read_str(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, max: usize) -> Option<String> {
+    let objects = &layout.frames.objects;
+    let len = usize::try_from(reader.i64(object + objects.unicode_length)?).ok()?;
+    if len > max {
+        return None;
+    }
+    let state = reader.u8(object + objects.unicode_state)?;
+    let (compact, ascii, kind) = (state & 0x20 != 0, state & 0x40 != 0, (state >> 2) & 0x7);
+    if !compact || kind != 1 {
+        return None;
+    }
+    let data = object + if ascii { objects.ascii_size } else { objects.compact_size };
+    let mut bytes = vec![0u8; len];
+    reader.read(data, &mut bytes)?;
+    Some(bytes.iter().map(|&b| b as char).collect())
+}
+
+/// The bytes an object of a non-container kind keeps, itself included.
+pub fn own_size(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, info: &TypeInfo) -> u64 {
+    let var = reader.i64(object + OB_SIZE).and_then(|n| u64::try_from(n).ok());
+    let size = match info.kind {
+        Kind::Str => {
+            let len = reader
+                .i64(object + layout.frames.objects.unicode_length)
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0);
+            info.basicsize + len + 1
+        }
+        Kind::ByteArray => {
+            info.basicsize
+                + reader
+                    .i64(object + BYTEARRAY_ALLOC)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0)
+        }
+        // 3.12+ keep an int's digit count above three tag bits of `lv_tag`.
+        Kind::Int if layout.minor >= 12 => info.basicsize + info.itemsize * (var.unwrap_or(0) >> 3).min(1 << 20),
+        _ if info.itemsize > 0 => {
+            // bytes, tuples, ints (3.11's digit count is `ob_size`; 3.12+ keep it in a tag,
+            // read as a large number and capped here).
+            let items = var.unwrap_or(0).min(1 << 20);
+            info.basicsize + info.itemsize * items
+        }
+        _ => info.basicsize,
+    };
+    size.min(1 << 32)
+}
+
+/// The (key, value) pairs of a dict object, keys as the objects they are.
+pub fn dict_entries(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64) -> Vec<(u64, u64)> {
+    let Some(keys) = reader.pointer(dict + DICT_KEYS) else {
+        return Vec::new();
+    };
+    let values = reader.u64(dict + DICT_VALUES).filter(|v| *v != 0);
+    keys_entries(reader, layout, keys, values.map(|v| v + layout.dict_values))
+}
+
+/// The entries of a keys object; `values`: the first value slot of a split table.
+fn keys_entries(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    keys: u64,
+    values: Option<u64>,
+) -> Vec<(u64, u64)> {
+    let _ = layout;
+    let (Some(log2_index), Some(kind), Some(nentries)) = (
+        reader.u8(keys + KEYS_LOG2_INDEX_BYTES),
+        reader.u8(keys + KEYS_KIND),
+        reader.i64(keys + KEYS_NENTRIES),
+    ) else {
+        return Vec::new();
+    };
+    let Ok(nentries) = usize::try_from(nentries) else {
+        return Vec::new();
+    };
+    if log2_index > 40 || kind > 2 {
+        return Vec::new();
+    }
+    let entries = keys + KEYS_INDICES + (1u64 << log2_index);
+    let general = kind == 0;
+    let stride = if general { 24 } else { 16 };
+    let key_at = if general { 8 } else { 0 };
+    let mut out = Vec::new();
+    for i in 0..nentries.min(MAX_ENTRIES) as u64 {
+        let entry = entries + i * stride;
+        let Some(key) = reader.u64(entry + key_at) else {
+            break;
+        };
+        let value = match values {
+            Some(slots) => reader.u64(slots + i * 8),
+            None => reader.u64(entry + key_at + 8),
+        };
+        if let Some(value) = value.filter(|v| *v != 0) {
+            if key != 0 {
+                out.push((key, value));
+            }
+        }
+    }
+    out
+}
+
+/// The attributes of an instance (name object, value), from its managed dict, inline
+/// values, or `__dict__` at `tp_dictoffset`.
+pub fn instance_attributes(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    object: u64,
+    ty: u64,
+    info: &TypeInfo,
+) -> Vec<(u64, u64)> {
+    if info.flags & FLAG_MANAGED_DICT != 0 {
+        let slot = object.wrapping_sub(24);
+        match layout.managed_dict {
+            ManagedDict::Split => {
+                if let Some(dict) = reader.pointer(slot) {
+                    return dict_entries(reader, layout, dict);
+                }
+                if let Some(values) = reader.pointer(object.wrapping_sub(32)) {
+                    return match reader_cached_keys(reader, layout, ty) {
+                        Some(keys) => keys_entries(reader, layout, keys, Some(values)),
+                        None => Vec::new(),
+                    };
+                }
+            }
+            ManagedDict::Tagged => {
+                let word = reader.u64(slot).unwrap_or(0);
+                if word & 1 == 0 {
+                    if reader.plausible(word) {
+                        return dict_entries(reader, layout, word);
+                    }
+                } else if let Some(keys) = reader_cached_keys(reader, layout, ty) {
+                    return keys_entries(reader, layout, keys, Some(word.wrapping_add(1)));
+                }
+            }
+            ManagedDict::Inline => {
+                if let Some(dict) = reader.pointer(slot) {
+                    return dict_entries(reader, layout, dict);
+                }
+                let values = object + info.basicsize;
+                // `PyDictValues.valid` (its fourth byte) says whether the inline values are in use.
+                if reader.u8(values + 3) == Some(1) {
+                    if let Some(keys) = reader_cached_keys(reader, layout, ty) {
+                        return keys_entries(reader, layout, keys, Some(values + layout.dict_values));
+                    }
+                }
+            }
+        }
+        return Vec::new();
+    }
+    if info.dictoffset > 0 {
+        if let Some(dict) = reader.pointer(object + info.dictoffset as u64) {
+            return dict_entries(reader, layout, dict);
+        }
+    }
+    Vec::new()
+}
+
+fn reader_cached_keys(reader: &mut Reader<'_>, layout: &HeapLayout, ty: u64) -> Option<u64> {
+    let keys = reader.pointer(ty + layout.ht_cached_keys)?;
+    // A shared-keys table is of kind split.
+    (reader.u8(keys + KEYS_KIND)? == 2).then_some(keys)
+}
+
+/// The items of a list or tuple (at most `max`).
+pub fn sequence_items(reader: &mut Reader<'_>, object: u64, kind: Kind, max: usize) -> Vec<u64> {
+    let Some(len) = reader.i64(object + OB_SIZE).and_then(|n| usize::try_from(n).ok()) else {
+        return Vec::new();
+    };
+    let base = match kind {
+        Kind::List => match reader.pointer(object + LIST_ITEMS) {
+            Some(items) => items,
+            None => return Vec::new(),
+        },
+        Kind::Tuple => object + TUPLE_ITEMS,
+        _ => return Vec::new(),
+    };
+    let count = len.min(max);
+    let mut bytes = vec![0u8; count * 8];
+    if reader.read(base, &mut bytes).is_none() {
+        return Vec::new();
+    }
+    bytes
+        .chunks_exact(8)
+        .filter_map(|b| b.try_into().ok().map(u64::from_le_bytes))
+        .filter(|p| *p != 0)
+        .collect()
+}
+
+/// The keys of a set (at most `max`).
+pub fn set_items(reader: &mut Reader<'_>, object: u64, max: usize) -> Vec<u64> {
+    let (Some(mask), Some(table)) = (reader.i64(object + SET_MASK), reader.pointer(object + SET_TABLE)) else {
+        return Vec::new();
+    };
+    let Ok(slots) = usize::try_from(mask.saturating_add(1)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..slots.min(MAX_ENTRIES) as u64 {
+        if out.len() >= max {
+            break;
+        }
+        // setentry { PyObject *key; Py_hash_t hash; }; dummies point at a static object, which
+        // the caller's type check drops.
+        match reader.u64(table + i * 16) {
+            Some(0) => {}
+            Some(key) => out.push(key),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Why the type at `address` is refused (debugging aid for layout work).
+pub fn explain_type(reader: &mut Reader<'_>, address: u64) -> String {
+    let flags = reader.u64(address + TP_FLAGS);
+    let meta = reader.u64(address + OB_TYPE);
+    let meta_flags = meta.and_then(|m| reader.u64(m + TP_FLAGS));
+    let basic = reader.u64(address + TP_BASICSIZE);
+    let item = reader.u64(address + TP_ITEMSIZE);
+    let name = reader.u64(address + TP_NAME).and_then(|n| reader.c_string(n, 128));
+    format!("type {address:#x}: flags {flags:x?} meta {meta:x?} meta_flags {meta_flags:x?} basic {basic:?} item {item:?} name {name:?}")
+}

@@ -1,0 +1,405 @@
+//! Names for containers: a breadth-first walk from the roots a developer recognises (the
+//! globals of the application's modules, their classes' attributes, attributes of the objects
+//! they hold, closure cells, default arguments, bound methods' `__self__`, and the locals of
+//! every thread's frames), depth- and budget-limited. Every container met on the way is
+//! recorded with the first (shortest) path that reached it and its length: this also finds
+//! dicts that the collector does not track (CPython untracks dicts of atomic values), which the
+//! GC lists never show.
+
+use super::layout::{shared::*, HeapLayout};
+use super::objects::{
+    container_len, dict_entries, instance_attributes, read_str, sequence_items, set_items, Kind,
+    Types,
+};
+use super::reader::Reader;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Steps from a root.
+const MAX_DEPTH: u8 = 4;
+/// Objects visited per walk.
+const MAX_VISITED: usize = 40_000;
+/// Entries followed per container (the container itself is recorded whatever its length).
+const MAX_FANOUT: usize = 256;
+const MAX_MODULES: usize = 4096;
+const MAX_FRAMES: usize = 256;
+const MAX_NAME: usize = 200;
+
+/// One step of a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A module in `sys.modules`.
+    Module(String),
+    /// A function's frame on a thread's stack.
+    Frame { function: String, file: String, thread: u32 },
+    /// An attribute, a module global or a class attribute: `.name`.
+    Attr(String),
+    /// A dict entry with a string key: `["key"]`.
+    Key(String),
+    /// A sequence item: `[i]`.
+    Index(usize),
+    /// A local variable of a frame.
+    Local(String),
+    /// A closure cell's contents, or a default argument.
+    Closure(usize),
+    Default(usize),
+    /// A bound method's object.
+    SelfOf,
+}
+
+/// How a named container was reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    pub steps: Vec<Step>,
+    /// The source files that define the path's module and the classes along it: where the
+    /// lines that fill the container are searched.
+    pub files: Vec<String>,
+}
+
+impl Path {
+    /// `pkg.mod.SERVICE._sessions`, `worker.<locals>.seen`, `BUS._handlers[3].__self__`.
+    pub fn display(&self) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            match step {
+                Step::Module(name) => out.push_str(name),
+                Step::Frame { function, .. } => {
+                    out.push_str(function);
+                    out.push_str(".<locals>");
+                }
+                Step::Attr(name) | Step::Local(name) => {
+                    out.push('.');
+                    out.push_str(name);
+                }
+                Step::Key(key) => out.push_str(&format!("[{key:?}]")),
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+                Step::Closure(i) => out.push_str(&format!(".__closure__[{i}]")),
+                Step::Default(i) => out.push_str(&format!(".__defaults__[{i}]")),
+                Step::SelfOf => out.push_str(".__self__"),
+            }
+        }
+        out
+    }
+
+    /// The names a fill line would use for the container, outermost first (`SERVICE`,
+    /// `_sessions`): attributes, globals and locals, without modules or indices.
+    pub fn names(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Attr(name) | Step::Local(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The function whose frame holds the container, for a frame-local path.
+    pub fn frame_function(&self) -> Option<&str> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Frame { function, .. } => Some(function.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// A container reached from a root.
+#[derive(Clone, Debug)]
+pub struct Named {
+    pub path: Arc<Path>,
+    pub kind: Kind,
+    pub type_address: u64,
+    pub len: u64,
+}
+
+/// A frame of a thread: its code object and its locals' base, found by the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameRoot {
+    pub thread: u32,
+    pub frame: u64,
+    pub code: u64,
+}
+
+/// The roots of one walk.
+pub struct Roots<'a> {
+    /// `sys.modules`.
+    pub modules: u64,
+    pub frames: &'a [FrameRoot],
+    /// Whether a source file is the application's own (modules of others are not walked).
+    pub is_user_file: &'a dyn Fn(&str) -> bool,
+}
+
+struct Pending {
+    object: u64,
+    path: Arc<Path>,
+    depth: u8,
+}
+
+/// Walks from the roots; returns every container reached, by address.
+pub fn walk(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    types: &mut Types,
+    roots: &Roots<'_>,
+) -> HashMap<u64, Named> {
+    let mut found: HashMap<u64, Named> = HashMap::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let module_files = module_files(reader, layout, types, roots, &mut queue);
+    frame_roots(reader, layout, roots, &mut queue);
+    while let Some(Pending {
+        object,
+        path,
+        depth,
+    }) = queue.pop_front()
+    {
+        if seen.len() >= MAX_VISITED {
+            break;
+        }
+        if !seen.insert(object) {
+            continue;
+        }
+        let Some((ty, info)) = types.of(reader, object) else {
+            continue;
+        };
+        let info = info.clone();
+        if info.kind.is_container() {
+            if let Some(len) = container_len(reader, object, info.kind) {
+                found.insert(
+                    object,
+                    Named {
+                        path: Arc::clone(&path),
+                        kind: info.kind,
+                        type_address: ty,
+                        len,
+                    },
+                );
+            }
+        }
+        if depth >= MAX_DEPTH {
+            continue;
+        }
+        let child = |step: Step, file: Option<String>| {
+            let mut next = (*path).clone();
+            next.steps.push(step);
+            if let Some(file) = file.filter(|f| !next.files.contains(f)) {
+                next.files.push(file);
+            }
+            Arc::new(next)
+        };
+        let mut push = |object: u64, path: Arc<Path>| {
+            if reader_ok(object) {
+                queue.push_back(Pending {
+                    object,
+                    path,
+                    depth: depth + 1,
+                });
+            }
+        };
+        match info.kind {
+            Kind::Dict => {
+                for (key, value) in dict_entries(reader, layout, object).into_iter().take(MAX_FANOUT) {
+                    if let Some(key) = read_str(reader, layout, key, MAX_NAME) {
+                        push(value, child(Step::Key(key), None));
+                    }
+                }
+            }
+            Kind::Instance | Kind::Type => {
+                let entries = if info.kind == Kind::Type {
+                    reader
+                        .pointer(object + TP_DICT)
+                        .map(|d| dict_entries(reader, layout, d))
+                        .unwrap_or_default()
+                } else {
+                    instance_attributes(reader, layout, object, ty, &info)
+                };
+                let class = if info.kind == Kind::Type { object } else { ty };
+                let file = class_file(reader, layout, class, &module_files);
+                for (key, value) in entries.into_iter().take(MAX_FANOUT) {
+                    let Some(name) = read_str(reader, layout, key, MAX_NAME) else {
+                        continue;
+                    };
+                    if name.starts_with("__") && name.ends_with("__") {
+                        continue;
+                    }
+                    push(value, child(Step::Attr(name), file.clone()));
+                }
+            }
+            Kind::List | Kind::Tuple => {
+                for (i, item) in sequence_items(reader, object, info.kind, MAX_FANOUT.min(64))
+                    .into_iter()
+                    .enumerate()
+                {
+                    push(item, child(Step::Index(i), None));
+                }
+            }
+            Kind::Set => {
+                for (i, item) in set_items(reader, object, 64).into_iter().enumerate() {
+                    push(item, child(Step::Index(i), None));
+                }
+            }
+            Kind::Function => {
+                for (i, cell) in tuple_at(reader, object + FUNC_CLOSURE).into_iter().enumerate() {
+                    if let Some(value) = reader.pointer(cell + CELL_REF) {
+                        push(value, child(Step::Closure(i), None));
+                    }
+                }
+                for (i, value) in tuple_at(reader, object + FUNC_DEFAULTS).into_iter().enumerate() {
+                    push(value, child(Step::Default(i), None));
+                }
+            }
+            Kind::Method => {
+                if let Some(owner) = reader.pointer(object + METHOD_SELF) {
+                    push(owner, child(Step::SelfOf, None));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn reader_ok(object: u64) -> bool {
+    object != 0 && object % 8 == 0
+}
+
+/// The items of the tuple whose pointer is at `field` (closures, defaults).
+fn tuple_at(reader: &mut Reader<'_>, field: u64) -> Vec<u64> {
+    match reader.pointer(field) {
+        Some(tuple) => sequence_items(reader, tuple, Kind::Tuple, 64),
+        None => Vec::new(),
+    }
+}
+
+/// Queues the globals of the application's modules; returns module name -> file.
+fn module_files(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    types: &mut Types,
+    roots: &Roots<'_>,
+    queue: &mut VecDeque<Pending>,
+) -> HashMap<String, String> {
+    let mut files = HashMap::new();
+    let mut modules = dict_entries(reader, layout, roots.modules);
+    modules.truncate(MAX_MODULES);
+    let mut user: Vec<(String, String, u64)> = Vec::new();
+    for (key, module) in modules {
+        let Some(name) = read_str(reader, layout, key, MAX_NAME) else {
+            continue;
+        };
+        if types.of(reader, module).map(|(_, i)| i.kind) != Some(Kind::Module) {
+            continue;
+        }
+        let Some(dict) = reader.pointer(module + MODULE_DICT) else {
+            continue;
+        };
+        let Some(file) = global_str(reader, layout, dict, "__file__") else {
+            continue;
+        };
+        files.insert(name.clone(), file.clone());
+        if (roots.is_user_file)(&file) {
+            user.push((name, file, dict));
+        }
+    }
+    // `__main__` first: its names are the ones a developer knows best.
+    user.sort_by_key(|(name, _, _)| name != "__main__");
+    for (name, file, dict) in user {
+        let module = Arc::new(Path {
+            steps: vec![Step::Module(name)],
+            files: vec![file],
+        });
+        for (key, value) in dict_entries(reader, layout, dict) {
+            let Some(global) = read_str(reader, layout, key, MAX_NAME) else {
+                continue;
+            };
+            if global.starts_with("__") && global.ends_with("__") {
+                continue;
+            }
+            let mut path = (*module).clone();
+            path.steps.push(Step::Attr(global));
+            queue.push_back(Pending {
+                object: value,
+                path: Arc::new(path),
+                depth: 1,
+            });
+        }
+    }
+    files
+}
+
+/// The string value of `name` in a dict whose keys are strings.
+fn global_str(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64, name: &str) -> Option<String> {
+    dict_entries(reader, layout, dict)
+        .into_iter()
+        .find(|(key, _)| read_str(reader, layout, *key, MAX_NAME).as_deref() == Some(name))
+        .and_then(|(_, value)| read_str(reader, layout, value, 4096))
+}
+
+/// The file of the module that defines a class (its `__module__`).
+fn class_file(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    class: u64,
+    module_files: &HashMap<String, String>,
+) -> Option<String> {
+    let dict = reader.pointer(class + TP_DICT)?;
+    let module = global_str(reader, layout, dict, "__module__")?;
+    module_files.get(&module).cloned()
+}
+
+/// Queues the locals of every frame of every thread that runs the application's code.
+fn frame_roots(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    roots: &Roots<'_>,
+    queue: &mut VecDeque<Pending>,
+) {
+    let code = &layout.frames.code;
+    for root in roots.frames.iter().take(MAX_FRAMES) {
+        let (Some(file), Some(function)) = (
+            reader
+                .pointer(root.code + code.filename)
+                .and_then(|s| read_str(reader, layout, s, 4096)),
+            reader
+                .pointer(root.code + code.qualname)
+                .and_then(|s| read_str(reader, layout, s, MAX_NAME)),
+        ) else {
+            continue;
+        };
+        if !(roots.is_user_file)(&file) {
+            continue;
+        }
+        let Some(names) = reader.pointer(root.code + layout.code_localsplusnames) else {
+            continue;
+        };
+        let frame = Arc::new(Path {
+            steps: vec![Step::Frame {
+                function,
+                file: file.clone(),
+                thread: root.thread,
+            }],
+            files: vec![file],
+        });
+        for (i, name) in sequence_items(reader, names, Kind::Tuple, MAX_FANOUT)
+            .into_iter()
+            .enumerate()
+        {
+            let Some(name) = read_str(reader, layout, name, MAX_NAME) else {
+                continue;
+            };
+            let slot = root.frame + layout.frame_localsplus + i as u64 * 8;
+            let Some(value) = reader.u64(slot).map(|v| v & !layout.local_tag_mask) else {
+                continue;
+            };
+            if value == 0 {
+                continue;
+            }
+            let mut path = (*frame).clone();
+            path.steps.push(Step::Local(name));
+            queue.push_back(Pending {
+                object: value,
+                path: Arc::new(path),
+                depth: 1,
+            });
+        }
+    }
+}
