@@ -114,6 +114,7 @@ mod tests {
             fix: String::new(),
             stack,
             method: Some(SiteMethod::EbpfFrames),
+            holder: None,
         }
     }
 

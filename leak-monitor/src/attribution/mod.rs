@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod describe;
 pub mod frames;
+pub mod held;
 pub mod kernel_sites;
 pub mod probe;
 pub mod sampled;
@@ -45,6 +46,8 @@ pub enum SiteMethod {
     EbpfLedger,
     /// Python frames walked in the kernel at each event.
     EbpfFrames,
+    /// A container that censuses of the Python heap saw grow, at the line that fills it.
+    HeapCensus,
 }
 
 impl SiteMethod {
@@ -53,6 +56,7 @@ impl SiteMethod {
             SiteMethod::SampledAtGrowth => "sampled_at_growth",
             SiteMethod::EbpfLedger => "ebpf_ledger",
             SiteMethod::EbpfFrames => "ebpf_frames",
+            SiteMethod::HeapCensus => "heap_census",
         }
     }
 }
@@ -92,4 +96,23 @@ pub struct Site {
     pub stack: Vec<Frame>,
     /// Which method produced the site; None for sites from before the field existed.
     pub method: Option<SiteMethod>,
+    /// What keeps the memory, for a site found by the heap census.
+    pub holder: Option<Holder>,
+}
+
+/// A container that keeps growing, named by the path that reaches it (the contract's
+/// `sites[].holder`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    /// `app.SERVICE._sessions`, `worker.<locals>.seen`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub len_first: u64,
+    pub len_last: u64,
+    pub growth_per_second: f64,
+    /// The bytes its entries keep, estimated from a sample of them.
+    pub retained_bytes: u64,
+    /// The most common types of its entries.
+    pub item_types: Vec<String>,
 }

@@ -1,5 +1,7 @@
 //! The read-only view of a target that the outputs (metrics, reports, live view) render.
 
+use crate::pyheap::growth::TypeGrowth;
+use crate::pyheap::HeapFindings;
 use crate::attribution::Site;
 use crate::detection::Trend;
 use crate::events::{GateStats, LedgerCounts};
@@ -21,6 +23,8 @@ pub struct ResourceSnapshot {
     pub leak_since_seconds: Option<f64>,
     /// Largest first.
     pub sites: Vec<Site>,
+    /// Types whose count kept rising across heap censuses (`rss_bytes` only).
+    pub heap_growth: Vec<TypeGrowth>,
 }
 
 /// Everything the outputs need about one target at one moment.
@@ -46,6 +50,8 @@ pub struct TargetSnapshot {
     pub kernel_tracing: Option<(GateStats, Option<String>)>,
     /// Whether Python stacks are read for this target, and why not.
     pub stacks: StacksStatus,
+    /// The heap census of this target: what it found, or why it is off (`None`: not Python).
+    pub heap: Option<Result<HeapFindings, String>>,
 }
 
 /// Python stack reading for one target.

@@ -7,6 +7,9 @@ use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnap
 use super::tracing::Tracing;
 use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
+use crate::attribution::frames::{origin, Origin};
+use crate::attribution::held;
+use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
 use crate::events::{LiveBySite, TracerError, HOLD};
@@ -22,6 +25,10 @@ use std::time::{Duration, Instant};
 /// reading the cgroup walks several files.
 const LIMITS_REFRESH: Duration = Duration::from_secs(30);
 
+/// After memory last set a new high (or while its trend is not stable), heap censuses go on
+/// this long: a slow leak's new highs can be far apart.
+const CENSUS_HOLD: Duration = Duration::from_secs(60);
+
 /// Spikes kept for the stack sampler; older ones are dropped first.
 const MAX_PENDING_SPIKES: usize = 64;
 
@@ -32,6 +39,9 @@ const ARM_TICKS: u32 = 3;
 /// caught starting up), at most `STACK_RETRIES` times; a denied permission is not retried.
 const STACK_RETRY_EVERY: Duration = Duration::from_secs(10);
 const STACK_RETRIES: u32 = 6;
+
+/// Rows of the type-growth table in a snapshot.
+const HEAP_GROWTH_ROWS: usize = 10;
 
 /// Sites per resource in a snapshot (the attributor keeps more to rank them), and the smallest
 /// share a site needs to be shown: below it, a site is the noise of the sampling.
@@ -83,6 +93,9 @@ pub struct TargetMonitor {
     /// Why the tracer's gated programs could not be attached at this target's growth (said
     /// once on stderr).
     engage_failed: Option<String>,
+    /// Censuses of the Python heap, taken while memory grows; why not, for a Python target
+    /// whose heap cannot be read; None for other targets.
+    heap: Option<Result<HeapWatch, String>>,
 }
 
 impl TargetMonitor {
@@ -100,6 +113,7 @@ impl TargetMonitor {
     ) -> Result<Self, SampleError> {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
+        let heap = (stacks && targets::is_python(&info)).then(|| start_census(&info));
         let (stacks, probe, retryable) = if stacks {
             start_probe(&info)
         } else {
@@ -136,6 +150,7 @@ impl TargetMonitor {
             probe,
             descriptions: Mutex::new(HashMap::new()),
             engage_failed: None,
+            heap,
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -229,12 +244,17 @@ impl TargetMonitor {
         }
         let t = now.duration_since(self.started).as_secs_f64();
         let mut grew = false;
+        let mut memory_grows = false;
         let mut rise = Rise::None;
         for tracked in &mut self.trackers {
             let resource = tracked.resource;
             let value = sample.value(resource);
             rise = rise.max(tracked.rises.observe(value, now));
-            grew |= tracked.high.is_some_and(|high| value > high);
+            let new_high = tracked.high.is_some_and(|high| value > high);
+            grew |= new_high;
+            if resource == Resource::RssBytes {
+                memory_grows = new_high || tracked.trend.verdict != Verdict::Stable;
+            }
             tracked.high = Some(tracked.high.map_or(value, |high| high.max(value)));
             if let Some(spike) = tracked.tracker.push(t, value) {
                 grew = true;
@@ -248,6 +268,11 @@ impl TargetMonitor {
         }
         self.retry_stacks(now);
         self.gate_tracing(rise, now, &sample);
+        if memory_grows {
+            if let Some(Ok(heap)) = &self.heap {
+                heap.arm(now + CENSUS_HOLD);
+            }
+        }
         if grew {
             if let Some(probe) = &self.probe {
                 let armed_for = (self.interval * ARM_TICKS).max(Duration::from_secs(1));
@@ -356,10 +381,19 @@ impl TargetMonitor {
             .as_ref()
             .zip(self.tracing.as_ref())
             .and_then(|(_, tracing)| tracing.tracer.live_by_site(self.info.id.pid));
+        let heap = self.heap.as_ref().map(|heap| match heap {
+            Ok(watch) => Ok(watch.findings()),
+            Err(why) => Err(why.clone()),
+        });
+        let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
         let resources = self
             .trackers
             .iter()
             .map(|t| ResourceSnapshot {
+                heap_growth: match (t.resource, findings) {
+                    (Resource::RssBytes, Some(f)) => f.types.iter().take(HEAP_GROWTH_ROWS).cloned().collect(),
+                    _ => Vec::new(),
+                },
                 resource: t.resource,
                 trend: t.trend,
                 first: t.tracker.first().unwrap_or(0.0),
@@ -372,9 +406,10 @@ impl TargetMonitor {
                     t.resource,
                     t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
                     live.as_ref(),
+                    findings,
                 ),
             })
-            .collect();
+            .collect::<Vec<_>>();
         let observed_seconds = self
             .last_sample_at
             .map(|at| at.duration_since(self.started).as_secs_f64())
@@ -398,12 +433,36 @@ impl TargetMonitor {
                 .as_ref()
                 .map(|t| (t.tracer.gate_stats(), self.engage_failed.clone())),
             stacks: self.stacks.clone(),
+            heap,
         }
     }
 
     /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
     /// `live`: the eBPF ledgers' live amounts, when the kernel walks this target's frames.
-    fn sites(&self, resource: Resource, growth: f64, live: Option<&LiveBySite>) -> Vec<Site> {
+    /// For `rss_bytes`, the heap census's holders come first (`held::merge`).
+    fn sites(
+        &self,
+        resource: Resource,
+        growth: f64,
+        live: Option<&LiveBySite>,
+        heap: Option<&HeapFindings>,
+    ) -> Vec<Site> {
+        let others = self.runtime_sites(resource, growth, live);
+        match heap {
+            Some(findings) if resource == Resource::RssBytes && growth > 0.0 => {
+                held::merge(self.held_sites(findings), others, growth)
+            }
+            _ => others,
+        }
+    }
+
+    /// The census's sites, read once per holder and line (they read source files).
+    fn held_sites(&self, findings: &HeapFindings) -> Vec<Site> {
+        held::held_sites(self.info.id.pid, findings)
+    }
+
+    /// Sites from the runtime's view: the kernel's frames on the ledgers, or sampled stacks.
+    fn runtime_sites(&self, resource: Resource, growth: f64, live: Option<&LiveBySite>) -> Vec<Site> {
         if self.frames.is_some() {
             return live.map_or_else(Vec::new, |live| self.kernel_sites(resource, live));
         }
@@ -429,6 +488,7 @@ impl TargetMonitor {
                 fix: String::new(),
                 stack: s.stack,
                 method: Some(SiteMethod::SampledAtGrowth),
+                holder: None,
             })
             .collect();
         self.described(sites, resource)
@@ -466,6 +526,7 @@ impl TargetMonitor {
                         fix: String::new(),
                         stack: site.stack.clone(),
                         method: Some(SiteMethod::EbpfFrames),
+                        holder: None,
                     })
                 })
                 .filter(|s| s.share >= MIN_SITE_SHARE)
@@ -522,6 +583,16 @@ fn live_amounts(live: &LiveBySite, resource: Resource) -> &std::collections::BTr
         Resource::Sockets => &live.sockets,
         Resource::Threads => &live.threads,
     }
+}
+
+/// Starts the heap census of a Python target; why not, when its heap cannot be read.
+fn start_census(info: &TargetInfo) -> Result<HeapWatch, String> {
+    let source = HeapSource::attach(info.id.pid).map_err(|e| format!("the heap census cannot read this interpreter: {e}"))?;
+    HeapWatch::start(source, is_user_file).map_err(|e| format!("cannot start the census thread: {e}"))
+}
+
+fn is_user_file(file: &str) -> bool {
+    origin(file) == Origin::User
 }
 
 /// Attaches the stack reader to a Python target and starts its probe; a failure is a status,

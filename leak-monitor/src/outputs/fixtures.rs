@@ -35,6 +35,7 @@ pub fn site(file: &str, line: u32, function: &str, share: f64, amount: f64) -> S
             },
         ],
         method: Some(SiteMethod::SampledAtGrowth),
+        holder: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn resource(
         limit,
         leak_since_seconds: None,
         sites: Vec::new(),
+        heap_growth: Vec::new(),
     }
 }
 
@@ -146,6 +148,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         allocations: None,
         kernel_tracing: None,
         stacks: StacksStatus::On,
+        heap: None,
     }
 }
 
@@ -178,5 +181,6 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         allocations: None,
         kernel_tracing: None,
         stacks: StacksStatus::NotPython,
+        heap: None,
     }
 }

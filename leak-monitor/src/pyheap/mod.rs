@@ -48,7 +48,7 @@ const SUMMARISED: usize = 4;
 const TOP_TYPES: usize = 20;
 
 /// What the censuses of one target have found so far.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeapFindings {
     pub censuses: usize,
     /// The containers that keep growing, fastest first, with what they hold.

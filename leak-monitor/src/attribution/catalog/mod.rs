@@ -7,6 +7,7 @@
 
 mod evidence;
 mod facts;
+mod fill;
 mod flow;
 mod patterns;
 mod scope;
@@ -20,6 +21,7 @@ use patterns::{Cx, Hit, Mode};
 use std::collections::BTreeMap;
 
 pub use evidence::evidence;
+pub use fill::{fill_lines, method_calls, FillLine};
 pub use flow::{locate, locate_in_resting_loop, Located};
 
 /// Why a line leaks and how to fix it.

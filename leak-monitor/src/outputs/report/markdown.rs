@@ -4,10 +4,10 @@
 //! attributed site gets a section that says so and why, with its pattern, impact and detection.
 
 use super::model::{Report, ResourceReport, SiteReport};
-use crate::attribution::{LeakType, SiteMethod};
+use crate::attribution::{Holder, LeakType, SiteMethod};
 use crate::detection::{GrowthPattern, Verdict};
 use crate::humanize as human;
-use crate::resource::Resource;
+use crate::resource::{Resource, Unit};
 use std::fmt::Write as _;
 
 /// All reports, one after the other.
@@ -180,6 +180,10 @@ fn site_section(out: &mut String, report: &Report, resource: &ResourceReport, si
         human::amount(unit, site.amount)
     );
 
+    if let Some(holder) = &site.holder {
+        held_by(out, holder);
+    }
+
     let _ = writeln!(out, "\n#### Evidence\n");
     if site.evidence.trim().is_empty() {
         let _ = writeln!(
@@ -218,6 +222,25 @@ fn site_section(out: &mut String, report: &Report, resource: &ResourceReport, si
         let _ = writeln!(out, "No fix is known for this pattern.");
     } else {
         let _ = writeln!(out, "{}", site.fix.trim_end());
+    }
+}
+
+/// What keeps the memory: the holder the heap census named.
+fn held_by(out: &mut String, holder: &Holder) {
+    let _ = writeln!(out, "\n#### Held by\n");
+    let _ = writeln!(
+        out,
+        "`{}` ({}): {} -> {} entries, {} entries; its entries keep about {}.",
+        one_line(&holder.path),
+        one_line(&holder.type_name),
+        holder.len_first,
+        holder.len_last,
+        human::per_second(Unit::Count, holder.growth_per_second),
+        human::amount(Unit::Bytes, holder.retained_bytes as f64),
+    );
+    if !holder.item_types.is_empty() {
+        let items: Vec<String> = holder.item_types.iter().map(|t| format!("`{}`", one_line(t))).collect();
+        let _ = writeln!(out, "Entries: {}.", items.join(", "));
     }
 }
 
@@ -347,6 +370,11 @@ fn describe_method(method: Option<SiteMethod>) -> String {
         }
         Some(SiteMethod::EbpfFrames) => {
             "Python frames walked in the kernel at each creating event (eBPF)"
+        }
+        Some(SiteMethod::HeapCensus) => {
+            "censuses of the Python heap read from outside while memory grew (every object on \
+             the collector's lists and the containers reachable from module globals and thread \
+             frames): the container named below kept growing, and this is the line that adds to it"
         }
         None => return "attributed from the Python stacks at this resource's growth".to_string(),
     };

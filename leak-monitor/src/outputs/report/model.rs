@@ -2,7 +2,8 @@
 //! report". These types are the contract, kept apart from the engine's internal types so that an
 //! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
 
-use crate::attribution::{LeakType, Site, SiteMethod};
+use crate::pyheap::HeapFindings;
+use crate::attribution::{Holder, LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
 use crate::events::{Engagement, GateStats, LedgerCounts};
@@ -108,6 +109,10 @@ pub struct ResourceReport {
     /// the verdict is `leak`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict_since_seconds: Option<f64>,
+    /// Types whose count kept rising across the heap censuses, most bytes gained first
+    /// (`rss_bytes` only; an addition agreed in 2026-12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heap_growth: Vec<HeapGrowthRow>,
     /// Largest first.
     pub sites: Vec<SiteReport>,
 }
@@ -135,6 +140,20 @@ pub struct SiteReport {
     /// addition to the contract's example: absent in reports that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<SiteMethod>,
+    /// What keeps the memory, for a site found by the heap census (an addition agreed in
+    /// 2026-12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+}
+
+/// A type whose instance count kept rising across the heap censuses (`heap_growth`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeapGrowthRow {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub count_first: u64,
+    pub count_last: u64,
+    pub bytes_estimate: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -209,6 +228,39 @@ impl LedgerReport {
     }
 }
 
+/// What the heap census did for this target, for the report's notes.
+fn heap_notes(heap: Option<&Result<HeapFindings, String>>) -> Vec<String> {
+    let findings = match heap {
+        None => return Vec::new(),
+        Some(Err(why)) => return vec![format!("{why}; rss_bytes sites come from the runtime's view alone")],
+        Some(Ok(findings)) => findings,
+    };
+    let mut notes = Vec::new();
+    match (&findings.last, findings.censuses) {
+        (_, 0) => notes.push(
+            "heap census: none taken (memory did not grow, or the run was too short)".to_string(),
+        ),
+        (Some(last), n) => notes.push(format!(
+            "heap census: {n} census(es) of the Python heap read from outside while memory grew; the last counted {} objects in {:.0} ms with {} reads{}",
+            last.objects,
+            last.wall_seconds * 1000.0,
+            last.reads,
+            if last.partial { " (partial: the heap changed under the walk or a bound was hit)" } else { "" },
+        )),
+        (None, _) => {}
+    }
+    if let Some(error) = &findings.error {
+        notes.push(format!("heap census: the last one failed: {error}"));
+    }
+    for (holder, _) in findings.holders.iter().filter(|(h, _)| h.path.is_none()).take(3) {
+        notes.push(format!(
+            "heap census: an unnamed {} at {:#x} grew from {} to {} entries (no path from a module global or a thread's frame reaches it)",
+            holder.type_name, holder.address, holder.len_first, holder.len_last
+        ));
+    }
+    notes
+}
+
 impl ReportCapabilities {
     /// The run's capabilities with this target's stack reading: on when its reader attached,
     /// else off with the reason among the notes.
@@ -240,6 +292,7 @@ impl ReportCapabilities {
         {
             notes.push(note);
         }
+        notes.extend(heap_notes(snapshot.heap.as_ref()));
         ReportCapabilities {
             procfs: capabilities.procfs,
             ebpf: capabilities.ebpf,
@@ -299,6 +352,16 @@ impl ResourceReport {
             seconds_to_limit: trend.seconds_to_limit.filter(|s| s.is_finite()),
             per_event: per_accept(snapshot, ledgers),
             verdict_since_seconds: snapshot.leak_since_seconds,
+            heap_growth: snapshot
+                .heap_growth
+                .iter()
+                .map(|t| HeapGrowthRow {
+                    type_name: t.type_name.clone(),
+                    count_first: t.count_first,
+                    count_last: t.count_last,
+                    bytes_estimate: t.bytes_last,
+                })
+                .collect(),
             sites: snapshot.sites.iter().map(SiteReport::build).collect(),
         }
     }
@@ -325,6 +388,7 @@ impl SiteReport {
                 })
                 .collect(),
             method: site.method,
+            holder: site.holder.clone(),
         }
     }
 }
