@@ -12,7 +12,7 @@ const DECOY_SECONDS: u32 = 40;
 const INTERVAL_MS: u32 = 1000;
 
 /// The 1-based number of the line marked `# LEAK` in `tests/python/SCRIPT`, and its text.
-fn leak_line(script: &str) -> (u64, String) {
+pub fn leak_line(script: &str) -> (u64, String) {
     let path = python_script(script);
     let source = fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));

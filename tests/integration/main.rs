@@ -38,6 +38,7 @@ mod deploy;
 mod deploy_privileges;
 mod ebpf;
 mod faults;
+mod heap_census;
 mod html_report;
 mod kernel_frames;
 mod metrics;

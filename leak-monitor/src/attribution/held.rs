@@ -17,13 +17,13 @@ use crate::resource::Resource;
 const MAX_HELD_SITES: usize = 4;
 
 /// The census's sites for `rss_bytes`, fastest-growing holder first, with `amount` the bytes
-/// its growth keeps over the census's span.
-pub fn held_sites(pid: i32, findings: &HeapFindings) -> Vec<Site> {
+/// its growth keeps over `observed_seconds` at the rate the censuses saw.
+pub fn held_sites(pid: i32, findings: &HeapFindings, observed_seconds: f64) -> Vec<Site> {
     findings
         .holders
         .iter()
         .filter(|(h, _)| h.path.is_some())
-        .filter_map(|(holder, items)| held_site(pid, holder, items.as_ref()))
+        .filter_map(|(holder, items)| held_site(pid, holder, items.as_ref(), observed_seconds))
         .take(MAX_HELD_SITES)
         .collect()
 }
@@ -32,10 +32,10 @@ pub fn held_sites(pid: i32, findings: &HeapFindings) -> Vec<Site> {
 pub fn holder_of(holder: &GrowingHolder, items: Option<&Items>) -> Holder {
     let mean = items.map_or(8.0, |i| i.mean_bytes);
     Holder {
-        path: holder
-            .path
-            .as_ref()
-            .map_or_else(|| format!("<{} at {:#x}>", holder.type_name, holder.address), |p| p.display()),
+        path: holder.path.as_ref().map_or_else(
+            || format!("<{} at {:#x}>", holder.type_name, holder.address),
+            |p| p.display(),
+        ),
         type_name: holder.type_name.clone(),
         len_first: holder.len_first,
         len_last: holder.len_last,
@@ -45,7 +45,12 @@ pub fn holder_of(holder: &GrowingHolder, items: Option<&Items>) -> Holder {
     }
 }
 
-fn held_site(pid: i32, holder: &GrowingHolder, items: Option<&Items>) -> Option<Site> {
+fn held_site(
+    pid: i32,
+    holder: &GrowingHolder,
+    items: Option<&Items>,
+    observed_seconds: f64,
+) -> Option<Site> {
     let path = holder.path.as_ref()?;
     let names = path.names();
     let function = path.frame_function();
@@ -75,7 +80,7 @@ fn held_site(pid: i32, holder: &GrowingHolder, items: Option<&Items>) -> Option<
     let explanation = explain(&site_source, site_frame.line, Resource::RssBytes);
     let holder = holder_of(holder, items);
     let per_item = items.map_or(8.0, |i| i.mean_bytes);
-    let amount = holder.len_last.saturating_sub(holder.len_first) as f64 * per_item;
+    let amount = holder.growth_per_second * observed_seconds * per_item;
     let (leak_type, fix) = match explanation.leak_type {
         // The census has seen it grow without bound, whatever the line looks like.
         LeakType::Unknown => (
@@ -125,7 +130,10 @@ pub fn merge(held: Vec<Site>, others: Vec<Site>, growth: f64) -> Vec<Site> {
     }
     let rest = 1.0 - taken;
     for mut site in others {
-        if out.iter().any(|s| s.file == site.file && s.line == site.line) {
+        if out
+            .iter()
+            .any(|s| s.file == site.file && s.line == site.line)
+        {
             continue;
         }
         site.share *= rest;

@@ -1,10 +1,10 @@
 //! The read-only view of a target that the outputs (metrics, reports, live view) render.
 
-use crate::pyheap::growth::TypeGrowth;
-use crate::pyheap::HeapFindings;
 use crate::attribution::Site;
 use crate::detection::Trend;
 use crate::events::{GateStats, LedgerCounts};
+use crate::pyheap::growth::TypeGrowth;
+use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;

@@ -5,15 +5,15 @@
 use super::rises::{Rise, Rises};
 use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 use super::tracing::Tracing;
-use crate::attribution::probe::Probe;
-use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::frames::{origin, Origin};
 use crate::attribution::held;
-use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
+use crate::attribution::probe::Probe;
+use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
 use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::pyframes::PyFrames;
+use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
@@ -391,7 +391,9 @@ impl TargetMonitor {
             .iter()
             .map(|t| ResourceSnapshot {
                 heap_growth: match (t.resource, findings) {
-                    (Resource::RssBytes, Some(f)) => f.types.iter().take(HEAP_GROWTH_ROWS).cloned().collect(),
+                    (Resource::RssBytes, Some(f)) => {
+                        f.types.iter().take(HEAP_GROWTH_ROWS).cloned().collect()
+                    }
                     _ => Vec::new(),
                 },
                 resource: t.resource,
@@ -458,11 +460,19 @@ impl TargetMonitor {
 
     /// The census's sites, read once per holder and line (they read source files).
     fn held_sites(&self, findings: &HeapFindings) -> Vec<Site> {
-        held::held_sites(self.info.id.pid, findings)
+        let observed = self
+            .last_sample_at
+            .map_or(0.0, |at| at.duration_since(self.started).as_secs_f64());
+        held::held_sites(self.info.id.pid, findings, observed)
     }
 
     /// Sites from the runtime's view: the kernel's frames on the ledgers, or sampled stacks.
-    fn runtime_sites(&self, resource: Resource, growth: f64, live: Option<&LiveBySite>) -> Vec<Site> {
+    fn runtime_sites(
+        &self,
+        resource: Resource,
+        growth: f64,
+        live: Option<&LiveBySite>,
+    ) -> Vec<Site> {
         if self.frames.is_some() {
             return live.map_or_else(Vec::new, |live| self.kernel_sites(resource, live));
         }
@@ -587,8 +597,10 @@ fn live_amounts(live: &LiveBySite, resource: Resource) -> &std::collections::BTr
 
 /// Starts the heap census of a Python target; why not, when its heap cannot be read.
 fn start_census(info: &TargetInfo) -> Result<HeapWatch, String> {
-    let source = HeapSource::attach(info.id.pid).map_err(|e| format!("the heap census cannot read this interpreter: {e}"))?;
-    HeapWatch::start(source, is_user_file).map_err(|e| format!("cannot start the census thread: {e}"))
+    let source = HeapSource::attach(info.id.pid)
+        .map_err(|e| format!("the heap census cannot read this interpreter: {e}"))?;
+    HeapWatch::start(source, is_user_file)
+        .map_err(|e| format!("cannot start the census thread: {e}"))
 }
 
 fn is_user_file(file: &str) -> bool {

@@ -4,6 +4,8 @@
 use crate::attribution::{Frame, LeakType, Site, SiteMethod};
 use crate::detection::{GrowthPattern, Trend, Verdict};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
+use crate::pyheap::growth::TypeGrowth;
+use crate::pyheap::HeapFindings;
 use crate::resource::{Bytes, Resource};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
 use crate::targets::{TargetId, TargetInfo};
@@ -148,7 +150,22 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         allocations: None,
         kernel_tracing: None,
         stacks: StacksStatus::On,
-        heap: None,
+        heap: Some(Ok(HeapFindings {
+            censuses: 12,
+            types: vec![TypeGrowth {
+                type_name: "Session".into(),
+                count_first: 1200,
+                count_last: 9800,
+                bytes_first: 4_000_000,
+                bytes_last: 31_000_000,
+            }],
+            top_types: vec![
+                ("dict".into(), 20_000, 9_000_000),
+                ("Session".into(), 9800, 31_000_000),
+                ("function".into(), 5000, 700_000),
+            ],
+            ..HeapFindings::default()
+        })),
     }
 }
 

@@ -264,6 +264,8 @@ mod tests {
             r#"leak_monitor_leak_confidence{target="web",pid="100",resource="rss_bytes"} 0.99"#,
             r#"leak_monitor_seconds_to_limit{target="web",pid="100",resource="rss_bytes"} 3228.1"#,
             r#"leak_monitor_site_amount{target="web",pid="100",resource="rss_bytes",site="/srv/app/render.py:17",function="handle"} 145227776"#,
+            r#"leak_monitor_heap_objects{target="web",pid="100",type="Session"} 9800"#,
+            r#"leak_monitor_heap_objects{target="web",pid="100",type="dict"} 20000"#,
             "leak_monitor_targets 1",
             r#"leak_monitor_events_total{kind="fd_open"} 1"#,
             r#"leak_monitor_events_dropped_total{kind="fd_open"} 1"#,

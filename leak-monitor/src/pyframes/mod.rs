@@ -179,7 +179,10 @@ impl Drop for PyFrames {
 }
 
 /// The layout of the interpreter: a table for 3.11/3.12, `_Py_DebugOffsets` for 3.13+.
-pub(crate) fn layout_for(memory: &dyn Memory, runtime: &threads::Runtime) -> Result<Layout, FramesError> {
+pub(crate) fn layout_for(
+    memory: &dyn Memory,
+    runtime: &threads::Runtime,
+) -> Result<Layout, FramesError> {
     let (major, minor) = runtime.major_minor();
     let layout = if let Some(table) = layout::from_table(major, minor) {
         table

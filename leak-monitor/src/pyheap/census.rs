@@ -111,7 +111,15 @@ pub fn take(
             .ok_or(CensusError::NoGenerations)?;
         heads_found += heads.len();
         for head in heads {
-            walk_list(reader, head, bounds, started, &mut types, &mut census, &mut tracked);
+            walk_list(
+                reader,
+                head,
+                bounds,
+                started,
+                &mut types,
+                &mut census,
+                &mut tracked,
+            );
         }
         interp = reader.u64(interp + layout.frames.interp_next).unwrap_or(0);
     }
@@ -191,7 +199,7 @@ fn walk_list(
     };
     while node != head {
         if census.objects >= bounds.max_objects
-            || (census.objects % 4096 == 0 && started.elapsed() > bounds.max_time)
+            || (census.objects.is_multiple_of(4096) && started.elapsed() > bounds.max_time)
         {
             census.partial = true;
             return;

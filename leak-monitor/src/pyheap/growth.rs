@@ -68,14 +68,22 @@ impl HeapHistory {
         self.censuses += 1;
         let mut now: HashMap<Key, (String, u64, Option<Arc<Path>>)> = HashMap::new();
         for c in &census.containers {
-            let name = census.type_names.get(&c.type_address).cloned().unwrap_or_default();
+            let name = census
+                .type_names
+                .get(&c.type_address)
+                .cloned()
+                .unwrap_or_default();
             let path = named.get(&c.address).map(|n| Arc::clone(&n.path));
             now.insert((c.address, c.type_address), (name, c.len, path));
         }
         for (address, n) in named {
             let key = (*address, n.type_address);
             now.entry(key).or_insert_with(|| {
-                let name = census.type_names.get(&n.type_address).cloned().unwrap_or_else(|| format!("{:?}", n.kind).to_lowercase());
+                let name = census
+                    .type_names
+                    .get(&n.type_address)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{:?}", n.kind).to_lowercase());
                 (name, n.len, Some(Arc::clone(&n.path)))
             });
         }
@@ -102,8 +110,9 @@ impl HeapHistory {
             series.push_back((at, count.clone()));
         }
         // Types gone from this census are forgotten.
-        self.types
-            .retain(|name, series| census.types.contains_key(name) || series.back().is_some_and(|(t, _)| *t == at));
+        self.types.retain(|name, series| {
+            census.types.contains_key(name) || series.back().is_some_and(|(t, _)| *t == at)
+        });
     }
 
     /// The containers growing steadily, fastest first.
@@ -240,7 +249,10 @@ mod tests {
         for (i, len) in [100u64, 400, 700, 1000].into_iter().enumerate() {
             let scratch = 0x9000 + i as u64 * 64; // a new scratch list every census
             named.get_mut(&0x1000).unwrap().len = len;
-            let c = census(&[(0x1000, len), (scratch, 5000)], &[("Session", 1000 + 500 * i as u64), ("dict", 300)]);
+            let c = census(
+                &[(0x1000, len), (scratch, 5000)],
+                &[("Session", 1000 + 500 * i as u64), ("dict", 300)],
+            );
             history.push(i as f64 * 5.0, &c, &named);
         }
         let growing = history.growing();

@@ -31,7 +31,14 @@ pub fn summarise(
     kind: Kind,
 ) -> Items {
     let (items, slot): (Vec<u64>, u64) = match kind {
-        Kind::List | Kind::Tuple => (sequence_items(reader, object, kind, SAMPLED * 64).into_iter().rev().take(SAMPLED).collect(), 8),
+        Kind::List | Kind::Tuple => (
+            sequence_items(reader, object, kind, SAMPLED * 64)
+                .into_iter()
+                .rev()
+                .take(SAMPLED)
+                .collect(),
+            8,
+        ),
         // Values of a dict (the keys are usually small strings or ints, counted with the slot).
         Kind::Dict => (
             dict_entries(reader, layout, object)
@@ -55,7 +62,12 @@ pub fn summarise(
         };
         let info = info.clone();
         let mut name = info.name.clone();
-        let mut bytes = own_size(reader, layout, item, &info) + if info.kind.is_container() || matches!(info.kind, Kind::Instance | Kind::Method) { GC_HEAD } else { 0 };
+        let mut bytes = own_size(reader, layout, item, &info)
+            + if info.kind.is_container() || matches!(info.kind, Kind::Instance | Kind::Method) {
+                GC_HEAD
+            } else {
+                0
+            };
         match info.kind {
             Kind::Instance => bytes += attributes_size(reader, layout, types, item, ty, &info),
             Kind::Method => {
@@ -66,6 +78,16 @@ pub fn summarise(
                         bytes += own_size(reader, layout, owner, &oinfo) + GC_HEAD;
                         if oinfo.kind == Kind::Instance {
                             bytes += attributes_size(reader, layout, types, owner, oty, &oinfo);
+                        }
+                    }
+                }
+            }
+            Kind::Dict => {
+                for (_, value) in dict_entries(reader, layout, item).into_iter().take(16) {
+                    if let Some((_, v)) = types.of(reader, value) {
+                        let v = v.clone();
+                        if !v.kind.is_container() {
+                            bytes += own_size(reader, layout, value, &v);
                         }
                     }
                 }
@@ -91,7 +113,7 @@ pub fn summarise(
     }
     counts.sort_by_key(|(_, c)| std::cmp::Reverse(*c));
     Items {
-        mean_bytes: if sampled == 0 { slot as f64 } else { (total / sampled + slot) as f64 },
+        mean_bytes: total.checked_div(sampled).map_or(slot, |mean| mean + slot) as f64,
         types: counts.into_iter().take(MAX_TYPES).map(|(n, _)| n).collect(),
     }
 }
@@ -111,7 +133,12 @@ fn attributes_size(
     for (_, value) in attributes {
         if let Some((_, v)) = types.of(reader, value) {
             let v = v.clone();
-            if !v.kind.is_container() && !matches!(v.kind, Kind::Instance | Kind::Type | Kind::Module | Kind::Function) {
+            if !v.kind.is_container()
+                && !matches!(
+                    v.kind,
+                    Kind::Instance | Kind::Type | Kind::Module | Kind::Function
+                )
+            {
                 bytes += own_size(reader, layout, value, &v);
             }
         }

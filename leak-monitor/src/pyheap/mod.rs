@@ -112,7 +112,12 @@ impl HeapSource {
     fn check(&self) -> Result<(), FramesError> {
         let mappings = self.mappings()?;
         let mut reader = Reader::new(self.memory.as_ref(), mappings);
-        let mismatch = |what| FramesError::Unsupported(format!("{}.{} ({what})", self.layout.frames.major, self.layout.frames.minor));
+        let mismatch = |what| {
+            FramesError::Unsupported(format!(
+                "{}.{} ({what})",
+                self.layout.frames.major, self.layout.frames.minor
+            ))
+        };
         let interp = reader
             .pointer(self.runtime + self.layout.frames.runtime_interpreters_head)
             .ok_or_else(|| mismatch("no interpreter state"))?;
@@ -142,7 +147,8 @@ impl HeapSource {
     ) -> Result<(Census, HashMap<u64, Named>), String> {
         let mappings = self.mappings().map_err(|e| e.to_string())?;
         let mut reader = Reader::new(self.memory.as_ref(), mappings);
-        let mut census = census::take(&mut reader, &self.layout, self.runtime, bounds).map_err(|e| e.to_string())?;
+        let mut census = census::take(&mut reader, &self.layout, self.runtime, bounds)
+            .map_err(|e| e.to_string())?;
         let frames = self.frame_roots();
         let mut types = Types::default();
         let modules = reader
@@ -161,7 +167,10 @@ impl HeapSource {
         );
         for n in named.values() {
             if let Some(info) = types.get(&mut reader, n.type_address) {
-                census.type_names.entry(n.type_address).or_insert_with(|| info.name.clone());
+                census
+                    .type_names
+                    .entry(n.type_address)
+                    .or_insert_with(|| info.name.clone());
             }
         }
         census.reads = reader.stats;
@@ -179,7 +188,10 @@ impl HeapSource {
             .iter()
             .filter_map(|&address| {
                 let kind = types.of(&mut reader, address)?.1.kind;
-                Some((address, items::summarise(&mut reader, &self.layout, &mut types, address, kind)))
+                Some((
+                    address,
+                    items::summarise(&mut reader, &self.layout, &mut types, address, kind),
+                ))
             })
             .collect()
     }
@@ -195,9 +207,9 @@ impl HeapSource {
         let mut out = Vec::new();
         for (tid, tstate) in threads {
             let mut frame = match memory.read_u64(tstate + u64::from(kernel.tstate_frame)) {
-                Ok(f) if kernel.cframe_current != NO_OFFSET && f != 0 => {
-                    memory.read_u64(f + u64::from(kernel.cframe_current)).unwrap_or(0)
-                }
+                Ok(f) if kernel.cframe_current != NO_OFFSET && f != 0 => memory
+                    .read_u64(f + u64::from(kernel.cframe_current))
+                    .unwrap_or(0),
                 Ok(f) => f,
                 Err(_) => 0,
             };
@@ -211,12 +223,20 @@ impl HeapSource {
                     .unwrap_or(0);
                 let mut owner = [0u8; 1];
                 let shim = kernel.owner_cstack != NO_OFFSET
-                    && memory.read(frame + u64::from(kernel.frame_owner), &mut owner).is_ok()
+                    && memory
+                        .read(frame + u64::from(kernel.frame_owner), &mut owner)
+                        .is_ok()
                     && u32::from(owner[0]) == kernel.owner_cstack;
                 if code != 0 && !shim {
-                    out.push(FrameRoot { thread: tid, frame, code });
+                    out.push(FrameRoot {
+                        thread: tid,
+                        frame,
+                        code,
+                    });
                 }
-                frame = memory.read_u64(frame + u64::from(kernel.frame_previous)).unwrap_or(0);
+                frame = memory
+                    .read_u64(frame + u64::from(kernel.frame_previous))
+                    .unwrap_or(0);
             }
         }
         out
@@ -224,7 +244,9 @@ impl HeapSource {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Shared {

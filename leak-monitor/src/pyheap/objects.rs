@@ -70,11 +70,10 @@ impl Types {
 
     /// The type at `address`, read once; None when it does not look like a type object.
     pub fn get(&mut self, reader: &mut Reader<'_>, address: u64) -> Option<&TypeInfo> {
-        if !self.known.contains_key(&address) {
-            let info = read_type(reader, address);
-            self.known.insert(address, info);
-        }
-        self.known.get(&address).and_then(Option::as_ref)
+        self.known
+            .entry(address)
+            .or_insert_with(|| read_type(reader, address))
+            .as_ref()
     }
 
     /// The type of the object at `object`.
@@ -183,7 +182,12 @@ pub fn container_len(reader: &mut Reader<'_>, object: u64, kind: Kind) -> Option
 }
 
 /// A `str` (compact, ASCII or Latin-1 shown as is) of at most `max` bytes.
-pub fn read_str(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, max: usize) -> Option<String> {
+pub fn read_str(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    object: u64,
+    max: usize,
+) -> Option<String> {
     let objects = &layout.frames.objects;
     let len = usize::try_from(reader.i64(object + objects.unicode_length)?).ok()?;
     if len > max {
@@ -194,7 +198,12 @@ pub fn read_str(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, max: 
     if !compact || kind != 1 {
         return None;
     }
-    let data = object + if ascii { objects.ascii_size } else { objects.compact_size };
+    let data = object
+        + if ascii {
+            objects.ascii_size
+        } else {
+            objects.compact_size
+        };
     let mut bytes = vec![0u8; len];
     reader.read(data, &mut bytes)?;
     Some(bytes.iter().map(|&b| b as char).collect())
@@ -202,7 +211,9 @@ pub fn read_str(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, max: 
 
 /// The bytes an object of a non-container kind keeps, itself included.
 pub fn own_size(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, info: &TypeInfo) -> u64 {
-    let var = reader.i64(object + OB_SIZE).and_then(|n| u64::try_from(n).ok());
+    let var = reader
+        .i64(object + OB_SIZE)
+        .and_then(|n| u64::try_from(n).ok());
     let size = match info.kind {
         Kind::Str => {
             let len = reader
@@ -219,7 +230,9 @@ pub fn own_size(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, info:
                     .unwrap_or(0)
         }
         // 3.12+ keep an int's digit count above three tag bits of `lv_tag`.
-        Kind::Int if layout.minor >= 12 => info.basicsize + info.itemsize * (var.unwrap_or(0) >> 3).min(1 << 20),
+        Kind::Int if layout.minor >= 12 => {
+            info.basicsize + info.itemsize * (var.unwrap_or(0) >> 3).min(1 << 20)
+        }
         _ if info.itemsize > 0 => {
             // bytes, tuples, ints (3.11's digit count is `ob_size`; 3.12+ keep it in a tag,
             // read as a large number and capped here).
@@ -325,7 +338,12 @@ pub fn instance_attributes(
                 // `PyDictValues.valid` (its fourth byte) says whether the inline values are in use.
                 if reader.u8(values + 3) == Some(1) {
                     if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                        return keys_entries(reader, layout, keys, Some(values + layout.dict_values));
+                        return keys_entries(
+                            reader,
+                            layout,
+                            keys,
+                            Some(values + layout.dict_values),
+                        );
                     }
                 }
             }
@@ -348,7 +366,10 @@ fn reader_cached_keys(reader: &mut Reader<'_>, layout: &HeapLayout, ty: u64) -> 
 
 /// The items of a list or tuple (at most `max`).
 pub fn sequence_items(reader: &mut Reader<'_>, object: u64, kind: Kind, max: usize) -> Vec<u64> {
-    let Some(len) = reader.i64(object + OB_SIZE).and_then(|n| usize::try_from(n).ok()) else {
+    let Some(len) = reader
+        .i64(object + OB_SIZE)
+        .and_then(|n| usize::try_from(n).ok())
+    else {
         return Vec::new();
     };
     let base = match kind {
@@ -373,7 +394,10 @@ pub fn sequence_items(reader: &mut Reader<'_>, object: u64, kind: Kind, max: usi
 
 /// The keys of a set (at most `max`).
 pub fn set_items(reader: &mut Reader<'_>, object: u64, max: usize) -> Vec<u64> {
-    let (Some(mask), Some(table)) = (reader.i64(object + SET_MASK), reader.pointer(object + SET_TABLE)) else {
+    let (Some(mask), Some(table)) = (
+        reader.i64(object + SET_MASK),
+        reader.pointer(object + SET_TABLE),
+    ) else {
         return Vec::new();
     };
     let Ok(slots) = usize::try_from(mask.saturating_add(1)) else {
@@ -393,15 +417,4 @@ pub fn set_items(reader: &mut Reader<'_>, object: u64, max: usize) -> Vec<u64> {
         }
     }
     out
-}
-
-/// Why the type at `address` is refused (debugging aid for layout work).
-pub fn explain_type(reader: &mut Reader<'_>, address: u64) -> String {
-    let flags = reader.u64(address + TP_FLAGS);
-    let meta = reader.u64(address + OB_TYPE);
-    let meta_flags = meta.and_then(|m| reader.u64(m + TP_FLAGS));
-    let basic = reader.u64(address + TP_BASICSIZE);
-    let item = reader.u64(address + TP_ITEMSIZE);
-    let name = reader.u64(address + TP_NAME).and_then(|n| reader.c_string(n, 128));
-    format!("type {address:#x}: flags {flags:x?} meta {meta:x?} meta_flags {meta_flags:x?} basic {basic:?} item {item:?} name {name:?}")
 }

@@ -28,7 +28,9 @@ impl Mappings {
                 let range = fields.next()?;
                 let perms = fields.next()?;
                 let name = fields.nth(3).unwrap_or("");
-                if !perms.starts_with('r') || matches!(name, "[vvar]" | "[vsyscall]" | "[vvar_vclock]") {
+                if !perms.starts_with('r')
+                    || matches!(name, "[vvar]" | "[vsyscall]" | "[vvar_vclock]")
+                {
                     return None;
                 }
                 let (start, end) = range.split_once('-')?;
@@ -158,7 +160,7 @@ impl<'m> Reader<'m> {
 
     /// Could an object start here?
     pub fn plausible(&self, address: u64) -> bool {
-        address != 0 && address % 8 == 0 && self.mappings.containing(address, 16).is_some()
+        address != 0 && address.is_multiple_of(8) && self.mappings.containing(address, 16).is_some()
     }
 
     /// A NUL-terminated C string of at most `max` bytes, printable ASCII only.
@@ -208,7 +210,9 @@ impl Memory for MemoryImage {
             len: buf.len(),
         };
         for (start, bytes) in &self.regions {
-            let Some(from) = address.checked_sub(*start).and_then(|f| usize::try_from(f).ok())
+            let Some(from) = address
+                .checked_sub(*start)
+                .and_then(|f| usize::try_from(f).ok())
             else {
                 continue;
             };
@@ -239,7 +243,10 @@ mod tests {
         let mut buf = [0u8; 16];
         reader.read(base, &mut buf).unwrap();
         assert_eq!(buf, core::array::from_fn::<u8, 16, _>(|i| i as u8));
-        assert_eq!(reader.u64(base + 8), Some(u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15])));
+        assert_eq!(
+            reader.u64(base + 8),
+            Some(u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]))
+        );
         // Past the end, and nowhere.
         assert!(reader.read(base + 195, &mut buf).is_none());
         assert!(reader.u64(0x4000).is_none());
@@ -260,9 +267,9 @@ mod tests {
 7f10000000-7f10021000 rw-p 00000000 00:00 0 [heap]
 ";
         let mappings = Mappings::parse(maps);
-        assert!(mappings.containing(0x7f1000_0010, 8).is_some());
-        assert!(mappings.containing(0x7f0000_0010, 8).is_none());
-        assert!(mappings.containing(0x7ffc00_0010, 8).is_none());
-        assert!(mappings.containing(0x7f1002_0ffc, 8).is_none());
+        assert!(mappings.containing(0x007f_1000_0010, 8).is_some());
+        assert!(mappings.containing(0x007f_0000_0010, 8).is_none());
+        assert!(mappings.containing(0x007f_fc00_0010, 8).is_none());
+        assert!(mappings.containing(0x007f_1002_0ffc, 8).is_none());
     }
 }

@@ -31,7 +31,11 @@ pub enum Step {
     /// A module in `sys.modules`.
     Module(String),
     /// A function's frame on a thread's stack.
-    Frame { function: String, file: String, thread: u32 },
+    Frame {
+        function: String,
+        file: String,
+        thread: u32,
+    },
     /// An attribute, a module global or a class attribute: `.name`.
     Attr(String),
     /// A dict entry with a string key: `["key"]`.
@@ -197,7 +201,10 @@ pub fn walk(
         };
         match info.kind {
             Kind::Dict => {
-                for (key, value) in dict_entries(reader, layout, object).into_iter().take(MAX_FANOUT) {
+                for (key, value) in dict_entries(reader, layout, object)
+                    .into_iter()
+                    .take(MAX_FANOUT)
+                {
                     if let Some(key) = read_str(reader, layout, key, MAX_NAME) {
                         push(value, child(Step::Key(key), None));
                     }
@@ -238,12 +245,18 @@ pub fn walk(
                 }
             }
             Kind::Function => {
-                for (i, cell) in tuple_at(reader, object + FUNC_CLOSURE).into_iter().enumerate() {
+                for (i, cell) in tuple_at(reader, object + FUNC_CLOSURE)
+                    .into_iter()
+                    .enumerate()
+                {
                     if let Some(value) = reader.pointer(cell + CELL_REF) {
                         push(value, child(Step::Closure(i), None));
                     }
                 }
-                for (i, value) in tuple_at(reader, object + FUNC_DEFAULTS).into_iter().enumerate() {
+                for (i, value) in tuple_at(reader, object + FUNC_DEFAULTS)
+                    .into_iter()
+                    .enumerate()
+                {
                     push(value, child(Step::Default(i), None));
                 }
             }
@@ -259,7 +272,7 @@ pub fn walk(
 }
 
 fn reader_ok(object: u64) -> bool {
-    object != 0 && object % 8 == 0
+    object != 0 && object.is_multiple_of(8)
 }
 
 /// The items of the tuple whose pointer is at `field` (closures, defaults).
@@ -327,7 +340,12 @@ fn module_files(
 }
 
 /// The string value of `name` in a dict whose keys are strings.
-fn global_str(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64, name: &str) -> Option<String> {
+fn global_str(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    dict: u64,
+    name: &str,
+) -> Option<String> {
     dict_entries(reader, layout, dict)
         .into_iter()
         .find(|(key, _)| read_str(reader, layout, *key, MAX_NAME).as_deref() == Some(name))

@@ -107,7 +107,9 @@ pub fn fill_lines(source: &str, names: &[&str], function: Option<&str>) -> Vec<F
     out
 }
 
-/// Does the adding statement store one of the method's own parameters (other than `self`)?
+/// Does the adding statement store one of the method's own parameters (other than `self`)
+/// as it is (`self._handlers.append(handler)`)? A value built from them
+/// (`self._sessions[sid] = Session(sid)`) is made here: the fix is here too.
 fn stores_a_parameter(statement: Node<'_>, def: Node<'_>, source: &str) -> bool {
     let Some(parameters) = def.child_by_field_name("parameters") else {
         return false;
@@ -118,10 +120,11 @@ fn stores_a_parameter(statement: Node<'_>, def: Node<'_>, source: &str) -> bool 
         .map(|n| text(n, source))
         .filter(|n| !matches!(*n, "self" | "cls"))
         .collect();
-    descendants(statement, |_| false)
-        .into_iter()
-        .filter(|n| n.kind() == "identifier")
-        .any(|n| names.contains(&text(n, source)))
+    let value = match statement.kind() {
+        "call" => Call::of(statement, source).and_then(|c| c.args.last().copied()),
+        _ => statement.child_by_field_name("right"),
+    };
+    value.is_some_and(|v| v.kind() == "identifier" && names.contains(&text(v, source)))
 }
 
 /// The lines that call `method` on a receiver whose last name is `owner` (`BUS.subscribe(...)`),
@@ -158,7 +161,7 @@ class SessionService:
         self._sessions = {}
 
     def open(self, sid, payload):
-        self._sessions[sid] = payload
+        self._sessions[sid] = Session(sid, payload)
 
     def close(self, sid):
         self._sessions.pop(sid, None)
@@ -198,7 +201,12 @@ def worker(q):
                 .map(|l| l.line)
                 .collect::<Vec<_>>()
         };
-        assert_eq!(lines(&["SERVICE", "_sessions"], None), vec![8]);
+        let service = fill_lines(SERVICE, &["SERVICE", "_sessions"], None);
+        assert_eq!(service.len(), 1);
+        assert_eq!(
+            (service[0].line, service[0].stores_parameter_of.as_deref()),
+            (8, None)
+        );
         // The call in a function first, the module-level initial entry after.
         assert_eq!(lines(&["_audit_log"], None), vec![18, 15]);
         assert_eq!(lines(&["seen"], Some("worker")), vec![36, 37]);
@@ -207,6 +215,9 @@ def worker(q):
         assert_eq!(bus.len(), 1);
         assert_eq!(bus[0].line, 26);
         assert_eq!(bus[0].stores_parameter_of.as_deref(), Some("subscribe"));
-        assert_eq!(method_calls(SERVICE, "BUS", "subscribe"), vec![(31, "connect".to_owned())]);
+        assert_eq!(
+            method_calls(SERVICE, "BUS", "subscribe"),
+            vec![(31, "connect".to_owned())]
+        );
     }
 }

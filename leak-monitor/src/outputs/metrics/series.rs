@@ -5,10 +5,14 @@
 
 use crate::detection::Verdict;
 use crate::monitor::{ResourceSnapshot, TargetSnapshot};
+use crate::pyheap::HeapFindings;
 use crate::sampling::FdKind;
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// At most this many `leak_monitor_heap_objects` series per target.
+pub const MAX_HEAP_TYPES: usize = 10;
 
 /// At most this many `leak_monitor_site_amount` series per resource per target: the largest.
 pub const MAX_SITES_PER_RESOURCE: usize = 5;
@@ -32,10 +36,11 @@ pub enum Family {
     LeakConfidence,
     SecondsToLimit,
     SiteAmount,
+    HeapObjects,
 }
 
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::ResidentMemory,
         Family::OpenFds,
         Family::MaxFds,
@@ -46,6 +51,7 @@ impl Family {
         Family::LeakConfidence,
         Family::SecondsToLimit,
         Family::SiteAmount,
+        Family::HeapObjects,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +66,7 @@ impl Family {
             Family::LeakConfidence => "leak_monitor_leak_confidence",
             Family::SecondsToLimit => "leak_monitor_seconds_to_limit",
             Family::SiteAmount => "leak_monitor_site_amount",
+            Family::HeapObjects => "leak_monitor_heap_objects",
         }
     }
 
@@ -96,6 +103,11 @@ impl Family {
                 "Growth attributed to a Python source line (site = file:line), in the resource's \
                  unit (bytes or count); the largest sites only."
             }
+            Family::HeapObjects => {
+                "Python objects of a type on the collector's lists at the last heap census (read \
+                 from outside while memory grows); the types that keep growing and the most \
+                 numerous only."
+            }
         }
     }
 
@@ -110,6 +122,7 @@ impl Family {
             | Family::LeakConfidence
             | Family::SecondsToLimit => &["target", "pid", "resource"],
             Family::SiteAmount => &["target", "pid", "resource", "site", "function"],
+            Family::HeapObjects => &["target", "pid", "type"],
         }
     }
 }
@@ -158,6 +171,36 @@ fn add_target(series: &mut Series, snapshot: &TargetSnapshot) {
 
     for resource in &snapshot.resources {
         add_resource(series, target, pid, resource);
+    }
+    if let Some(Ok(findings)) = &snapshot.heap {
+        add_heap_types(series, target, pid, findings);
+    }
+}
+
+/// The types that keep growing first, then the most numerous, `MAX_HEAP_TYPES` in all.
+fn add_heap_types(series: &mut Series, target: &str, pid: &str, findings: &HeapFindings) {
+    let counts: std::collections::HashMap<&str, u64> = findings
+        .top_types
+        .iter()
+        .map(|(name, count, _)| (name.as_str(), *count))
+        .collect();
+    let growing = findings
+        .types
+        .iter()
+        .map(|t| (t.type_name.as_str(), t.count_last));
+    let numerous = findings.top_types.iter().map(|(n, c, _)| (n.as_str(), *c));
+    let mut shown: Vec<&str> = Vec::new();
+    for (name, count) in growing.take(MAX_HEAP_TYPES / 2).chain(numerous) {
+        if shown.len() == MAX_HEAP_TYPES {
+            break;
+        }
+        if shown.contains(&name) {
+            continue;
+        }
+        shown.push(name);
+        let count = counts.get(name).copied().unwrap_or(count);
+        let name = label_value(name);
+        series.set(Family::HeapObjects, &[target, pid, &name], count as f64);
     }
 }
 

@@ -239,7 +239,11 @@ fn held_by(out: &mut String, holder: &Holder) {
         human::amount(Unit::Bytes, holder.retained_bytes as f64),
     );
     if !holder.item_types.is_empty() {
-        let items: Vec<String> = holder.item_types.iter().map(|t| format!("`{}`", one_line(t))).collect();
+        let items: Vec<String> = holder
+            .item_types
+            .iter()
+            .map(|t| format!("`{}`", one_line(t)))
+            .collect();
         let _ = writeln!(out, "Entries: {}.", items.join(", "));
     }
 }

@@ -2,12 +2,12 @@
 //! report". These types are the contract, kept apart from the engine's internal types so that an
 //! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
 
-use crate::pyheap::HeapFindings;
 use crate::attribution::{Holder, LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
 use crate::events::{Engagement, GateStats, LedgerCounts};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
+use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -232,7 +232,11 @@ impl LedgerReport {
 fn heap_notes(heap: Option<&Result<HeapFindings, String>>) -> Vec<String> {
     let findings = match heap {
         None => return Vec::new(),
-        Some(Err(why)) => return vec![format!("{why}; rss_bytes sites come from the runtime's view alone")],
+        Some(Err(why)) => {
+            return vec![format!(
+                "{why}; rss_bytes sites come from the runtime's view alone"
+            )]
+        }
         Some(Ok(findings)) => findings,
     };
     let mut notes = Vec::new();
@@ -252,7 +256,12 @@ fn heap_notes(heap: Option<&Result<HeapFindings, String>>) -> Vec<String> {
     if let Some(error) = &findings.error {
         notes.push(format!("heap census: the last one failed: {error}"));
     }
-    for (holder, _) in findings.holders.iter().filter(|(h, _)| h.path.is_none()).take(3) {
+    for (holder, _) in findings
+        .holders
+        .iter()
+        .filter(|(h, _)| h.path.is_none())
+        .take(3)
+    {
         notes.push(format!(
             "heap census: an unnamed {} at {:#x} grew from {} to {} entries (no path from a module global or a thread's frame reaches it)",
             holder.type_name, holder.address, holder.len_first, holder.len_last
