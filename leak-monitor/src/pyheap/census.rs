@@ -8,7 +8,7 @@
 
 use super::layout::{shared::*, HeapLayout};
 use super::objects::{container_len, Kind, Types};
-use super::reader::{ReadStats, Reader};
+use super::reader::{self, ReadStats, Reader};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -254,5 +254,114 @@ fn extra_bytes(kind: Kind, len: u64) -> u64 {
         // Blocks of 64 pointers.
         Kind::Deque => len * 8 + (len / 64 + 1) * 16,
         _ => 0,
+    }
+}
+
+/// A hand-made CPython 3.11 heap in a memory image, for tests and fuzzing: `_PyRuntime` at
+/// `BASE`, one interpreter whose first generation holds list objects of the given lengths.
+pub mod synthetic {
+    use super::super::layout::{shared::*, HeapLayout};
+    use super::super::reader::MemoryImage;
+    use crate::pyframes::layout::from_table;
+
+    pub const BASE: u64 = 0x10_0000;
+    const SIZE: usize = 0x1_0000;
+    const INTERP: u64 = BASE + 0x100;
+    const META: u64 = BASE + 0x2000;
+    const LIST: u64 = BASE + 0x2400;
+    const NAMES: u64 = BASE + 0x2800;
+    const OBJECTS: u64 = BASE + 0x4000;
+
+    pub fn layout() -> HeapLayout {
+        HeapLayout::for_version(from_table(3, 11).expect("3.11 table"), &[]).expect("3.11 heap")
+    }
+
+    struct Bytes(Vec<u8>);
+
+    impl Bytes {
+        fn put(&mut self, at: u64, value: u64) {
+            let i = (at - BASE) as usize;
+            self.0[i..i + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// The image, and the address of each list object.
+    pub fn heap(lens: &[u64]) -> (MemoryImage, Vec<u64>) {
+        let layout = layout();
+        let mut b = Bytes(vec![0u8; SIZE]);
+        b.put(BASE + layout.frames.runtime_interpreters_head, INTERP);
+        let gc = INTERP + layout.interp_gc;
+        let heads: Vec<u64> = (0..3).map(|i| gc + 24 + i * 24).collect();
+        for &head in &heads {
+            b.put(head, head);
+            b.put(head + 8, head);
+        }
+        // `type` and `list`.
+        b.put(META + OB_TYPE, META);
+        b.put(META + TP_FLAGS, FLAG_READY | FLAG_TYPE);
+        b.put(META + TP_BASICSIZE, 904);
+        b.put(META + TP_NAME, NAMES);
+        b.put(LIST + OB_TYPE, META);
+        b.put(LIST + TP_FLAGS, FLAG_READY | FLAG_LIST);
+        b.put(LIST + TP_BASICSIZE, 40);
+        b.put(LIST + TP_NAME, NAMES + 8);
+        b.0[(NAMES - BASE) as usize..][..5].copy_from_slice(b"type\0");
+        b.0[(NAMES + 8 - BASE) as usize..][..5].copy_from_slice(b"list\0");
+        // The lists, linked into the first generation.
+        let nodes: Vec<u64> = (0..lens.len() as u64).map(|i| OBJECTS + i * 64).collect();
+        let head = heads[0];
+        for (i, (&node, &len)) in nodes.iter().zip(lens).enumerate() {
+            let next = nodes.get(i + 1).copied().unwrap_or(head);
+            let prev = if i == 0 { head } else { nodes[i - 1] };
+            b.put(node, next);
+            b.put(node + 8, prev);
+            b.put(node + GC_HEAD + OB_TYPE, LIST);
+            b.put(node + GC_HEAD + OB_SIZE, len);
+        }
+        if let (Some(&first), Some(&last)) = (nodes.first(), nodes.last()) {
+            b.put(head, first);
+            b.put(head + 8, last);
+        }
+        let mut image = MemoryImage::default();
+        image.put(BASE, b.0);
+        (image, nodes.iter().map(|n| n + GC_HEAD).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::synthetic::{heap, layout, BASE};
+    use super::*;
+
+    #[test]
+    fn counts_the_objects_on_the_generation_lists() {
+        let (image, objects) = heap(&[10, 3, 40]);
+        let mut reader = Reader::new(&image, image.mappings());
+        let census = take(&mut reader, &layout(), BASE, Bounds::default()).unwrap();
+        assert_eq!(census.objects, 3);
+        assert!(!census.partial);
+        assert_eq!(census.types["list"].count, 3);
+        // Only containers of 8 entries or more are tracked, the longest first.
+        let tracked: Vec<(u64, u64)> = census.containers.iter().map(|c| (c.address, c.len)).collect();
+        assert_eq!(tracked, vec![(objects[2], 40), (objects[0], 10)]);
+    }
+
+    #[test]
+    fn a_list_broken_under_the_walk_ends_it_as_partial() {
+        let (mut image, objects) = heap(&[10, 3, 40]);
+        // The second object's next link now points outside every mapping.
+        assert!(image.write(objects[1] - GC_HEAD, &0xdead_0000u64.to_le_bytes()));
+        let mut reader = Reader::new(&image, image.mappings());
+        let census = take(&mut reader, &layout(), BASE, Bounds::default()).unwrap();
+        assert!(census.partial);
+        assert_eq!(census.objects, 2);
+    }
+
+    #[test]
+    fn memory_without_a_gc_state_is_an_error_not_a_census() {
+        let mut image = reader::MemoryImage::default();
+        image.put(BASE, vec![0xab; 4096]);
+        let mut reader = Reader::new(&image, image.mappings());
+        assert!(take(&mut reader, &layout(), BASE, Bounds::default()).is_err());
     }
 }

@@ -192,6 +192,24 @@ impl MemoryImage {
         self.regions.push((address, bytes));
     }
 
+    /// Overwrites bytes inside a region; false when they do not lie in one.
+    pub fn write(&mut self, address: u64, bytes: &[u8]) -> bool {
+        for (start, region) in &mut self.regions {
+            let Some(from) = address.checked_sub(*start).and_then(|f| usize::try_from(f).ok())
+            else {
+                continue;
+            };
+            if let Some(dst) = from
+                .checked_add(bytes.len())
+                .and_then(|end| region.get_mut(from..end))
+            {
+                dst.copy_from_slice(bytes);
+                return true;
+            }
+        }
+        false
+    }
+
     /// The image's regions as mappings.
     pub fn mappings(&self) -> Mappings {
         Mappings::from_ranges(
