@@ -8,7 +8,7 @@
 
 use super::layout::{shared::*, HeapLayout};
 use super::objects::{container_len, Kind, Types};
-use super::reader::{self, ReadStats, Reader};
+use super::reader::{ReadStats, Reader};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -342,7 +342,11 @@ mod tests {
         assert!(!census.partial);
         assert_eq!(census.types["list"].count, 3);
         // Only containers of 8 entries or more are tracked, the longest first.
-        let tracked: Vec<(u64, u64)> = census.containers.iter().map(|c| (c.address, c.len)).collect();
+        let tracked: Vec<(u64, u64)> = census
+            .containers
+            .iter()
+            .map(|c| (c.address, c.len))
+            .collect();
         assert_eq!(tracked, vec![(objects[2], 40), (objects[0], 10)]);
     }
 
@@ -359,7 +363,7 @@ mod tests {
 
     #[test]
     fn memory_without_a_gc_state_is_an_error_not_a_census() {
-        let mut image = reader::MemoryImage::default();
+        let mut image = crate::pyheap::reader::MemoryImage::default();
         image.put(BASE, vec![0xab; 4096]);
         let mut reader = Reader::new(&image, image.mappings());
         assert!(take(&mut reader, &layout(), BASE, Bounds::default()).is_err());

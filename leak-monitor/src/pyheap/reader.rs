@@ -195,7 +195,9 @@ impl MemoryImage {
     /// Overwrites bytes inside a region; false when they do not lie in one.
     pub fn write(&mut self, address: u64, bytes: &[u8]) -> bool {
         for (start, region) in &mut self.regions {
-            let Some(from) = address.checked_sub(*start).and_then(|f| usize::try_from(f).ok())
+            let Some(from) = address
+                .checked_sub(*start)
+                .and_then(|f| usize::try_from(f).ok())
             else {
                 continue;
             };
