@@ -96,6 +96,8 @@ pub struct TargetMonitor {
     /// Censuses of the Python heap, taken while memory grows; why not, for a Python target
     /// whose heap cannot be read; None for other targets.
     heap: Option<Result<HeapWatch, String>>,
+    /// The lines that fill the census's holders, found once per holder.
+    fills: Mutex<held::FillCache>,
 }
 
 impl TargetMonitor {
@@ -151,6 +153,7 @@ impl TargetMonitor {
             descriptions: Mutex::new(HashMap::new()),
             engage_failed: None,
             heap,
+            fills: Mutex::default(),
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -463,7 +466,8 @@ impl TargetMonitor {
         let observed = self
             .last_sample_at
             .map_or(0.0, |at| at.duration_since(self.started).as_secs_f64());
-        held::held_sites(self.info.id.pid, findings, observed)
+        let mut fills = self.fills.lock().unwrap_or_else(PoisonError::into_inner);
+        held::held_sites(self.info.id.pid, findings, observed, &mut fills)
     }
 
     /// Sites from the runtime's view: the kernel's frames on the ledgers, or sampled stacks.
