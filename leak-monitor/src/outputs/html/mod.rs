@@ -5,10 +5,12 @@
 mod chart;
 mod flame;
 
+use crate::attribution::Holder;
 use crate::detection::Verdict;
 use crate::humanize;
 use crate::monitor::ResourceSeries;
 use crate::outputs::report::{Report, ResourceReport};
+use crate::resource::Unit;
 use std::fmt::Write as _;
 
 /// Renders the reports; `series[i]` holds the samples of `reports[i]`'s resources.
@@ -111,7 +113,7 @@ fn render_sites(page: &mut String, resource: &ResourceReport) {
     for site in &resource.sites {
         let _ = write!(
             page,
-            "<article class=\"site\"><h3>File: {}:{}</h3><p>{} in <code>{}</code>: {} ({} of the attributed {} growth), leak type <b>{}</b>, pattern {}.</p><h4>Evidence</h4><pre>{}</pre><h4>Fix</h4><pre>{}</pre></article>",
+            "<article class=\"site\"><h3>File: {}:{}</h3><p>{} in <code>{}</code>: {} ({} of the attributed {} growth), leak type <b>{}</b>, pattern {}.</p>{}<h4>Evidence</h4><pre>{}</pre><h4>Fix</h4><pre>{}</pre></article>",
             escape(&site.file),
             site.line,
             resource.resource,
@@ -121,10 +123,34 @@ fn render_sites(page: &mut String, resource: &ResourceReport) {
             resource.resource,
             escape(&serde_json::to_value(site.leak_type).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
             resource.growth_pattern.as_str(),
+            site.holder.as_ref().map(held_by).unwrap_or_default(),
             escape(&site.evidence),
             escape(&site.fix),
         );
     }
+}
+
+/// The "Held by" section of a site the heap census found.
+fn held_by(holder: &Holder) -> String {
+    let items = if holder.item_types.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = holder
+            .item_types
+            .iter()
+            .map(|t| format!("<code>{}</code>", escape(t)))
+            .collect();
+        format!(" Entries: {}.", names.join(", "))
+    };
+    format!(
+        "<h4>Held by</h4><p><code>{}</code> ({}): {} -> {} entries, {} entries; its entries keep about {}.{items}</p>",
+        escape(&holder.path),
+        escape(&holder.type_name),
+        holder.len_first,
+        holder.len_last,
+        escape(&humanize::per_second(Unit::Count, holder.growth_per_second)),
+        escape(&humanize::amount(Unit::Bytes, holder.retained_bytes as f64)),
+    )
 }
 
 /// Escapes text for HTML element content and attribute values.

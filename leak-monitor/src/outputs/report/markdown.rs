@@ -99,6 +99,30 @@ fn render_report(out: &mut String, report: &Report) {
         for site in &resource.sites {
             site_section(out, report, resource, site);
         }
+        heap_growth(out, resource);
+    }
+}
+
+/// The types whose instance count kept rising across the heap censuses.
+fn heap_growth(out: &mut String, resource: &ResourceReport) {
+    if resource.heap_growth.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### Heap growth by type\n");
+    let _ = writeln!(
+        out,
+        "| type | objects first | objects last | bytes (estimate) |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for row in &resource.heap_growth {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            one_line(&row.type_name).replace('|', "\\|"),
+            row.count_first,
+            row.count_last,
+            human::amount(Unit::Bytes, row.bytes_estimate as f64),
+        );
     }
 }
 

@@ -169,3 +169,39 @@ fn leak_type_names_are_the_contract_names() {
         assert_eq!(serde_name, describe_leak_type(leak_type).0);
     }
 }
+
+#[test]
+fn a_census_site_says_what_holds_the_memory_and_the_types_that_grow() {
+    let mut report = report(&leaking_worker(1234));
+    let rss = &mut report.resources[0];
+    rss.sites[0].method = Some(SiteMethod::HeapCensus);
+    rss.sites[0].holder = Some(Holder {
+        path: "app.SERVICE._sessions".into(),
+        type_name: "dict".into(),
+        len_first: 1200,
+        len_last: 9800,
+        growth_per_second: 286.0,
+        retained_bytes: 31_000_000,
+        item_types: vec!["Session".into()],
+    });
+    rss.heap_growth = vec![crate::outputs::report::model::HeapGrowthRow {
+        type_name: "Session".into(),
+        count_first: 1200,
+        count_last: 9800,
+        bytes_estimate: 31_000_000,
+    }];
+    let text = render_markdown(&[report]);
+    assert_in_order(
+        &text,
+        &[
+            "### File: /srv/app/render.py:17",
+            "#### Held by",
+            "`app.SERVICE._sessions` (dict): 1200 -> 9800 entries, +286/s entries",
+            "Entries: `Session`.",
+            "#### Evidence",
+            "method `heap_census`",
+            "### Heap growth by type",
+            "| `Session` | 1200 | 9800 | 29.6 MiB |",
+        ],
+    );
+}
