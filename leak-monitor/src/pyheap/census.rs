@@ -100,7 +100,7 @@ pub fn take(
     let mut types = Types::default();
     let mut tracked: Vec<Container> = Vec::new();
     let mut interp = reader
-        .u64(runtime + layout.frames.runtime_interpreters_head)
+        .pointer(runtime.wrapping_add(layout.frames.runtime_interpreters_head))
         .ok_or(CensusError::NoInterpreter(runtime))?;
     let mut heads_found = 0;
     for _ in 0..MAX_INTERPRETERS {
@@ -121,7 +121,9 @@ pub fn take(
                 &mut tracked,
             );
         }
-        interp = reader.u64(interp + layout.frames.interp_next).unwrap_or(0);
+        interp = reader
+            .pointer(interp + layout.frames.interp_next)
+            .unwrap_or(0);
     }
     if heads_found == 0 {
         return Err(CensusError::NoGenerations);
@@ -172,7 +174,7 @@ fn is_list_head(reader: &mut Reader<'_>, head: u64) -> bool {
         return false;
     };
     let (next, prev) = (next & LINK_MASK, prev & LINK_MASK);
-    if next == 0 || prev == 0 {
+    if !reader.plausible(next) || !reader.plausible(prev) {
         return false;
     }
     let back = |reader: &mut Reader<'_>, node: u64, field: u64| {
@@ -204,6 +206,10 @@ fn walk_list(
             census.partial = true;
             return;
         }
+        if !reader.plausible(node) {
+            census.partial = true;
+            return;
+        }
         let Some(next) = reader.u64(node).map(|n| n & LINK_MASK) else {
             census.partial = true;
             return;
@@ -223,7 +229,7 @@ fn walk_list(
                 let bytes = basic + len.map_or(0, |n| extra_bytes(kind, n));
                 let count = census.types.entry(name).or_default();
                 count.count += 1;
-                count.bytes += bytes;
+                count.bytes = count.bytes.saturating_add(bytes);
                 if let Some(len) = len.filter(|n| *n >= bounds.min_tracked_len) {
                     tracked.push(Container {
                         address: object,

@@ -206,19 +206,20 @@ impl HeapSource {
         let memory = self.memory.as_ref();
         let mut out = Vec::new();
         for (tid, tstate) in threads {
-            let mut frame = match memory.read_u64(tstate + u64::from(kernel.tstate_frame)) {
-                Ok(f) if kernel.cframe_current != NO_OFFSET && f != 0 => memory
-                    .read_u64(f + u64::from(kernel.cframe_current))
-                    .unwrap_or(0),
-                Ok(f) => f,
-                Err(_) => 0,
-            };
+            let mut frame =
+                match memory.read_u64(tstate.wrapping_add(u64::from(kernel.tstate_frame))) {
+                    Ok(f) if kernel.cframe_current != NO_OFFSET && f != 0 => memory
+                        .read_u64(f + u64::from(kernel.cframe_current))
+                        .unwrap_or(0),
+                    Ok(f) => f,
+                    Err(_) => 0,
+                };
             for _ in 0..64 {
                 if frame == 0 {
                     break;
                 }
                 let code = memory
-                    .read_u64(frame + u64::from(kernel.frame_code))
+                    .read_u64(frame.wrapping_add(u64::from(kernel.frame_code)))
                     .map(|c| c & !kernel.code_tag_mask)
                     .unwrap_or(0);
                 let mut owner = [0u8; 1];

@@ -78,6 +78,10 @@ impl Types {
 
     /// The type of the object at `object`.
     pub fn of(&mut self, reader: &mut Reader<'_>, object: u64) -> Option<(u64, &TypeInfo)> {
+        // Inside a mapping, an object's address plus a field offset cannot overflow.
+        if !reader.plausible(object) {
+            return None;
+        }
         let ty = reader.pointer(object + OB_TYPE)?;
         let info = self.get(reader, ty)?;
         Some((ty, info))
@@ -188,6 +192,9 @@ pub fn read_str(
     object: u64,
     max: usize,
 ) -> Option<String> {
+    if !reader.plausible(object) {
+        return None;
+    }
     let objects = &layout.frames.objects;
     let len = usize::try_from(reader.i64(object + objects.unicode_length)?).ok()?;
     if len > max {
@@ -246,10 +253,13 @@ pub fn own_size(reader: &mut Reader<'_>, layout: &HeapLayout, object: u64, info:
 
 /// The (key, value) pairs of a dict object, keys as the objects they are.
 pub fn dict_entries(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64) -> Vec<(u64, u64)> {
+    if !reader.plausible(dict) {
+        return Vec::new();
+    }
     let Some(keys) = reader.pointer(dict + DICT_KEYS) else {
         return Vec::new();
     };
-    let values = reader.u64(dict + DICT_VALUES).filter(|v| *v != 0);
+    let values = reader.pointer(dict + DICT_VALUES);
     keys_entries(reader, layout, keys, values.map(|v| v + layout.dict_values))
 }
 
@@ -261,6 +271,9 @@ fn keys_entries(
     values: Option<u64>,
 ) -> Vec<(u64, u64)> {
     let _ = layout;
+    if values.is_some_and(|v| !reader.plausible(v)) {
+        return Vec::new();
+    }
     let (Some(log2_index), Some(kind), Some(nentries)) = (
         reader.u8(keys + KEYS_LOG2_INDEX_BYTES),
         reader.u8(keys + KEYS_KIND),
@@ -351,7 +364,8 @@ pub fn instance_attributes(
         return Vec::new();
     }
     if info.dictoffset > 0 {
-        if let Some(dict) = reader.pointer(object + info.dictoffset as u64) {
+        let field = object.checked_add(info.dictoffset as u64);
+        if let Some(dict) = field.and_then(|f| reader.pointer(f)) {
             return dict_entries(reader, layout, dict);
         }
     }

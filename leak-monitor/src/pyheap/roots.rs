@@ -373,6 +373,9 @@ fn frame_roots(
 ) {
     let code = &layout.frames.code;
     for root in roots.frames.iter().take(MAX_FRAMES) {
+        if !reader.plausible(root.code) || !reader.plausible(root.frame) {
+            continue;
+        }
         let (Some(file), Some(function)) = (
             reader
                 .pointer(root.code + code.filename)
@@ -404,7 +407,10 @@ fn frame_roots(
             let Some(name) = read_str(reader, layout, name, MAX_NAME) else {
                 continue;
             };
-            let slot = root.frame + layout.frame_localsplus + i as u64 * 8;
+            let slot = root
+                .frame
+                .wrapping_add(layout.frame_localsplus)
+                .wrapping_add(i as u64 * 8);
             let Some(value) = reader.u64(slot).map(|v| v & !layout.local_tag_mask) else {
                 continue;
             };
