@@ -37,6 +37,8 @@ struct Case {
     #[serde(default)]
     also: Vec<String>,
     leak_type: Option<String>,
+    /// The holder path the heap census must name on the top site (`__main__.SERVICE._sessions`).
+    holder: Option<String>,
     #[serde(default = "yes")]
     ready: bool,
     duration: Option<u64>,
@@ -66,6 +68,8 @@ struct Outcome {
     detected: bool,
     attributed: Option<bool>,
     leak_type_ok: Option<bool>,
+    /// Whether the top site's holder is the expected one, for cases that name one.
+    holder_ok: Option<bool>,
     false_alarms: Vec<String>,
     seconds_to_verdict: Option<f64>,
     top_site: String,
@@ -79,7 +83,8 @@ impl Outcome {
             && (self.expect == "none"
                 || (self.detected
                     && self.attributed.unwrap_or(false)
-                    && self.leak_type_ok.unwrap_or(true)))
+                    && self.leak_type_ok.unwrap_or(true)
+                    && self.holder_ok.unwrap_or(true)))
     }
 }
 
@@ -110,8 +115,14 @@ pub fn run(filter: Option<&str>, parallel: usize) -> anyhow::Result<()> {
         .filter(|o| o.attributed == Some(true) && o.leak_type_ok != Some(false))
         .count();
     let false_alarms: usize = outcomes.iter().map(|o| o.false_alarms.len()).sum();
+    let holders = outcomes.iter().filter(|o| o.holder_ok.is_some()).count();
+    let holders_named = outcomes
+        .iter()
+        .filter(|o| o.holder_ok == Some(true))
+        .count();
+    let census_cases = leaks.iter().filter(|o| o.expect == "rss_bytes").count();
     println!(
-        "\nsummary: {passed}/{} cases right; leaks detected {detected}/{n}, attributed to their line {attributed}/{n}; false alarms {false_alarms}; {:.0} s",
+        "\nsummary: {passed}/{} cases right; leaks detected {detected}/{n}, attributed to their line {attributed}/{n}; holders named {holders_named}/{holders} (of {census_cases} rss cases); false alarms {false_alarms}; {:.0} s",
         outcomes.len(),
         started.elapsed().as_secs_f64(),
         n = leaks.len(),
@@ -191,6 +202,7 @@ fn evaluate(root: &Path, case: &Case) -> Outcome {
         detected: false,
         attributed: None,
         leak_type_ok: None,
+        holder_ok: None,
         false_alarms: Vec::new(),
         seconds_to_verdict: None,
         top_site: String::new(),
@@ -402,6 +414,9 @@ fn judge(case: &Case, expected_line: Option<u32>, reports: &[Value], outcome: &m
                     if let Some(expected) = &case.leak_type {
                         outcome.leak_type_ok = Some(top["leak_type"] == expected.as_str());
                     }
+                    if let Some(expected) = &case.holder {
+                        outcome.holder_ok = Some(top["holder"]["path"] == expected.as_str());
+                    }
                 }
             } else if leak && !case.also.iter().any(|a| a == name) {
                 outcome.false_alarms.push(format!("{name} (pid {pid})"));
@@ -412,9 +427,9 @@ fn judge(case: &Case, expected_line: Option<u32>, reports: &[Value], outcome: &m
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "\n| case | expected | detected | attributed | false alarms | time to verdict | top site |"
+        "\n| case | expected | detected | attributed | holder | false alarms | time to verdict | top site |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for o in outcomes {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let attributed = match (o.attributed, o.leak_type_ok) {
@@ -432,6 +447,7 @@ fn print_table(outcomes: &[Outcome]) {
         } else {
             o.false_alarms.join(", ")
         };
+        let holder = o.holder_ok.map_or("-", yes_no);
         let time = o
             .seconds_to_verdict
             .map(|s| format!("{s:.0} s"))
@@ -441,7 +457,7 @@ fn print_table(outcomes: &[Outcome]) {
             None => o.top_site.clone(),
         };
         println!(
-            "| {} | {} | {detected} | {attributed} | {alarms} | {time} | {site} |",
+            "| {} | {} | {detected} | {attributed} | {holder} | {alarms} | {time} | {site} |",
             o.name, o.expect
         );
     }
