@@ -14,6 +14,10 @@ const KEPT: usize = 12;
 const MIN_RISE: u64 = 16;
 /// The smallest instance-count rise of a type that counts.
 const MIN_TYPE_RISE: u64 = 100;
+/// Censuses in a row a followed container may be missing from before it is forgotten: a census
+/// is a sample (a walk cut short by a list that changed under it, a thread's frames read while
+/// they moved), not proof that the container is gone.
+const MAX_MISSED: u8 = 3;
 
 /// A container's identity: the same address and the same type (an address reused by another
 /// object of another type starts a new series).
@@ -24,6 +28,8 @@ struct Series {
     type_name: String,
     path: Option<Arc<Path>>,
     points: VecDeque<(f64, u64)>,
+    /// Censuses in a row that did not see it.
+    missed: u8,
 }
 
 /// A container that keeps growing.
@@ -87,12 +93,21 @@ impl HeapHistory {
                 (name, n.len, Some(Arc::clone(&n.path)))
             });
         }
-        self.containers.retain(|key, _| now.contains_key(key));
+        self.containers.retain(|key, series| {
+            if now.contains_key(key) {
+                series.missed = 0;
+                true
+            } else {
+                series.missed += 1;
+                series.missed <= MAX_MISSED
+            }
+        });
         for (key, (type_name, len, path)) in now {
             let series = self.containers.entry(key).or_insert_with(|| Series {
                 type_name,
                 path: None,
                 points: VecDeque::new(),
+                missed: 0,
             });
             if path.is_some() {
                 series.path = path;
@@ -101,6 +116,10 @@ impl HeapHistory {
                 series.points.pop_front();
             }
             series.points.push_back((at, len));
+        }
+        // A walk cut short undercounts every type: only whole censuses count types.
+        if census.partial || census.objects == 0 {
+            return;
         }
         for (name, count) in &census.types {
             let series = self.types.entry(name.clone()).or_default();
@@ -249,6 +268,10 @@ mod tests {
         for (i, len) in [100u64, 400, 700, 1000].into_iter().enumerate() {
             let scratch = 0x9000 + i as u64 * 64; // a new scratch list every census
             named.get_mut(&0x1000).unwrap().len = len;
+            if i == 2 {
+                // A census that missed the holder (cut short): its series goes on.
+                history.push(i as f64 * 5.0 - 1.0, &census(&[], &[]), &HashMap::new());
+            }
             let c = census(
                 &[(0x1000, len), (scratch, 5000)],
                 &[("Session", 1000 + 500 * i as u64), ("dict", 300)],
