@@ -211,7 +211,10 @@ mod tests {
     use crate::pyheap::roots::Step;
 
     fn census(containers: &[(u64, u64)], types: &[(&str, u64)]) -> Census {
-        let mut c = Census::default();
+        let mut c = Census {
+            objects: 10_000,
+            ..Census::default()
+        };
         c.type_names.insert(7, "list".into());
         c.containers = containers
             .iter()
@@ -270,7 +273,9 @@ mod tests {
             named.get_mut(&0x1000).unwrap().len = len;
             if i == 2 {
                 // A census that missed the holder (cut short): its series goes on.
-                history.push(i as f64 * 5.0 - 1.0, &census(&[], &[]), &HashMap::new());
+                let mut cut = census(&[], &[]);
+                cut.partial = true;
+                history.push(i as f64 * 5.0 - 1.0, &cut, &HashMap::new());
             }
             let c = census(
                 &[(0x1000, len), (scratch, 5000)],
