@@ -84,7 +84,7 @@ const GENERATION_SIZE: u64 = 24;
 /// Where in the gc state the generation heads are looked for.
 const GC_SCAN: u64 = 96;
 /// Attempts at finding the generation heads.
-const HEAD_TRIES: usize = 5;
+const HEAD_TRIES: usize = 20;
 /// Interpreters followed.
 const MAX_INTERPRETERS: usize = 16;
 
@@ -177,10 +177,9 @@ fn is_list_head(reader: &mut Reader<'_>, head: u64) -> bool {
     if !reader.plausible(next) || !reader.plausible(prev) {
         return false;
     }
-    let back = |reader: &mut Reader<'_>, node: u64, field: u64| {
-        node == head || reader.u64(node + field).map(|p| p & LINK_MASK) == Some(head)
-    };
-    back(reader, next, 8) && back(reader, prev, 0)
+    // Only the first node's back link is checked: a thread that allocates appends to the
+    // young list's tail all the time, so its last node is seldom the one read a moment ago.
+    next == head || reader.u64(next + 8).map(|p| p & LINK_MASK) == Some(head)
 }
 
 fn walk_list(
