@@ -37,7 +37,7 @@ pub enum LeakType {
 }
 
 /// How a site's growth was attributed (the site JSON's `method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteMethod {
     /// Stack samples taken while the resource grew, weighted by the growth around each.

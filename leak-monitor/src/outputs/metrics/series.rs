@@ -3,6 +3,7 @@
 //! Label values are bounded (length, control characters) and every label set is unique within its
 //! family, since a scrape with duplicate series is rejected by Prometheus.
 
+use crate::attribution::SiteMethod;
 use crate::detection::Verdict;
 use crate::monitor::{ResourceSnapshot, TargetSnapshot};
 use crate::pyheap::HeapFindings;
@@ -220,16 +221,24 @@ fn add_resource(series: &mut Series, target: &str, pid: &str, snapshot: &Resourc
         series.set(Family::SecondsToLimit, &labels, seconds);
     }
 
-    // Sites that shorten to the same labels are one series: sum them before picking the largest.
-    let mut by_labels: BTreeMap<(String, String), f64> = BTreeMap::new();
+    // Sites with the same labels are one series. Two methods' views of one line (the heap
+    // census's and the runtime's) are the same growth seen twice: the larger is kept, not both
+    // added; sites of one method that shorten to the same labels are summed.
+    let mut by_labels: BTreeMap<(String, String, Option<SiteMethod>), f64> = BTreeMap::new();
     for site in &snapshot.sites {
         let key = (
             path_label_value(&format!("{}:{}", site.file, site.line)).into_owned(),
             label_value(&site.function).into_owned(),
+            site.method,
         );
         *by_labels.entry(key).or_default() += site.amount;
     }
-    let mut sites: Vec<_> = by_labels.into_iter().collect();
+    let mut merged: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for ((site, function, _), amount) in by_labels {
+        let kept = merged.entry((site, function)).or_default();
+        *kept = kept.max(amount);
+    }
+    let mut sites: Vec<_> = merged.into_iter().collect();
     sites.sort_by(|a, b| b.1.total_cmp(&a.1));
     for ((site, function), amount) in sites.into_iter().take(MAX_SITES_PER_RESOURCE) {
         series.set(
