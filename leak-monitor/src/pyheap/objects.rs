@@ -260,17 +260,11 @@ pub fn dict_entries(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64) -> 
         return Vec::new();
     };
     let values = reader.pointer(dict + DICT_VALUES);
-    keys_entries(reader, layout, keys, values.map(|v| v + layout.dict_values))
+    keys_entries(reader, keys, values.map(|v| v + layout.dict_values))
 }
 
 /// The entries of a keys object; `values`: the first value slot of a split table.
-fn keys_entries(
-    reader: &mut Reader<'_>,
-    layout: &HeapLayout,
-    keys: u64,
-    values: Option<u64>,
-) -> Vec<(u64, u64)> {
-    let _ = layout;
+fn keys_entries(reader: &mut Reader<'_>, keys: u64, values: Option<u64>) -> Vec<(u64, u64)> {
     if values.is_some_and(|v| !reader.plausible(v)) {
         return Vec::new();
     }
@@ -328,7 +322,7 @@ pub fn instance_attributes(
                 }
                 if let Some(values) = reader.pointer(object.wrapping_sub(32)) {
                     return match reader_cached_keys(reader, layout, ty) {
-                        Some(keys) => keys_entries(reader, layout, keys, Some(values)),
+                        Some(keys) => keys_entries(reader, keys, Some(values)),
                         None => Vec::new(),
                     };
                 }
@@ -340,7 +334,7 @@ pub fn instance_attributes(
                         return dict_entries(reader, layout, word);
                     }
                 } else if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                    return keys_entries(reader, layout, keys, Some(word.wrapping_add(1)));
+                    return keys_entries(reader, keys, Some(word.wrapping_add(1)));
                 }
             }
             ManagedDict::Inline => {
@@ -351,12 +345,7 @@ pub fn instance_attributes(
                 // `PyDictValues.valid` (its fourth byte) says whether the inline values are in use.
                 if reader.u8(values + 3) == Some(1) {
                     if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                        return keys_entries(
-                            reader,
-                            layout,
-                            keys,
-                            Some(values + layout.dict_values),
-                        );
+                        return keys_entries(reader, keys, Some(values + layout.dict_values));
                     }
                 }
             }

@@ -190,14 +190,13 @@ pub fn walk(
             }
             Arc::new(next)
         };
+        // Unchecked here: `Types::of` refuses an implausible address when it is visited.
         let mut push = |object: u64, path: Arc<Path>| {
-            if reader_ok(object) {
-                queue.push_back(Pending {
-                    object,
-                    path,
-                    depth: depth + 1,
-                });
-            }
+            queue.push_back(Pending {
+                object,
+                path,
+                depth: depth + 1,
+            });
         };
         match info.kind {
             Kind::Dict => {
@@ -269,10 +268,6 @@ pub fn walk(
         }
     }
     found
-}
-
-fn reader_ok(object: u64) -> bool {
-    object != 0 && object.is_multiple_of(8)
 }
 
 /// The items of the tuple whose pointer is at `field` (closures, defaults).
