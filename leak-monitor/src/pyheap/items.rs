@@ -32,7 +32,7 @@ pub fn summarise(
 ) -> Items {
     let (items, slot): (Vec<u64>, u64) = match kind {
         Kind::List | Kind::Tuple => (
-            sequence_items(reader, object, kind, SAMPLED * 64)
+            sequence_items(reader, layout, object, kind, SAMPLED * 64)
                 .into_iter()
                 .rev()
                 .take(SAMPLED)
@@ -93,7 +93,7 @@ pub fn summarise(
                 }
             }
             Kind::Tuple | Kind::List => {
-                for inner in sequence_items(reader, item, info.kind, 16) {
+                for inner in sequence_items(reader, layout, item, info.kind, 16) {
                     if let Some((_, i)) = types.of(reader, inner) {
                         let i = i.clone();
                         if !i.kind.is_container() {

@@ -4,7 +4,7 @@
 //! 3.11 and 3.12 come from tables measured against CPython's own headers (`offsetof` over
 //! `pycore_interp.h`, `pycore_dict.h`, `cpython/object.h`); 3.13+ take the interpreter's
 //! `gc` and `imports.modules` offsets, the frame's `localsplus` and the code's
-//! `co_localsplusnames` from `_Py_DebugOffsets`. What every version 3.11-3.14 shares (the
+//! `co_localsplusnames` from `_Py_DebugOffsets`. What every version 3.11-3.15 shares (the
 //! early fields of `PyTypeObject`, `PyDictObject`, `PyDictKeysObject`, sets, lists,
 //! functions, methods, cells, modules) is a constant here. Each layout is checked against the
 //! live process before a census trusts it (`census::check_layout`).
@@ -42,11 +42,13 @@ pub struct HeapLayout {
     pub frame_localsplus: u64,
     /// `PyCodeObject.co_localsplusnames`.
     pub code_localsplusnames: u64,
-    /// Tag bits of a frame's locals (3.14's `_PyStackRef`).
+    /// Tag bits of a frame's locals (3.14+'s `_PyStackRef`).
     pub local_tag_mask: u64,
+    /// `PyTupleObject.ob_item` (3.14+ cache the tuple's hash before it).
+    pub tuple_items: u64,
 }
 
-/// Offsets shared by CPython 3.11-3.14.
+/// Offsets shared by CPython 3.11-3.15.
 pub mod shared {
     pub const OB_TYPE: u64 = 8;
     /// `PyVarObject.ob_size` (lists, tuples, deques, bytes, ints' digit count in 3.11).
@@ -58,6 +60,7 @@ pub mod shared {
     pub const TP_BASE: u64 = 256;
     pub const TP_DICT: u64 = 264;
     pub const TP_DICTOFFSET: u64 = 288;
+    pub const TP_MRO: u64 = 344;
     pub const DICT_USED: u64 = 16;
     pub const DICT_KEYS: u64 = 32;
     pub const DICT_VALUES: u64 = 40;
@@ -70,7 +73,6 @@ pub mod shared {
     pub const SET_TABLE: u64 = 40;
     pub const LIST_ITEMS: u64 = 24;
     pub const LIST_ALLOCATED: u64 = 32;
-    pub const TUPLE_ITEMS: u64 = 24;
     pub const MODULE_DICT: u64 = 16;
     pub const FUNC_GLOBALS: u64 = 16;
     pub const FUNC_QUALNAME: u64 = 40;
@@ -109,13 +111,16 @@ impl HeapLayout {
             frame_localsplus: 72,
             code_localsplusnames: 96,
             local_tag_mask: 0,
+            tuple_items: 24,
         };
         match (frames.major, frames.minor) {
             (3, 11) => Ok(table(648, 888, ManagedDict::Split, 872)),
             (3, 12) => Ok(table(112, 944, ManagedDict::Tagged, 880)),
-            (3, minor @ (13 | 14)) => {
+            (3, minor @ 13..=15) => {
                 // 3.14 put `threads.main` before `gc` in the interpreter's section.
                 let gc_index = if minor == 13 { 4 } else { 5 };
+                // 3.15's `PyHeapTypeObject` grew by a word before `ht_cached_keys`.
+                let ht_cached_keys = if minor >= 15 { 888 } else { 880 };
                 let interp = |index| debug_offset(debug, DebugSection::Interpreter, index);
                 Ok(HeapLayout {
                     interp_gc: interp(gc_index)?,
@@ -125,7 +130,8 @@ impl HeapLayout {
                     frame_localsplus: debug_offset(debug, DebugSection::Frame, 4)?,
                     code_localsplusnames: debug_offset(debug, DebugSection::Code, 7)?,
                     local_tag_mask: if minor >= 14 { 0b11 } else { 0 },
-                    ..table(0, 0, ManagedDict::Inline, 880)
+                    tuple_items: if minor >= 14 { 32 } else { 24 },
+                    ..table(0, 0, ManagedDict::Inline, ht_cached_keys)
                 })
             }
             (major, minor) => Err(FramesError::Unsupported(format!(

@@ -26,9 +26,9 @@ use crate::pyframes::{layout_for, FramesError};
 use census::{Bounds, Census};
 use growth::{GrowingHolder, HeapHistory, TypeGrowth};
 use items::Items;
-use layout::HeapLayout;
+use layout::{shared::TP_MRO, HeapLayout};
 use leak_monitor_common::NO_OFFSET;
-use objects::{Kind, Types};
+use objects::{sequence_items, Kind, Types};
 use reader::{Mappings, Reader};
 use roots::{FrameRoot, Named, Roots};
 use std::collections::HashMap;
@@ -125,8 +125,15 @@ impl HeapSource {
             .pointer(interp + self.layout.interp_modules)
             .ok_or_else(|| mismatch("no sys.modules"))?;
         let mut types = Types::default();
-        if types.of(&mut reader, modules).map(|(_, t)| t.kind) != Some(Kind::Dict) {
-            return Err(mismatch("sys.modules is not a dict at the expected offset"));
+        let dict_type = match types.of(&mut reader, modules) {
+            Some((address, info)) if info.kind == Kind::Dict => address,
+            _ => return Err(mismatch("sys.modules is not a dict at the expected offset")),
+        };
+        // `dict.__mro__` is `(dict, object)`: where a tuple keeps its items (3.14 moved them).
+        let mro = reader.pointer(dict_type + TP_MRO).unwrap_or(0);
+        let mro = sequence_items(&mut reader, &self.layout, mro, Kind::Tuple, 2);
+        if mro.first() != Some(&dict_type) {
+            return Err(mismatch("a tuple's items are not at the expected offset"));
         }
         census::generation_heads(&mut reader, interp + self.layout.interp_gc)
             .ok_or_else(|| mismatch("no GC generation lists in the gc state"))?;

@@ -368,7 +368,13 @@ fn reader_cached_keys(reader: &mut Reader<'_>, layout: &HeapLayout, ty: u64) -> 
 }
 
 /// The items of a list or tuple (at most `max`).
-pub fn sequence_items(reader: &mut Reader<'_>, object: u64, kind: Kind, max: usize) -> Vec<u64> {
+pub fn sequence_items(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    object: u64,
+    kind: Kind,
+    max: usize,
+) -> Vec<u64> {
     let Some(len) = reader
         .i64(object + OB_SIZE)
         .and_then(|n| usize::try_from(n).ok())
@@ -380,7 +386,7 @@ pub fn sequence_items(reader: &mut Reader<'_>, object: u64, kind: Kind, max: usi
             Some(items) => items,
             None => return Vec::new(),
         },
-        Kind::Tuple => object + TUPLE_ITEMS,
+        Kind::Tuple => object + layout.tuple_items,
         _ => return Vec::new(),
     };
     let count = len.min(max);

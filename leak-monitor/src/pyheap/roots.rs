@@ -231,9 +231,10 @@ pub fn walk(
                 }
             }
             Kind::List | Kind::Tuple => {
-                for (i, item) in sequence_items(reader, object, info.kind, MAX_FANOUT.min(64))
-                    .into_iter()
-                    .enumerate()
+                for (i, item) in
+                    sequence_items(reader, layout, object, info.kind, MAX_FANOUT.min(64))
+                        .into_iter()
+                        .enumerate()
                 {
                     push(item, child(Step::Index(i), None));
                 }
@@ -244,7 +245,7 @@ pub fn walk(
                 }
             }
             Kind::Function => {
-                for (i, cell) in tuple_at(reader, object + FUNC_CLOSURE)
+                for (i, cell) in tuple_at(reader, layout, object + FUNC_CLOSURE)
                     .into_iter()
                     .enumerate()
                 {
@@ -252,7 +253,7 @@ pub fn walk(
                         push(value, child(Step::Closure(i), None));
                     }
                 }
-                for (i, value) in tuple_at(reader, object + FUNC_DEFAULTS)
+                for (i, value) in tuple_at(reader, layout, object + FUNC_DEFAULTS)
                     .into_iter()
                     .enumerate()
                 {
@@ -271,9 +272,9 @@ pub fn walk(
 }
 
 /// The items of the tuple whose pointer is at `field` (closures, defaults).
-fn tuple_at(reader: &mut Reader<'_>, field: u64) -> Vec<u64> {
+fn tuple_at(reader: &mut Reader<'_>, layout: &HeapLayout, field: u64) -> Vec<u64> {
     match reader.pointer(field) {
-        Some(tuple) => sequence_items(reader, tuple, Kind::Tuple, 64),
+        Some(tuple) => sequence_items(reader, layout, tuple, Kind::Tuple, 64),
         None => Vec::new(),
     }
 }
@@ -395,7 +396,7 @@ fn frame_roots(
             }],
             files: vec![file],
         });
-        for (i, name) in sequence_items(reader, names, Kind::Tuple, MAX_FANOUT)
+        for (i, name) in sequence_items(reader, layout, names, Kind::Tuple, MAX_FANOUT)
             .into_iter()
             .enumerate()
         {

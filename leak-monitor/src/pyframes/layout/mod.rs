@@ -185,13 +185,37 @@ pub fn has_debug_offsets(major: u8, minor: u8) -> bool {
 /// Bytes to read from the start of `_PyRuntime` to decode its `_Py_DebugOffsets`.
 pub const DEBUG_OFFSETS_PREFIX: usize = 8 * 64;
 
-/// The number of `u64` fields of each leading section of `_Py_DebugOffsets` (runtime,
-/// interpreter, thread, frame, code), each starting with its struct's `size`. The header is
-/// `char cookie[8]`, `uint64_t version`, `uint64_t free_threaded`.
-fn section_lengths(minor: u8) -> Option<[usize; 5]> {
+/// How one version lays out the leading sections of `_Py_DebugOffsets` (runtime, interpreter,
+/// thread, frame, code), each a run of `u64`s starting with its struct's `size`, after the
+/// header (`char cookie[8]`, `uint64_t version`, `uint64_t free_threaded`).
+struct DebugShape {
+    /// The number of fields of each leading section.
+    lengths: [usize; 5],
+    /// Words between the thread and frame sections (3.15's size-less `err_stackitem`).
+    gap_after_thread: usize,
+    /// The index of `native_thread_id` in the thread section.
+    thread_native_id: usize,
+}
+
+fn debug_shape(minor: u8) -> Option<DebugShape> {
     match minor {
-        13 => Some([3, 13, 9, 6, 10]),
-        14 => Some([3, 16, 9, 8, 11]),
+        13 => Some(DebugShape {
+            lengths: [3, 13, 9, 6, 10],
+            gap_after_thread: 0,
+            thread_native_id: 6,
+        }),
+        14 => Some(DebugShape {
+            lengths: [3, 16, 9, 8, 11],
+            gap_after_thread: 0,
+            thread_native_id: 6,
+        }),
+        // 3.15 added the base and last-profiled frames, the GIL and exception fields to the
+        // thread section, and `err_stackitem` after it.
+        15 => Some(DebugShape {
+            lengths: [3, 16, 16, 8, 11],
+            gap_after_thread: 1,
+            thread_native_id: 9,
+        }),
         _ => None,
     }
 }
@@ -208,9 +232,9 @@ pub enum DebugSection {
     Code = 4,
 }
 
-/// The version and the word index where each leading section starts, checked against the
-/// cookie and the free-threaded flag.
-fn debug_sections(bytes: &[u8]) -> Result<(u8, u8, [usize; 5]), FramesError> {
+/// The version, the word index where each leading section starts, and the thread section's
+/// `native_thread_id` index, checked against the cookie and the free-threaded flag.
+fn debug_sections(bytes: &[u8]) -> Result<(u8, u8, [usize; 5], usize), FramesError> {
     if bytes.get(..8) != Some(&COOKIE[..]) {
         return Err(FramesError::DebugOffsets("no xdebugpy cookie"));
     }
@@ -222,16 +246,19 @@ fn debug_sections(bytes: &[u8]) -> Result<(u8, u8, [usize; 5]), FramesError> {
             "{major}.{minor} free-threaded build"
         )));
     }
-    let lengths = section_lengths(minor)
+    let shape = debug_shape(minor)
         .filter(|_| major == 3)
         .ok_or_else(|| FramesError::Unsupported(format!("{major}.{minor}")))?;
     let mut starts = [0usize; 5];
     let mut at = 3;
-    for (start, len) in starts.iter_mut().zip(lengths) {
+    for (section, (start, len)) in starts.iter_mut().zip(shape.lengths).enumerate() {
+        if section == DebugSection::Frame as usize {
+            at += shape.gap_after_thread;
+        }
         *start = at;
         at += len;
     }
-    Ok((major, minor, starts))
+    Ok((major, minor, starts, shape.thread_native_id))
 }
 
 fn debug_word(bytes: &[u8], index: usize) -> Result<u64, FramesError> {
@@ -245,14 +272,14 @@ fn debug_word(bytes: &[u8], index: usize) -> Result<u64, FramesError> {
 /// One field of `_Py_DebugOffsets` (read from the start of `_PyRuntime`): the `index`-th
 /// `u64` of `section`, whose field 0 is its struct's size.
 pub fn debug_offset(bytes: &[u8], section: DebugSection, index: usize) -> Result<u64, FramesError> {
-    let (_, _, starts) = debug_sections(bytes)?;
+    let (_, _, starts, _) = debug_sections(bytes)?;
     debug_word(bytes, starts[section as usize] + index)
 }
 
-/// Decodes `_Py_DebugOffsets` (CPython 3.13, 3.14) from the first bytes of `_PyRuntime`.
+/// Decodes `_Py_DebugOffsets` (CPython 3.13-3.15) from the first bytes of `_PyRuntime`.
 pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
     let word = |index: usize| debug_word(bytes, index);
-    let (major, minor, starts) = debug_sections(bytes)?;
+    let (major, minor, starts, native_id) = debug_sections(bytes)?;
     let [runtime, interp, thread, frame, code] = starts;
     let field = |section: usize, index: usize| word(section + index);
     let small = |value: u64| -> Result<u32, FramesError> {
@@ -269,7 +296,7 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
         interp_next: field(interp, 2)?,
         interp_threads_head: field(interp, 3)?,
         tstate_next: field(thread, 2)?,
-        tstate_native_thread_id: field(thread, 6)?,
+        tstate_native_thread_id: field(thread, native_id)?,
         code: CodeLayout {
             filename: field(code, 1)?,
             name: field(code, 2)?,
@@ -281,7 +308,7 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
         objects: OBJECTS_312,
         linetable: LineTableFormat::Locations,
         kernel: PyLayout {
-            // 3.14's `f_executable` is a `_PyStackRef`: its low bits are tags.
+            // 3.14+'s `f_executable` is a `_PyStackRef`: its low bits are tags.
             code_tag_mask: if minor >= 14 { 0b11 } else { 0 },
             tstate_frame: small(field(thread, 4)?)?,
             cframe_current: NO_OFFSET,
@@ -293,7 +320,7 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
             code_adaptive: small(adaptive)?,
             tstate_interp: small(field(thread, 3)?)?,
             interp_threads_head: small(field(interp, 3)?)?,
-            tstate_native_thread_id: small(field(thread, 6)?)?,
+            tstate_native_thread_id: small(field(thread, native_id)?)?,
             reserved: 0,
         },
     };

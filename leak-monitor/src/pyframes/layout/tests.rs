@@ -205,6 +205,101 @@ fn decodes_a_314_fixture_with_its_longer_sections() {
     assert!(!fits_frame_chunk(&wide));
 }
 
+/// The first words of `_PyRuntime` in Debian's CPython 3.15.2 (read from a live process):
+/// the thread section grew to 16 fields and `err_stackitem` sits before the frame section.
+const RUNTIME_3_15_2: [u64; 60] = [
+    u64::from_le_bytes(*b"xdebugpy"),
+    0x030F_02F0,
+    0,
+    346568,
+    912,
+    936,
+    226240,
+    7272,
+    7264,
+    7336,
+    7352,
+    7400,
+    7592,
+    7576,
+    7584,
+    16,
+    7736,
+    0,
+    7752,
+    7744,
+    7944,
+    0,
+    888,
+    0,
+    8,
+    16,
+    72,
+    80,
+    88,
+    96,
+    176,
+    184,
+    256,
+    32,
+    36,
+    40,
+    136,
+    288,
+    0,
+    88,
+    8,
+    0,
+    56,
+    80,
+    74,
+    64,
+    0,
+    216,
+    112,
+    120,
+    128,
+    136,
+    68,
+    52,
+    96,
+    104,
+    208,
+    0,
+    16,
+    8,
+];
+
+#[test]
+fn decodes_315_debug_offsets_read_from_a_live_interpreter() {
+    let bytes: Vec<u8> = RUNTIME_3_15_2
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let layout = from_debug_offsets(&bytes).unwrap();
+    assert_eq!((layout.major, layout.minor), (3, 15));
+    assert_eq!(layout.runtime_interpreters_head, 936);
+    assert_eq!(layout.interp_threads_head, 7336);
+    assert_eq!(layout.tstate_next, 8);
+    assert_eq!(layout.tstate_native_thread_id, 184);
+    assert_eq!(layout.kernel.tstate_frame, 72);
+    assert_eq!(layout.kernel.frame_previous, 8);
+    assert_eq!(layout.kernel.frame_code, 0);
+    assert_eq!(layout.kernel.frame_instr, 56);
+    assert_eq!(layout.kernel.frame_owner, 74);
+    assert_eq!(layout.code.filename, 112);
+    assert_eq!(layout.code.firstlineno, 68);
+    assert_eq!(layout.kernel.code_adaptive, 208);
+    assert_eq!(layout.kernel.code_tag_mask, 0b11);
+    assert!(fits_frame_chunk(&layout.kernel));
+    assert_eq!(
+        debug_offset(&bytes, DebugSection::Interpreter, 5).unwrap(),
+        7400
+    );
+    assert_eq!(debug_offset(&bytes, DebugSection::Frame, 4).unwrap(), 80);
+    assert_eq!(debug_offset(&bytes, DebugSection::Code, 7).unwrap(), 96);
+}
+
 #[test]
 fn bad_debug_offsets_are_errors() {
     let good = fixture_313().bytes();
@@ -222,7 +317,7 @@ fn bad_debug_offsets_are_errors() {
     assert!(from_debug_offsets(&good[..100]).is_err());
     // An unknown future version.
     let mut future = fixture_313();
-    future.words[1] = 0x030F_00F0;
+    future.words[1] = 0x0310_00F0;
     assert!(matches!(
         from_debug_offsets(&future.bytes()),
         Err(FramesError::Unsupported(_))
