@@ -26,6 +26,49 @@ pub fn python_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Where `cargo xtask setup` installs the CPython releases newer than pyenv has.
+pub const NEWER_PYTHON: &str = "/opt/newer-python";
+
+/// The CPython interpreters besides the default `python3` (3.11): pyenv's 3.12 and 3.13 and
+/// Debian's 3.14 and 3.15 from `cargo xtask setup`, as (version, interpreter). Missing ones
+/// are a failure, never a skip: the tests are meant to cover them all.
+pub fn other_interpreters() -> Vec<(&'static str, PathBuf)> {
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")))
+        .expect("PYENV_ROOT or HOME")
+        .join("versions");
+    let from_pyenv = |version: &'static str| {
+        let dir = fs::read_dir(&pyenv)
+            .unwrap_or_else(|err| panic!("{}: {err} (pyenv's Pythons)", pyenv.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{version}.")))
+            })
+            .max()
+            .unwrap_or_else(|| panic!("pyenv has no CPython {version} in {}", pyenv.display()));
+        (version, dir.join("bin/python3"))
+    };
+    let from_debian = |version: &'static str| {
+        let python = Path::new(NEWER_PYTHON).join(format!("{version}/usr/bin/python{version}"));
+        assert!(
+            python.exists(),
+            "{} is missing: run `cargo xtask setup`",
+            python.display()
+        );
+        (version, python)
+    };
+    vec![
+        from_pyenv("3.12"),
+        from_pyenv("3.13"),
+        from_debian("3.14"),
+        from_debian("3.15"),
+    ]
+}
+
 /// The workload `leak-monitor demo` embeds.
 pub fn demo_workload_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands/demo_workload.py")
@@ -65,7 +108,12 @@ pub struct Workload {
 impl Workload {
     /// Starts `python3 tests/python/NAME ARGS...` and waits for READY.
     pub fn start(name: &str, args: &[&str]) -> Workload {
-        let mut command = Command::new("python3");
+        Workload::start_with(Path::new("python3"), name, args)
+    }
+
+    /// Starts `PYTHON tests/python/NAME ARGS...` and waits for READY.
+    pub fn start_with(python: &Path, name: &str, args: &[&str]) -> Workload {
+        let mut command = Command::new(python);
         command.arg(python_script(name)).args(args);
         Workload::spawn(name, command)
     }

@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what the tests need and a fresh machine lacks (prometheus, chromium, systemd).
+    /// Install what the tests need and a fresh machine lacks (prometheus, chromium, systemd, CPython 3.14 and 3.15).
     Setup,
     /// Run every benchmark (sampling cost, eBPF and procfs overhead on the target, the
     /// daemon's RSS and CPU) and print a summary.

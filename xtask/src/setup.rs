@@ -1,5 +1,5 @@
-//! Installs what the tests need and a fresh machine lacks. Each step checks first, so running it
-//! again is cheap.
+//! Installs what the tests need and a fresh machine lacks (Debian packages, PyPI modules,
+//! CPython 3.14 and 3.15). Each step checks first, so running it again is cheap.
 
 use anyhow::{bail, Context};
 use std::process::Command;
@@ -40,7 +40,31 @@ pub fn run() -> anyhow::Result<()> {
     if !missing.is_empty() {
         install_debian(&missing)?;
     }
-    install_python_modules()
+    install_python_modules()?;
+    install_newer_pythons()
+}
+
+/// CPython releases newer than pyenv has here, which the tests run under: unpacked from
+/// Debian unstable's packages into /opt/newer-python by `xtask/newer-python.sh`.
+const NEWER_PYTHONS: &[&str] = &["3.14", "3.15"];
+
+fn install_newer_pythons() -> anyhow::Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/newer-python.sh");
+    for version in NEWER_PYTHONS {
+        let python = format!("/opt/newer-python/{version}/usr/bin/python{version}");
+        if std::path::Path::new(&python).exists() {
+            continue;
+        }
+        if !is_root() {
+            bail!("installing CPython {version} needs root: run `sudo bash {script} {version}`");
+        }
+        eprintln!(
+            "xtask: installing CPython {version} from Debian unstable into /opt/newer-python"
+        );
+        run_quiet(Command::new("bash").arg(script).arg(version))
+            .with_context(|| format!("installing CPython {version}"))?;
+    }
+    Ok(())
 }
 
 /// PyPI packages the accuracy corpus uses: numpy (a leak in C-extension-backed objects).
