@@ -1,6 +1,7 @@
 //! The command line: clap definitions only. Validation that needs I/O happens in `commands`.
 
 use crate::events::Engagement;
+use crate::monitor::Attribution;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +67,10 @@ pub struct SamplingArgs {
     /// on our machines) [default: on-growth].
     #[arg(long, value_enum, value_name = "WHEN", conflicts_with = "no_ebpf")]
     pub kernel_tracing: Option<Engagement>,
+    /// Do not take censuses of the Python heap while memory grows: rss_bytes sites are then the
+    /// lines that allocated, not the containers that keep the memory [default: censuses on].
+    #[arg(long)]
+    pub no_heap_census: bool,
 }
 
 impl SamplingArgs {
@@ -81,6 +86,14 @@ impl SamplingArgs {
     /// When the kernel's syscall and page-fault programs are attached.
     pub fn engagement(&self) -> Engagement {
         self.kernel_tracing.unwrap_or_default()
+    }
+
+    /// What is read of Python targets beyond procfs.
+    pub fn attribution(&self) -> Attribution {
+        Attribution {
+            stacks: true,
+            heap_census: !self.no_heap_census,
+        }
     }
 }
 

@@ -89,12 +89,27 @@ const MONITORS: &[Monitor] = &[
         detaches: false,
     },
     Monitor {
-        name: "leak-monitor, full (eBPF on growth + kernel frame walk)",
+        name: "leak-monitor, full (eBPF on growth + kernel frame walk + heap census)",
         program: "leak-monitor",
         args: &[
             "run",
             "--pid",
             "{pid}",
+            "--duration",
+            "{secs}",
+            "--json",
+            "{dir}/r.json",
+        ],
+        detaches: false,
+    },
+    Monitor {
+        name: "leak-monitor, full, --no-heap-census",
+        program: "leak-monitor",
+        args: &[
+            "run",
+            "--pid",
+            "{pid}",
+            "--no-heap-census",
             "--duration",
             "{secs}",
             "--json",

@@ -1,14 +1,18 @@
 //! Turning `--pid` arguments into attached monitors, with errors the user can act on (exit 2).
 
 use super::UsageError;
-use crate::monitor::TargetMonitor;
+use crate::monitor::{Attribution, TargetMonitor};
 use crate::sampling::SampleError;
 use crate::targets::{self, TargetError};
 use std::time::Duration;
 
 /// Identifies and attaches each PID. The first unusable one is a usage error: the user asked
 /// for exactly these processes.
-pub fn attach_pids(pids: &[i32], interval: Duration) -> Result<Vec<TargetMonitor>, UsageError> {
+pub fn attach_pids(
+    pids: &[i32],
+    interval: Duration,
+    attribution: Attribution,
+) -> Result<Vec<TargetMonitor>, UsageError> {
     let mut monitors = Vec::with_capacity(pids.len());
     for &pid in pids {
         if monitors
@@ -18,8 +22,8 @@ pub fn attach_pids(pids: &[i32], interval: Duration) -> Result<Vec<TargetMonitor
             continue;
         }
         let info = targets::identify(pid, None).map_err(|err| target_error(pid, err))?;
-        let monitor =
-            TargetMonitor::attach(info, interval).map_err(|err| sample_error(pid, err))?;
+        let monitor = TargetMonitor::attach_with(info, interval, attribution)
+            .map_err(|err| sample_error(pid, err))?;
         monitors.push(monitor);
     }
     Ok(monitors)

@@ -32,7 +32,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let interval = args.sampling.interval();
     let stop = StopFlag::on_signals()?;
-    let mut monitors = attach_pids(&args.pids, interval)?;
+    let mut monitors = attach_pids(&args.pids, interval, args.sampling.attribution())?;
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
     // Kept for the run: dropping it detaches the programs.

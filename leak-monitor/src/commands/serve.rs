@@ -32,7 +32,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &config.report_dir {
         create_private_dir(dir)?;
     }
-    let mut initial = attach_pids(&config.pids, config.interval)?;
+    let mut initial = attach_pids(&config.pids, config.interval, config.attribution)?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
     let tracer = tracing::start_following(
         &mut capabilities,
@@ -52,6 +52,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut event_counters = tracing::EventCounters::declare(&metrics);
     let mut fleet = Fleet::new(initial, config.selectors, config.interval, REDISCOVER_EVERY);
     fleet.set_tracer(tracer.clone());
+    fleet.set_attribution(config.attribution);
     for monitor in fleet.monitors() {
         log(&format!(
             "following {}",

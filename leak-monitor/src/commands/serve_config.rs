@@ -5,6 +5,7 @@
 use super::UsageError;
 use crate::cli::{SamplingArgs, ServeArgs, TracingMode};
 use crate::events::Engagement;
+use crate::monitor::Attribution;
 use crate::targets::Selector;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// ebpf = true                 # false: as --no-ebpf
 /// track_allocations = false   # true: as --track-allocations
 /// kernel_tracing = "on-growth"  # or "always": as --kernel-tracing
+/// heap_census = true          # false: as --no-heap-census
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,7 @@ struct ConfigFile {
     #[serde(default)]
     track_allocations: bool,
     kernel_tracing: Option<Engagement>,
+    heap_census: Option<bool>,
 }
 
 /// Resolved daemon options.
@@ -54,6 +57,7 @@ pub struct ServeConfig {
     pub interval: Duration,
     pub tracing: TracingMode,
     pub engagement: Engagement,
+    pub attribution: Attribution,
 }
 
 impl ServeConfig {
@@ -145,6 +149,10 @@ impl ServeConfig {
                 .kernel_tracing
                 .or(file.kernel_tracing)
                 .unwrap_or_default(),
+            attribution: Attribution {
+                heap_census: !args.sampling.no_heap_census && file.heap_census.unwrap_or(true),
+                ..args.sampling.attribution()
+            },
         })
     }
 }
@@ -259,6 +267,11 @@ mod tests {
             mode("pids = [1]\nebpf = false\n", &["--track-allocations"]),
             TracingMode::EventsAndAllocations
         );
+        let census = |text: &str, flags: &[&str]| resolve(text, flags).unwrap().attribution;
+        assert!(census("pids = [1]\n", &[]).heap_census);
+        assert!(!census("pids = [1]\nheap_census = false\n", &[]).heap_census);
+        assert!(!census("pids = [1]\n", &["--no-heap-census"]).heap_census);
+        assert!(census("pids = [1]\nheap_census = true\n", &[]).stacks);
         let engagement = |text: &str, flags: &[&str]| resolve(text, flags).unwrap().engagement;
         assert_eq!(engagement("pids = [1]\n", &[]), Engagement::OnGrowth);
         assert_eq!(

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let interval = args.sampling.interval();
     let stop = StopFlag::on_signals()?;
-    let mut monitor = attach_pids(&[args.pid], interval)?
+    let mut monitor = attach_pids(&[args.pid], interval, args.sampling.attribution())?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());

@@ -2,7 +2,7 @@
 //! periodically. Ended targets are handed back once, with their last snapshot, and dropped.
 
 use super::snapshot::TargetSnapshot;
-use super::target::{Ended, TargetMonitor};
+use super::target::{Attribution, Ended, TargetMonitor};
 use super::tracing::Tracing;
 use crate::targets::{self, Selector, TargetId, TargetInfo};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +34,8 @@ pub struct Fleet {
     refused: BTreeSet<TargetId>,
     /// New targets are traced with it too, when tracing is on.
     tracer: Option<Arc<Tracing>>,
+    /// What new targets are attached with.
+    attribution: Attribution,
 }
 
 impl Fleet {
@@ -59,7 +61,13 @@ impl Fleet {
                 .collect(),
             refused: BTreeSet::new(),
             tracer: None,
+            attribution: Attribution::default(),
         }
+    }
+
+    /// Attaches the targets discovered from now on with `attribution`.
+    pub fn set_attribution(&mut self, attribution: Attribution) {
+        self.attribution = attribution;
     }
 
     /// Traces the targets discovered from now on with `tracer`.
@@ -147,7 +155,7 @@ impl Fleet {
         });
         for info in found {
             let id = info.id;
-            match TargetMonitor::attach(info.clone(), self.interval) {
+            match TargetMonitor::attach_with(info.clone(), self.interval, self.attribution) {
                 Ok(mut monitor) => {
                     monitor.set_trend_refresh(TREND_REFRESH);
                     if let Some(tracer) = &self.tracer {

@@ -10,5 +10,5 @@ mod tracing;
 
 pub use fleet::{Fleet, FleetTick};
 pub use snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
-pub use target::{Ended, TargetMonitor};
+pub use target::{Attribution, Ended, TargetMonitor};
 pub use tracing::Tracing;

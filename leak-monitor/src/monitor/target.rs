@@ -100,22 +100,49 @@ pub struct TargetMonitor {
     fills: Mutex<held::FillCache>,
 }
 
+/// What a monitor reads of a Python target beyond procfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attribution {
+    /// Python stacks (the probe's and the kernel's frame walk) at the moments of growth.
+    pub stacks: bool,
+    /// Censuses of the Python heap while memory grows (needs `stacks`).
+    pub heap_census: bool,
+}
+
+impl Default for Attribution {
+    fn default() -> Self {
+        Attribution {
+            stacks: true,
+            heap_census: true,
+        }
+    }
+}
+
 impl TargetMonitor {
     /// Attaches to the process and takes the first sample, so an unusable target fails here.
     pub fn attach(info: TargetInfo, interval: Duration) -> Result<Self, SampleError> {
-        TargetMonitor::attach_with(info, interval, true)
+        TargetMonitor::attach_with(info, interval, Attribution::default())
     }
 
-    /// `attach`, with Python stack attribution on or off (off: procfs only, e.g. to measure
-    /// what attribution costs).
+    /// `attach`, with Python stacks and the heap census on or off (stacks off: procfs only,
+    /// e.g. to measure what attribution costs).
     pub fn attach_with(
         info: TargetInfo,
         interval: Duration,
-        stacks: bool,
+        attribution: Attribution,
     ) -> Result<Self, SampleError> {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
-        let heap = (stacks && targets::is_python(&info)).then(|| start_census(&info));
+        let stacks = attribution.stacks;
+        let heap = if !stacks || !targets::is_python(&info) {
+            None
+        } else if attribution.heap_census {
+            Some(start_census(&info))
+        } else {
+            Some(Err(
+                "the heap census was switched off (--no-heap-census)".to_string()
+            ))
+        };
         let (stacks, probe, retryable) = if stacks {
             start_probe(&info)
         } else {
