@@ -7,7 +7,7 @@
 //!
 //! `cargo bench -p leak-monitor --bench attribution` (needs python3, and root for ptrace).
 
-use leak_monitor::monitor::TargetMonitor;
+use leak_monitor::monitor::{Attribution, TargetMonitor};
 use leak_monitor::targets;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -108,9 +108,14 @@ impl Drop for Workload {
 fn measure(script: &std::path::Path, name: &str, leak_bytes: u64) -> Result<(), String> {
     let workload = Workload::start(script, leak_bytes)?;
     let info = targets::identify(workload.pid(), None).map_err(|e| e.to_string())?;
-    let mut off =
-        TargetMonitor::attach_with(info.clone(), INTERVAL, false).map_err(|e| e.to_string())?;
-    let mut on = TargetMonitor::attach_with(info, INTERVAL, true).map_err(|e| e.to_string())?;
+    let procfs_only = Attribution {
+        stacks: false,
+        heap_census: false,
+    };
+    let mut off = TargetMonitor::attach_with(info.clone(), INTERVAL, procfs_only)
+        .map_err(|e| e.to_string())?;
+    let mut on = TargetMonitor::attach_with(info, INTERVAL, Attribution::default())
+        .map_err(|e| e.to_string())?;
     // Let both settle (first highs, interpreter warm-up).
     workload.throughput(&mut off);
     let (mut off_sum, mut on_sum) = (0.0, 0.0);
