@@ -43,7 +43,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     capabilities.announce();
 
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
-    let server = MetricsServer::start(config.listen, Arc::clone(&metrics))?;
+    let server = MetricsServer::start(config.listen, Arc::clone(&metrics), log)?;
     log(&format!(
         "serving metrics on http://{}/metrics",
         server.addr()
@@ -61,6 +61,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
     let mut ticker = Ticker::new(config.interval);
     while let Some(now) = ticker.wait(&stop) {
+        server.ensure_running()?;
         let tick = fleet.tick(now);
         for info in &tick.added {
             log(&format!(
