@@ -1,6 +1,7 @@
 //! Abuse tests: what a hostile but fair user can do to the daemon and to a run, done for real
 //! (issue 18). `endpoint` attacks the HTTP endpoint of `serve` (fd exhaustion under prlimit,
-//! slowloris, idle connections).
+//! slowloris, idle connections); `run` the `run` command (huge and missing arguments, signals,
+//! report paths that cannot be created or vanish).
 //!
 //! Each test starts its own `leak-monitor` and workloads; deadlines are liveness bounds for a
 //! loaded 2-core machine, not timings. Run them alone with
@@ -10,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod endpoint;
+mod run;
 // Shared with the integration tests; this suite uses part of it.
 #[allow(dead_code)]
 #[path = "../integration/support.rs"]

@@ -77,6 +77,13 @@ pub struct Observation {
     pub duration_seconds: f64,
     pub interval_seconds: f64,
     pub samples: u64,
+    /// True when SIGINT or SIGTERM ended the run before its `--duration` (an addition agreed in
+    /// 2026-12; absent in reports that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<bool>,
+    /// Seconds into the observation when the target exited; absent when it lived to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_exited_after_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,6 +192,8 @@ impl Report {
                 duration_seconds: snapshot.observed_seconds,
                 interval_seconds: snapshot.interval_seconds,
                 samples: snapshot.samples,
+                cut_short: Some(false),
+                target_exited_after_seconds: None,
             },
             capabilities: ReportCapabilities::build(capabilities, snapshot),
             resources: snapshot
@@ -512,7 +521,7 @@ mod tests {
     /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
     /// objects (arrays: element-wise as far as both go).
     /// Keys this build adds to the contract's example.
-    const ADDITIONS: &[&str] = &["method"];
+    const ADDITIONS: &[&str] = &["method", "cut_short"];
 
     fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
         match (ours, theirs) {
