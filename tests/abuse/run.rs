@@ -186,3 +186,49 @@ fn a_report_dir_that_vanishes_during_the_run_falls_back_and_exits_1() {
     );
     assert!(!Path::new(&json).exists());
 }
+
+#[test]
+fn a_report_says_which_kernel_events_it_lost_per_kind() {
+    let workload = idle_python();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let outcome = leak_monitor(&[
+        "run",
+        "--pid",
+        &workload.pid_arg(),
+        "--duration",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    let report = read_json(&json);
+    assert_eq!(report["capabilities"]["ebpf"], true, "as root: {report:#}");
+    let dropped = report["observation"]["dropped_events"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no observation.dropped_events:\n{report:#}"));
+    for kind in [
+        "fd_open",
+        "fd_close",
+        "thread_new",
+        "thread_exit",
+        "page_fault",
+    ] {
+        assert!(dropped[kind].is_u64(), "{kind} in {dropped:?}");
+    }
+    // Without eBPF there is nothing to lose, and no such field.
+    let outcome = leak_monitor(&[
+        "run",
+        "--pid",
+        &workload.pid_arg(),
+        "--duration",
+        "1",
+        "--no-ebpf",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    assert!(read_json(&json)["observation"]
+        .get("dropped_events")
+        .is_none());
+}

@@ -9,6 +9,7 @@ use crate::cli::RunArgs;
 use crate::monitor::{Ended, StacksStatus, TargetMonitor};
 use crate::outputs::html;
 use crate::outputs::report::{render_markdown, Report};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,7 +31,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
     // Kept for the run: dropping it detaches the programs.
-    let _tracer = tracing::start_following(
+    let tracer = tracing::start_following(
         &mut capabilities,
         args.sampling.tracing(),
         args.sampling.engagement(),
@@ -49,7 +50,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let asked = Duration::from_secs_f64(args.duration);
     let cut_short_by = observe(&mut monitors, asked, interval, &stop);
 
-    let reports = build_reports(&monitors, &capabilities, cut_short_by);
+    let dropped = tracer.as_deref().map(tracing::dropped_by_kind);
+    let reports = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
     write_reports(&args, &reports, &monitors)?;
 
     let leak_found = reports.iter().any(Report::has_leak);
@@ -91,7 +93,9 @@ fn build_reports(
     monitors: &[TargetMonitor],
     capabilities: &Capabilities,
     cut_short_by: Option<&str>,
+    dropped: Option<&BTreeMap<String, u64>>,
 ) -> Vec<Report> {
+    let lost: u64 = dropped.map_or(0, |d| d.values().sum());
     let now = SystemTime::now();
     monitors
         .iter()
@@ -115,7 +119,15 @@ fn build_reports(
                     snapshot.observed_seconds
                 ));
             }
+            if lost > 0 {
+                capabilities.note(format!(
+                    "the kernel lost {lost} events (its ring buffer was full; \
+                     observation.dropped_events has them per kind): the ledgers were re-read \
+                     from procfs, and what was created meanwhile is pre-existing"
+                ));
+            }
             let mut report = Report::build(&snapshot, &capabilities, now);
+            report.observation.dropped_events = dropped.cloned();
             report.observation.cut_short = Some(cut_short_by.is_some());
             report.observation.target_exited_after_seconds =
                 exited.then_some(snapshot.observed_seconds);

@@ -10,6 +10,7 @@ use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The value of the report's `schema` field.
@@ -84,6 +85,10 @@ pub struct Observation {
     /// Seconds into the observation when the target exited; absent when it lived to the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_exited_after_seconds: Option<f64>,
+    /// Kernel events lost during the run (ring buffer full), per kind, 0 included; the ring
+    /// buffer is shared by the run's targets. Absent without eBPF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_events: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -194,6 +199,7 @@ impl Report {
                 samples: snapshot.samples,
                 cut_short: Some(false),
                 target_exited_after_seconds: None,
+                dropped_events: None,
             },
             capabilities: ReportCapabilities::build(capabilities, snapshot),
             resources: snapshot
