@@ -2,7 +2,7 @@
 //! that cannot be created or vanish during the run. Whatever happens, the user gets one clear
 //! line, the usual exit code, and never loses the observation.
 
-use crate::support::{leak_monitor, read_json, LeakMonitor, Outcome, Workload};
+use crate::support::{leak_monitor, read_json, resource, LeakMonitor, Outcome, Workload};
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -231,4 +231,41 @@ fn a_report_says_which_kernel_events_it_lost_per_kind() {
     assert!(read_json(&json)["observation"]
         .get("dropped_events")
         .is_none());
+}
+
+#[test]
+fn a_target_that_exits_mid_run_keeps_its_sites() {
+    let workload = Workload::start("leak_then_exit.py", &["--seconds", "25"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let outcome = leak_monitor(&[
+        "run",
+        "--pid",
+        &workload.pid_arg(),
+        "--duration",
+        "90",
+        "--interval",
+        "500",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    let report = read_json(&json);
+    assert!(
+        report["observation"]["target_exited_after_seconds"].is_f64(),
+        "{report:#}"
+    );
+    // Its exit ended every thread and closed every fd; the report is as of its last sample.
+    for (name, line) in [("open_fds", 20), ("threads", 22)] {
+        let entry = resource(&report, name);
+        assert_ne!(entry["verdict"], "stable", "{entry:#}");
+        let sites = entry["sites"].as_array().unwrap();
+        assert!(
+            sites.iter().any(|site| site["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("leak_then_exit.py"))
+                && site["line"] == line),
+            "{name}: no site at leak_then_exit.py:{line}: {entry:#}"
+        );
+    }
 }
