@@ -153,11 +153,12 @@ fn a_report_dir_that_vanishes_during_the_run_falls_back_and_exits_1() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_leak-monitor"));
     command
         .env("TMPDIR", fallback_dir.path())
-        .args(["run", "--pid", &workload.pid_arg(), "--duration", "4"])
+        .args(["run", "--pid", &workload.pid_arg(), "--duration", "8"])
         .args(["--json", json.to_str().unwrap()])
         .args(["--markdown", markdown.to_str().unwrap()]);
     let daemon = LeakMonitor::spawn_command(&mut command);
-    thread::sleep(Duration::from_secs(1));
+    // The paths are checked at start-up, before attaching: long done after 2 s.
+    thread::sleep(Duration::from_secs(2));
     std::fs::remove_dir(&reports).unwrap();
     let outcome = daemon.finish();
 
