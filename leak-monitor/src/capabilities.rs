@@ -27,6 +27,11 @@ impl Privileges {
         Privileges { effective }
     }
 
+    /// Privileges with this `CapEff` bit set (tests and fixtures).
+    pub fn from_effective(effective: u64) -> Self {
+        Privileges { effective }
+    }
+
     fn has(self, bit: u32) -> bool {
         self.effective & (1u64 << bit) != 0
     }

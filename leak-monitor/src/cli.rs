@@ -123,8 +123,9 @@ pub struct RunArgs {
     /// Process ID to observe (repeat for several; required).
     #[arg(long = "pid", value_name = "PID", required = true)]
     pub pids: Vec<i32>,
-    /// How long to observe, in seconds (fractions allowed; required, no default).
-    #[arg(long, value_name = "SECONDS")]
+    /// How long to observe, in seconds (fractions allowed, up to 10 years; required, no
+    /// default).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = seconds)]
     pub duration: f64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -183,7 +184,7 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// How long to run the demo, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 45.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 45.0, allow_negative_numbers = true, value_parser = seconds)]
     pub duration: f64,
     /// IP:PORT to serve /metrics on while the demo runs.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
@@ -216,4 +217,36 @@ pub struct AuditArgs {
     /// Exit with status 3 when anything was found.
     #[arg(long)]
     pub fail_on_finding: bool,
+}
+
+/// The longest `--duration`: 10 years (longer ones overflow the clock's arithmetic).
+pub const MAX_SECONDS: f64 = 315_360_000.0;
+
+/// A `--duration`: a positive, finite number of seconds up to `MAX_SECONDS`.
+fn seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_string())?;
+    if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_SECONDS {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "must be more than 0 and at most {MAX_SECONDS} seconds (10 years)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_positive_finite_and_bounded() {
+        assert_eq!(seconds("2.5"), Ok(2.5));
+        assert_eq!(seconds("315360000"), Ok(MAX_SECONDS));
+        for bad in ["0", "-1", "1e19", "inf", "NaN", "", "ten", "315360000.5"] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -45,12 +45,17 @@ fn argument_error(err: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `error: X` + `Usage: Y` of clap's message as `X (usage: Y; see --help)`.
+/// `error: X` (with its indented continuation lines, such as the missing arguments) + `Usage: Y`
+/// of clap's message as `X (usage: Y; see --help)`.
 fn one_line(rendered: &str) -> String {
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid arguments");
+    let mut paragraphs = rendered
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let first = paragraphs.next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    match lines.find_map(|l| l.strip_prefix("Usage: ")) {
+    let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    match paragraphs.find_map(|p| p.strip_prefix("Usage: ")) {
         Some(usage) => format!("{first} (usage: {usage}; see --help)"),
         None => format!("{first} (see --help)"),
     }
@@ -68,5 +73,10 @@ mod tests {
             "unexpected argument '--bogus' found (usage: leak-monitor run --pid <PID> --duration <SECONDS>; see --help)"
         );
         assert_eq!(one_line(""), "invalid arguments (see --help)");
+        let missing = "error: the following required arguments were not provided:\n  --duration <SECONDS>\n\nUsage: leak-monitor run --pid <PID> --duration <SECONDS>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(missing),
+            "the following required arguments were not provided: --duration <SECONDS> (usage: leak-monitor run --pid <PID> --duration <SECONDS>; see --help)"
+        );
     }
 }

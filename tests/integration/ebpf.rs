@@ -258,7 +258,7 @@ fn tracing_on_growth_ignores_churn_and_engages_for_a_leak() {
         Duration::from_secs(5),
         "the leaked fds in the ledger",
         || {
-            let live = tracing.tracer.live_by_site(pid)?;
+            let live = tracing.tracer.live_by_site(pid, None)?;
             let blamed: u64 = live.fds.values().sum();
             (blamed >= 10).then_some(blamed)
         },

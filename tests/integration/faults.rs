@@ -451,6 +451,9 @@ fn an_fd_and_page_storm_is_survived_with_drops_counted_and_ledgers_resynced() {
     assert!(received > 50_000.0, "the storm made events: {received}");
     let procfs = procfs_fds(workload.pid());
     let report = read_json(&json);
+    // The run's own losses, per kind (its ring buffer is not the daemon's).
+    let run_dropped = &report["observation"]["dropped_events"];
+    assert!(run_dropped["fd_open"].is_u64(), "{report:#}");
     let ledger_fds = ledgers(&report)["fds"].as_i64().expect("fds");
     assert!(
         (ledger_fds - procfs).abs() <= 2,

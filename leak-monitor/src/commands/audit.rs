@@ -3,7 +3,7 @@
 //! summary goes to stderr.
 
 use super::UsageError;
-use crate::attribution::catalog::scan;
+use crate::attribution::catalog::{first_syntax_error, scan};
 use crate::attribution::source::read_capped;
 use crate::attribution::LeakType;
 use crate::cli::AuditArgs;
@@ -44,17 +44,38 @@ struct AuditFinding {
 }
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    // A path that cannot be audited does not stop the others: they are all scanned, and the
+    // run ends with one line naming every failure (exit 2).
+    let mut failures = Vec::new();
     let mut files = Vec::new();
     for path in &args.paths {
-        collect(path, true, &mut files)?;
+        if let Err(err) = collect(path, true, &mut files) {
+            failures.push(err.0);
+        }
     }
     files.sort();
     files.dedup();
     let mut findings = Vec::new();
+    let mut audited = 0;
     for file in &files {
-        let source = read_capped(file, MAX_AUDIT_BYTES)
-            .map_err(|err| UsageError(format!("cannot read {}: {err}", file.display())))?;
+        let source = match read_capped(file, MAX_AUDIT_BYTES) {
+            Ok(source) => source,
+            Err(err) => {
+                failures.push(format!("cannot read {}: {err}", file.display()));
+                continue;
+            }
+        };
         let name = file.display().to_string();
+        if is_binary(&source) {
+            note(&format!("{name}: not Python source (binary data), skipped"));
+            continue;
+        }
+        if let Some(line) = first_syntax_error(&source) {
+            note(&format!(
+                "{name}: syntax error at line {line}; scanned as far as it parses"
+            ));
+        }
+        audited += 1;
         findings.extend(scan(&source).into_iter().map(|f| AuditFinding {
             file: name.clone(),
             line: f.line,
@@ -65,16 +86,29 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     print_findings(&findings, args.json)?;
-    eprintln!(
-        "leak-monitor audit: {} finding(s) in {} file(s)",
-        findings.len(),
-        files.len()
-    );
+    if !failures.is_empty() {
+        return Err(UsageError(failures.join("; ")).into());
+    }
+    note(&format!(
+        "{} finding(s) in {audited} file(s)",
+        findings.len()
+    ));
     Ok(if args.fail_on_finding && !findings.is_empty() {
         ExitCode::from(EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One line on stderr, beside the findings on stdout.
+fn note(message: &str) {
+    eprintln!("leak-monitor audit: {message}");
+}
+
+/// Binary data, not source: a NUL byte in the first 8 KiB (Python source never has one; the
+/// heuristic of git and ripgrep).
+fn is_binary(source: &str) -> bool {
+    source.bytes().take(8192).any(|b| b == 0)
 }
 
 fn print_findings(findings: &[AuditFinding], json: bool) -> anyhow::Result<()> {
@@ -161,6 +195,18 @@ mod tests {
             .map(|f| f.strip_prefix(root).unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["a.py", "pkg/b.py"]);
+    }
+
+    #[test]
+    fn binaries_are_told_apart_from_source() {
+        assert!(is_binary("\u{7f}ELF\u{2}\u{1}\u{1}\0\0"));
+        assert!(!is_binary("x = 1\n"));
+    }
+
+    #[test]
+    fn the_first_syntax_error_is_located() {
+        assert_eq!(first_syntax_error("x = 1\n"), None);
+        assert_eq!(first_syntax_error("x = 1\n\ndef f(:\n    pass\n"), Some(3));
     }
 
     #[test]

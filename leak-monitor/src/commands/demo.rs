@@ -61,7 +61,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
     let mut event_counters = tracing::EventCounters::declare(&metrics);
     let mut footer = capabilities.notes.clone();
-    let _server = match MetricsServer::start(args.listen, Arc::clone(&metrics)) {
+    // The live view owns the terminal: the endpoint's log lines would tear it.
+    let _server = match MetricsServer::start(args.listen, Arc::clone(&metrics), |_| {}) {
         Ok(server) => {
             footer.push(format!("metrics: http://{}/metrics", server.addr()));
             Some(server)

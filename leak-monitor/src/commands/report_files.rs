@@ -47,6 +47,60 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     result.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Where a report went when it could not be written where asked.
+#[derive(Debug)]
+pub enum Fallback {
+    /// A private file in the temp dir (`$TMPDIR`, else /tmp).
+    File(PathBuf),
+    /// Neither could be written: printed on stdout.
+    Stdout,
+}
+
+/// A report that was not written where asked, and where it went instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{error:#}; {}", match went_to {
+    Fallback::File(path) => format!("the report is in {} instead", path.display()),
+    Fallback::Stdout => "the report follows on stdout instead".to_string(),
+})]
+pub struct NotWrittenWhereAsked {
+    pub error: anyhow::Error,
+    pub went_to: Fallback,
+}
+
+/// Writes `contents` to `path` as `write_private` does. When that fails (the directory was
+/// removed during the run, the disk is full), the report is not lost: it goes to a new private
+/// file in the temp dir named after `path`, or, failing that too, to stdout.
+pub fn write_or_fall_back(path: &Path, contents: &str) -> Result<(), NotWrittenWhereAsked> {
+    let Err(error) = write_private(path, contents) else {
+        return Ok(());
+    };
+    let went_to = match write_fallback_file(path, contents) {
+        Ok(fallback) => Fallback::File(fallback),
+        Err(_) => {
+            print!("{contents}");
+            Fallback::Stdout
+        }
+    };
+    Err(NotWrittenWhereAsked { error, went_to })
+}
+
+/// `$TMPDIR/leak-monitor-STEM-XXXXXX.EXT`, created new (never through an existing name) and 0600.
+fn write_fallback_file(path: &Path, contents: &str) -> std::io::Result<PathBuf> {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let suffix = path
+        .extension()
+        .map(|ext| format!(".{}", ext.to_string_lossy()))
+        .unwrap_or_default();
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("leak-monitor-{stem}-"))
+        .suffix(&suffix)
+        .tempfile()?;
+    file.write_all(contents.as_bytes())?;
+    file.as_file().sync_all()?;
+    let (_, kept) = file.keep().map_err(|err| err.error)?;
+    Ok(kept)
+}
+
 /// Creates a report directory (and its parents), mode 0700.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
@@ -77,6 +131,33 @@ mod tests {
         assert_eq!(fs::read_to_string(&path)?, "{}");
         assert_eq!(fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(&reports)?.permissions().mode() & 0o777, 0o700);
+        Ok(())
+    }
+
+    #[test]
+    fn a_report_that_cannot_go_where_asked_goes_to_a_private_temp_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let gone = dir.path().join("removed").join("run.json");
+        let Err(err) = write_or_fall_back(&gone, "{}") else {
+            anyhow::bail!("wrote into a directory that does not exist");
+        };
+        let Fallback::File(fallback) = &err.went_to else {
+            anyhow::bail!("not a fallback file: {err}");
+        };
+        assert_eq!(fs::read_to_string(fallback)?, "{}");
+        assert_eq!(fs::metadata(fallback)?.permissions().mode() & 0o777, 0o600);
+        let name = fallback.file_name().unwrap_or_default().to_string_lossy();
+        assert!(
+            name.starts_with("leak-monitor-run-") && name.ends_with(".json"),
+            "{name}"
+        );
+        let message = err.to_string();
+        assert!(message.contains(&gone.display().to_string()), "{message}");
+        assert!(
+            message.contains(&fallback.display().to_string()),
+            "{message}"
+        );
+        fs::remove_file(fallback)?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! `leak-monitor run`: observe targets for a fixed time, then write the report(s).
 
-use super::report_files::{check_writable, write_private};
+use super::report_files::{check_writable, write_or_fall_back};
 use super::resolve::attach_pids;
 use super::ticker::{StopFlag, Ticker};
 use super::{progress::Progress, tracing, UsageError};
@@ -9,6 +9,7 @@ use crate::cli::RunArgs;
 use crate::monitor::{Ended, StacksStatus, TargetMonitor};
 use crate::outputs::html;
 use crate::outputs::report::{render_markdown, Report};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,13 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 const EXIT_LEAK_FOUND: u8 = 3;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !(args.duration.is_finite() && args.duration > 0.0) {
-        return Err(UsageError(format!(
-            "--duration must be a positive number of seconds, not {}",
-            args.duration
-        ))
-        .into());
-    }
+    // `--duration` is checked by its parser (positive, finite, bounded).
     for path in [&args.json, &args.markdown, &args.html]
         .into_iter()
         .flatten()
@@ -36,7 +31,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
     // Kept for the run: dropping it detaches the programs.
-    let _tracer = tracing::start_following(
+    let tracer = tracing::start_following(
         &mut capabilities,
         args.sampling.tracing(),
         args.sampling.engagement(),
@@ -52,14 +47,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    observe(
-        &mut monitors,
-        Duration::from_secs_f64(args.duration),
-        interval,
-        &stop,
-    );
+    let asked = Duration::from_secs_f64(args.duration);
+    let cut_short_by = observe(&mut monitors, asked, interval, &stop);
 
-    let reports = build_reports(&monitors, &capabilities);
+    let dropped = tracer.as_deref().map(tracing::dropped_by_kind);
+    let reports = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
     write_reports(&args, &reports, &monitors)?;
 
     let leak_found = reports.iter().any(Report::has_leak);
@@ -71,13 +63,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Samples every monitor until the duration is over, all targets have ended, or a signal
-/// arrives (then the report is written with what was seen).
+/// arrives (then the report is written with what was seen). Returns the signal that cut the
+/// run short, if one did.
 fn observe(
     monitors: &mut [TargetMonitor],
     duration: Duration,
     interval: Duration,
     stop: &StopFlag,
-) {
+) -> Option<&'static str> {
     let started = Instant::now();
     let deadline = started + duration;
     let mut ticker = Ticker::new(interval);
@@ -93,15 +86,23 @@ fn observe(
         progress.update(now.duration_since(started), monitors);
     }
     progress.finish();
+    stop.signal()
 }
 
-fn build_reports(monitors: &[TargetMonitor], capabilities: &Capabilities) -> Vec<Report> {
+fn build_reports(
+    monitors: &[TargetMonitor],
+    capabilities: &Capabilities,
+    cut_short_by: Option<&str>,
+    dropped: Option<&BTreeMap<String, u64>>,
+) -> Vec<Report> {
+    let lost: u64 = dropped.map_or(0, |d| d.values().sum());
     let now = SystemTime::now();
     monitors
         .iter()
         .map(|monitor| {
             let snapshot = monitor.snapshot();
             let mut capabilities = capabilities.for_target(monitor.info());
+            let exited = matches!(monitor.ended(), Some(Ended::Exited));
             match monitor.ended() {
                 Some(Ended::Exited) => capabilities.note(format!(
                     "the target exited after {:.1} s of observation; the report covers that time",
@@ -112,30 +113,62 @@ fn build_reports(monitors: &[TargetMonitor], capabilities: &Capabilities) -> Vec
                 }
                 None => {}
             }
-            Report::build(&snapshot, &capabilities, now)
+            if let (Some(signal), None) = (cut_short_by, monitor.ended()) {
+                capabilities.note(format!(
+                    "the run was cut short by {signal} after {:.1} s of observation; the report covers that time",
+                    snapshot.observed_seconds
+                ));
+            }
+            if lost > 0 {
+                capabilities.note(format!(
+                    "the kernel lost {lost} events (its ring buffer was full; \
+                     observation.dropped_events has them per kind): the ledgers were re-read \
+                     from procfs, and what was created meanwhile is pre-existing"
+                ));
+            }
+            let mut report = Report::build(&snapshot, &capabilities, now);
+            report.observation.dropped_events = dropped.cloned();
+            report.observation.cut_short = Some(cut_short_by.is_some());
+            report.observation.target_exited_after_seconds =
+                exited.then_some(snapshot.observed_seconds);
+            report
         })
         .collect()
 }
 
+/// Writes every report asked for. One that cannot be written where asked (its directory was
+/// removed during the run, the disk is full) goes to a fallback file or stdout, the others are
+/// still written, and the run then fails (exit 1) saying where each went.
 fn write_reports(
     args: &RunArgs,
     reports: &[Report],
     monitors: &[TargetMonitor],
 ) -> anyhow::Result<()> {
+    let mut outputs = Vec::new();
     if let Some(path) = &args.json {
         for (report, path) in reports.iter().zip(per_target_paths(path, reports)) {
-            write_private(&path, &report.to_json()?)?;
+            outputs.push((path, report.to_json()?));
         }
     }
     if let Some(path) = &args.markdown {
-        write_private(path, &render_markdown(reports))?;
+        outputs.push((path.clone(), render_markdown(reports)));
     }
     if let Some(path) = &args.html {
         let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
-        write_private(path, &html::render(reports, &series))?;
+        outputs.push((path.clone(), html::render(reports, &series)));
+    }
+    let mut misplaced = 0;
+    for (path, contents) in outputs {
+        if let Err(err) = write_or_fall_back(&path, &contents) {
+            eprintln!("leak-monitor: {err}");
+            misplaced += 1;
+        }
     }
     if args.json.is_none() && args.markdown.is_none() {
         print!("{}", render_markdown(reports));
+    }
+    if misplaced > 0 {
+        anyhow::bail!("{misplaced} report file(s) could not be written where asked (see above)");
     }
     Ok(())
 }

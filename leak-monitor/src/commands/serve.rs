@@ -7,6 +7,7 @@ use super::resolve::attach_pids;
 use super::serve_config::ServeConfig;
 use super::ticker::{StopFlag, Ticker};
 use super::tracing;
+use super::UsageError;
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::ServeArgs;
 use crate::detection::Verdict;
@@ -30,7 +31,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(&args)?;
     let stop = StopFlag::on_signals()?;
     if let Some(dir) = &config.report_dir {
-        create_private_dir(dir)?;
+        // A path the user gave that cannot be used: exit 2, as an unwritable `run --json`.
+        create_private_dir(dir).map_err(|err| UsageError(format!("{err:#}")))?;
     }
     let mut initial = attach_pids(&config.pids, config.interval, config.attribution)?;
     let mut capabilities = Capabilities::procfs_only(Privileges::current());
@@ -43,7 +45,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     capabilities.announce();
 
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
-    let server = MetricsServer::start(config.listen, Arc::clone(&metrics))?;
+    let server = MetricsServer::start(config.listen, Arc::clone(&metrics), log)?;
     log(&format!(
         "serving metrics on http://{}/metrics",
         server.addr()
@@ -62,6 +64,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
     let mut ticker = Ticker::new(config.interval);
     while let Some(now) = ticker.wait(&stop) {
+        server.ensure_running()?;
         let tick = fleet.tick(now);
         for info in &tick.added {
             log(&format!(

@@ -10,21 +10,41 @@ use std::time::{Duration, Instant};
 
 /// Set by SIGINT/SIGTERM. Long loops check it at every tick and end cleanly.
 #[derive(Clone)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag {
+    interrupted: Arc<AtomicBool>,
+    terminated: Arc<AtomicBool>,
+}
 
 impl StopFlag {
     /// Installs handlers for SIGINT and SIGTERM that set the flag.
     pub fn on_signals() -> anyhow::Result<Self> {
-        let flag = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(signal, Arc::clone(&flag))
+        let stop = StopFlag {
+            interrupted: Arc::new(AtomicBool::new(false)),
+            terminated: Arc::new(AtomicBool::new(false)),
+        };
+        for (signal, flag) in [
+            (signal_hook::consts::SIGINT, &stop.interrupted),
+            (signal_hook::consts::SIGTERM, &stop.terminated),
+        ] {
+            signal_hook::flag::register(signal, Arc::clone(flag))
                 .context("installing the signal handler")?;
         }
-        Ok(StopFlag(flag))
+        Ok(stop)
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.signal().is_some()
+    }
+
+    /// The signal that set the flag (SIGTERM when both came).
+    pub fn signal(&self) -> Option<&'static str> {
+        if self.terminated.load(Ordering::Relaxed) {
+            Some("SIGTERM")
+        } else if self.interrupted.load(Ordering::Relaxed) {
+            Some("SIGINT")
+        } else {
+            None
+        }
     }
 }
 

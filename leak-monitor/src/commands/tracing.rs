@@ -74,6 +74,18 @@ fn follow_all(
     }
 }
 
+/// Events the kernel lost so far, for every kind (0 included, so a report says it lost none).
+pub fn dropped_by_kind(tracing: &Tracing) -> BTreeMap<String, u64> {
+    let mut dropped: BTreeMap<String, u64> = EVENT_KINDS
+        .iter()
+        .map(|kind| (kind.to_string(), 0))
+        .collect();
+    for (kind, count) in tracing.tracer.stats().dropped {
+        *dropped.entry(kind.to_string()).or_default() += count;
+    }
+    dropped
+}
+
 /// Pushes the tracer's event counts into the metrics as deltas since the last call, and whether
 /// its gated programs are attached.
 #[derive(Default)]

@@ -283,6 +283,18 @@ pub fn metric_kind(event: &TraceEvent) -> &'static str {
     }
 }
 
+/// Now on CLOCK_MONOTONIC, in nanoseconds: the clock of every event's `ts_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec this frame owns; CLOCK_MONOTONIC always
+    // exists on Linux, so it cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

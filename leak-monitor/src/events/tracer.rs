@@ -334,12 +334,13 @@ impl Tracer {
             .map(TargetLedger::counts)
     }
 
-    /// Live amounts per site of one process.
-    pub fn live_by_site(&self, pid: i32) -> Option<LiveBySite> {
+    /// Live amounts per site of one process; with `as_of_ns`, its threads as they were then
+    /// (see `TargetLedger::live_by_site_as_of`).
+    pub fn live_by_site(&self, pid: i32, as_of_ns: Option<u64>) -> Option<LiveBySite> {
         let tgid = u32::try_from(pid).ok()?;
         lock(&self.shared.ledgers)
             .get(&tgid)
-            .map(TargetLedger::live_by_site)
+            .map(|ledger| ledger.live_by_site_as_of(as_of_ns))
     }
 
     pub fn stats(&self) -> EventStats {

@@ -11,6 +11,7 @@ use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
+use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::pyframes::PyFrames;
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
@@ -70,6 +71,9 @@ pub struct TargetMonitor {
     latest: Option<Sample>,
     started: Instant,
     last_sample_at: Option<Instant>,
+    /// CLOCK_MONOTONIC ns of the last sample, the kernel events' clock: once the process has
+    /// exited, its sites are read as of then (its exit ended all its threads).
+    last_sample_ns: Option<u64>,
     samples: u64,
     interval: Duration,
     trend_refresh: Duration,
@@ -165,6 +169,7 @@ impl TargetMonitor {
             latest: None,
             started: now,
             last_sample_at: None,
+            last_sample_ns: None,
             samples: 0,
             interval,
             trend_refresh: Duration::ZERO,
@@ -311,6 +316,7 @@ impl TargetMonitor {
         }
         self.latest = Some(sample);
         self.last_sample_at = Some(now);
+        self.last_sample_ns = Some(monotonic_ns());
         self.samples += 1;
         Ok(())
     }
@@ -410,7 +416,10 @@ impl TargetMonitor {
             .frames
             .as_ref()
             .zip(self.tracing.as_ref())
-            .and_then(|(_, tracing)| tracing.tracer.live_by_site(self.info.id.pid));
+            .and_then(|(_, tracing)| {
+                let as_of = self.ended.as_ref().and(self.last_sample_ns);
+                tracing.tracer.live_by_site(self.info.id.pid, as_of)
+            });
         let heap = self.heap.as_ref().map(|heap| match heap {
             Ok(watch) => Ok(watch.findings()),
             Err(why) => Err(why.clone()),

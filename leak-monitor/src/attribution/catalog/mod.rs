@@ -68,6 +68,34 @@ pub fn explain(source: &str, line: u32, resource: Resource) -> Explanation {
     }
 }
 
+/// The first line (1-based) where `source` does not parse as Python, if any: `scan` still
+/// reads the rest, and `audit` says where its reading may be off.
+pub fn first_syntax_error(source: &str) -> Option<u32> {
+    let tree = syntax::parse(source)?;
+    let root = tree.root_node();
+    if !root.has_error() {
+        return None;
+    }
+    syntax::descendants(root, |n| !n.has_error())
+        .into_iter()
+        .filter_map(|n| {
+            if n.is_missing() {
+                return Some(syntax::line_of(n));
+            }
+            // An ERROR node may open with the well-formed statements it swallowed (a whole
+            // module's, from line 1): the error starts at its first child that is not one.
+            let mut cursor = n.walk();
+            let first_bad = n.children(&mut cursor).find(|child| {
+                child.has_error()
+                    || !(child.kind().ends_with("statement")
+                        || child.kind().ends_with("definition"))
+            });
+            n.is_error()
+                .then(|| syntax::line_of(first_bad.unwrap_or(n)))
+        })
+        .min()
+}
+
 /// Statically audits a whole file: every statement that matches a pattern, one finding per
 /// line (the most specific pattern), sorted by line.
 pub fn scan(source: &str) -> Vec<Finding> {

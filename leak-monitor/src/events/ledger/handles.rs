@@ -2,7 +2,7 @@
 
 use super::{Origin, SiteId};
 use crate::sampling::FdKind;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FdEntry {
@@ -83,10 +83,16 @@ impl FdLedger {
     }
 }
 
-/// Live threads of one process.
+/// Exits of attributed threads kept, newest last: a process that exits takes all its threads
+/// with it, and its report must still show the threads it had at its last sample.
+const RECENT_EXITS: usize = 4096;
+
+/// Live threads of one process, and the last exits of attributed ones.
 #[derive(Debug, Default)]
 pub struct ThreadLedger {
     threads: BTreeMap<u32, Option<Origin>>,
+    /// (origin, CLOCK_MONOTONIC ns of the exit), oldest first, at most `RECENT_EXITS`.
+    exits: VecDeque<(Origin, u64)>,
 }
 
 impl ThreadLedger {
@@ -94,8 +100,33 @@ impl ThreadLedger {
         self.threads.insert(tid, Some(origin));
     }
 
-    pub fn exited(&mut self, tid: u32) {
-        self.threads.remove(&tid);
+    /// The thread `tid` exited at `at_ns`.
+    pub fn exited(&mut self, tid: u32, at_ns: u64) {
+        if let Some(Some(origin)) = self.threads.remove(&tid) {
+            if origin.site.is_some() {
+                if self.exits.len() == RECENT_EXITS {
+                    self.exits.pop_front();
+                }
+                self.exits.push_back((origin, at_ns));
+            }
+        }
+    }
+
+    /// The sites of the threads alive at `as_of_ns` (CLOCK_MONOTONIC; None: now), one per
+    /// thread: those created by then and not exited by then.
+    pub fn sites_as_of(&self, as_of_ns: Option<u64>) -> impl Iterator<Item = SiteId> + '_ {
+        let created_by = move |origin: &Origin| as_of_ns.is_none_or(|t| origin.at_ns <= t);
+        let live = self
+            .threads
+            .values()
+            .flatten()
+            .filter(move |origin| created_by(origin));
+        let exited_later = self
+            .exits
+            .iter()
+            .filter(move |(origin, exit)| as_of_ns.is_some_and(|t| *exit > t) && created_by(origin))
+            .map(|(origin, _)| origin);
+        live.chain(exited_later).filter_map(|origin| origin.site)
     }
 
     /// After exec only the thread that called it is left; it leads the new program.
@@ -114,10 +145,6 @@ impl ThreadLedger {
 
     pub fn preexisting(&self) -> usize {
         self.threads.values().filter(|o| o.is_none()).count()
-    }
-
-    pub fn sites(&self) -> impl Iterator<Item = SiteId> + '_ {
-        self.threads.values().filter_map(|o| o.and_then(|o| o.site))
     }
 
     pub fn reconcile(&mut self, listed: impl IntoIterator<Item = u32>) {

@@ -90,7 +90,7 @@ impl TargetLedger {
             TraceEvent::FdClosed { fd } => self.fds.close(fd),
             TraceEvent::FdRangeClosed { first, last } => self.fds.close_range(first, last),
             TraceEvent::ThreadCreated { child } => self.threads.created(child, origin),
-            TraceEvent::ThreadExited => self.threads.exited(traced.tid),
+            TraceEvent::ThreadExited => self.threads.exited(traced.tid, traced.ts_ns),
             TraceEvent::Exec => {
                 // A new program: one thread, a new address space, fds to re-read.
                 self.threads.exec(traced.tid);
@@ -144,6 +144,13 @@ impl TargetLedger {
     /// Live entries per site for each resource the ledgers cover: fds, sockets, threads (counts)
     /// and resident bytes. Entries with no site are left out.
     pub fn live_by_site(&self) -> LiveBySite {
+        self.live_by_site_as_of(None)
+    }
+
+    /// `live_by_site`, with the threads as they were at `as_of_ns` (CLOCK_MONOTONIC): for a
+    /// process that has exited since, whose threads all exited with it. Fds and pages are not
+    /// touched by an exit (it closes and unmaps them without a syscall).
+    pub fn live_by_site_as_of(&self, as_of_ns: Option<u64>) -> LiveBySite {
         let mut live = LiveBySite::default();
         for (kind, origin) in self.fds.entries() {
             if let Some(site) = origin.and_then(|o| o.site) {
@@ -153,7 +160,7 @@ impl TargetLedger {
                 }
             }
         }
-        for site in self.threads.sites() {
+        for site in self.threads.sites_as_of(as_of_ns) {
             *live.threads.entry(site).or_default() += 1;
         }
         for (site, pages) in self.pages.pages_by_site() {

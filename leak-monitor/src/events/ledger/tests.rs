@@ -96,6 +96,41 @@ fn threads_come_and_go_and_exec_leaves_one() {
 }
 
 #[test]
+fn an_exited_process_keeps_the_threads_it_had_at_its_last_sample() {
+    let mut ledger = TargetLedger::default();
+    let when = |tid, ts_ns, event| Traced {
+        ts_ns,
+        ..at(tid, event)
+    };
+    // Threads 200..204 made at t=10 by site 3; 203 exits at t=20 (before the sample at
+    // t=50); the process exits at t=100, taking the others; 204 was made after the sample.
+    for child in 200..203 {
+        ledger.apply(&when(100, 10, TraceEvent::ThreadCreated { child }), Some(3));
+    }
+    ledger.apply(
+        &when(100, 10, TraceEvent::ThreadCreated { child: 203 }),
+        Some(3),
+    );
+    ledger.apply(&when(203, 20, TraceEvent::ThreadExited), None);
+    ledger.apply(
+        &when(100, 60, TraceEvent::ThreadCreated { child: 204 }),
+        Some(3),
+    );
+    for tid in 200..205 {
+        if tid != 203 {
+            ledger.apply(&when(tid, 100, TraceEvent::ThreadExited), None);
+        }
+    }
+    assert_eq!(ledger.counts().threads, 0);
+    assert_eq!(ledger.live_by_site().threads.get(&3), None);
+    assert_eq!(
+        ledger.live_by_site_as_of(Some(50)).threads.get(&3),
+        Some(&3)
+    );
+    assert_eq!(ledger.live_by_site_as_of(Some(100)).threads.get(&3), None);
+}
+
+#[test]
 fn pages_fault_once_and_leave_with_unmap_brk_and_remap() {
     let mut ledger = TargetLedger::default();
     let base = 0x7f00_0000_0000u64;

@@ -10,6 +10,7 @@ use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The value of the report's `schema` field.
@@ -77,6 +78,17 @@ pub struct Observation {
     pub duration_seconds: f64,
     pub interval_seconds: f64,
     pub samples: u64,
+    /// True when SIGINT or SIGTERM ended the run before its `--duration` (an addition agreed in
+    /// 2026-12; absent in reports that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<bool>,
+    /// Seconds into the observation when the target exited; absent when it lived to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_exited_after_seconds: Option<f64>,
+    /// Kernel events lost during the run (ring buffer full), per kind, 0 included; the ring
+    /// buffer is shared by the run's targets. Absent without eBPF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_events: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,6 +197,9 @@ impl Report {
                 duration_seconds: snapshot.observed_seconds,
                 interval_seconds: snapshot.interval_seconds,
                 samples: snapshot.samples,
+                cut_short: Some(false),
+                target_exited_after_seconds: None,
+                dropped_events: None,
             },
             capabilities: ReportCapabilities::build(capabilities, snapshot),
             resources: snapshot
@@ -512,7 +527,7 @@ mod tests {
     /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
     /// objects (arrays: element-wise as far as both go).
     /// Keys this build adds to the contract's example.
-    const ADDITIONS: &[&str] = &["method"];
+    const ADDITIONS: &[&str] = &["method", "cut_short"];
 
     fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
         match (ours, theirs) {
