@@ -29,9 +29,43 @@ const ONSET_SELECTION_PENALTY: f64 = 10.0;
 /// ...and must rise by this many times the spread of the level before it.
 const ONSET_CALM_RATIO: f64 = 3.0;
 
-/// Analyses one horizon's bins. A series too short to judge is `Trend::UNKNOWN`.
+/// Fewest samples for an early call on a series too short to judge in full.
+const EARLY_MIN_POINTS: usize = 4;
+
+/// Analyses one horizon's bins. A series too short to judge in full gets an early call.
 pub fn analyze(bins: &[Bin], config: &DetectorConfig, limit: Option<f64>) -> Trend {
-    assess(bins, config, limit).map_or(Trend::UNKNOWN, |a| a.trend)
+    assess(bins, config, limit).map_or_else(|| early(bins, config, limit), |a| a.trend)
+}
+
+/// A series too short for the full analysis (fewer than `min_points` samples): `growing`, at
+/// its Theil-Sen rate, when it rises steadily (Mann-Kendall p < `growing_p`) by at least the
+/// smallest growth a leak may have, so a short run says what it saw; else `Trend::UNKNOWN`.
+/// Never `leak`: that needs the full analysis and `min_leak_seconds`.
+fn early(bins: &[Bin], config: &DetectorConfig, limit: Option<f64>) -> Trend {
+    if bins.len() < EARLY_MIN_POINTS {
+        return Trend::UNKNOWN;
+    }
+    let t: Vec<f64> = bins.iter().map(|b| b.t).collect();
+    let level: Vec<f64> = bins.iter().map(|b| b.level).collect();
+    let p = stats::mann_kendall(&level).p_increasing();
+    let rise = level[level.len() - 1] - level[0];
+    let enough = config.min_leak_growth.max(3.0 * config.resolution);
+    let Some(line) = stats::theil_sen(&t, &level) else {
+        return Trend::UNKNOWN;
+    };
+    if p >= config.growing_p || rise < enough || line.slope <= 0.0 {
+        return Trend::UNKNOWN;
+    }
+    let span = t[t.len() - 1] - t[0];
+    let last = line.intercept + line.slope * t[t.len() - 1];
+    Trend {
+        verdict: Verdict::Growing,
+        pattern: GrowthPattern::Linear,
+        rate_per_second: line.slope,
+        confidence: (evidence_of(p) * (span / config.min_leak_seconds).clamp(0.0, 1.0))
+            .min(0.99 * config.leak_confidence),
+        seconds_to_limit: limit.map(|limit| ((limit - last) / line.slope).max(0.0)),
+    }
 }
 
 /// One horizon judged: the trend, the evidence behind it, and where growth started when it

@@ -97,3 +97,47 @@ fn confidence_and_verdict_agree() {
         );
     }
 }
+
+/// A run shorter than the full analysis needs says what it saw: a clear rise is `growing` at
+/// about its rate (never `leak`, never `flat` at 0/s); a flat, a noisy and a tiny rise stay
+/// `stable`.
+#[test]
+fn short_runs_say_what_they_saw() {
+    // 7 s of an fd leak, 20 fds/s from 47.
+    let run = sample(Unit::Count, 7.0, 1.0, |t| 47.0 + 20.0 * t);
+    let trend = run.tracker.trend(None);
+    assert_eq!(trend.verdict, Verdict::Growing, "{trend:?}");
+    assert!((trend.rate_per_second - 20.0).abs() < 1.0, "{trend:?}");
+    // And a 1.3 MB/s memory leak over 6 s, with noise, toward a 200 MB limit.
+    for seed in SEEDS {
+        let mut rng = Rng::new(seed);
+        let run = sample(Unit::Bytes, 6.0, 1.0, |t| {
+            pages(30.0 * MB + 1.3 * MB * t + rng.pm(100.0 * KB))
+        });
+        let trend = run.tracker.trend(Some(200.0 * MB));
+        assert_eq!(trend.verdict, Verdict::Growing, "seed {seed}: {trend:?}");
+        assert!(trend
+            .seconds_to_limit
+            .is_some_and(|s| s > 100.0 && s < 160.0));
+    }
+    let stable = |value: &dyn Fn(f64) -> f64, unit| {
+        let trend = sample(unit, 7.0, 1.0, value).tracker.trend(None);
+        assert_eq!(trend.verdict, Verdict::Stable, "{trend:?}");
+    };
+    stable(&|_| 40.0, Unit::Count);
+    // Two new fds in 7 s: less than a leak could be.
+    stable(&|t| 40.0 + (t / 3.5).floor(), Unit::Count);
+    // Memory that wanders by a few hundred KB.
+    for seed in SEEDS {
+        let rng = std::cell::RefCell::new(Rng::new(seed));
+        stable(
+            &|_| pages(30.0 * MB + rng.borrow_mut().pm(400.0 * KB)),
+            Unit::Bytes,
+        );
+    }
+    // Three samples are too few to say anything.
+    let trend = sample(Unit::Count, 2.0, 1.0, |t| 10.0 + 50.0 * t)
+        .tracker
+        .trend(None);
+    assert_eq!(trend.verdict, Verdict::Stable, "{trend:?}");
+}

@@ -5,7 +5,7 @@
 
 use super::model::{Report, ResourceReport, SiteReport};
 use crate::attribution::{Holder, LeakType, SiteMethod};
-use crate::detection::{GrowthPattern, Verdict};
+use crate::detection::{DetectorConfig, GrowthPattern, Verdict};
 use crate::humanize as human;
 use crate::resource::{Resource, Unit};
 use std::fmt::Write as _;
@@ -85,7 +85,11 @@ fn render_report(out: &mut String, report: &Report) {
             ledgers.accepts,
         );
     }
-    let _ = writeln!(out, "\n{}\n", verdict_summary(&report.resources));
+    let _ = writeln!(
+        out,
+        "\n{}\n",
+        verdict_summary(&report.resources, report.observation.duration_seconds)
+    );
 
     summary_table(out, &report.resources);
 
@@ -126,7 +130,8 @@ fn heap_growth(out: &mut String, resource: &ResourceReport) {
     }
 }
 
-fn verdict_summary(resources: &[ResourceReport]) -> String {
+/// The verdicts in one sentence; a run too short for a leak verdict says so, with what grew.
+fn verdict_summary(resources: &[ResourceReport], seconds: f64) -> String {
     let named = |verdict: Verdict| -> Vec<&str> {
         resources
             .iter()
@@ -139,7 +144,27 @@ fn verdict_summary(resources: &[ResourceReport]) -> String {
     if !leaks.is_empty() {
         parts.push(format!("**leak** in {}", leaks.join(", ")));
     }
-    if !growing.is_empty() {
+    let floor = DetectorConfig::default().min_leak_seconds;
+    if !growing.is_empty() && seconds < floor {
+        let seen: Vec<String> = resources
+            .iter()
+            .filter(|r| r.verdict == Verdict::Growing)
+            .map(|r| {
+                let unit = r.resource.unit();
+                format!(
+                    "{} +{}",
+                    r.resource,
+                    human::amount(unit, (r.last - r.first).max(0.0))
+                )
+            })
+            .collect();
+        parts.push(format!(
+            "too short to decide: {} in {} (a leak verdict needs {} or more)",
+            seen.join(", "),
+            human::duration(seconds),
+            human::duration(floor)
+        ));
+    } else if !growing.is_empty() {
         parts.push(format!(
             "growing, not yet a confident leak: {}",
             growing.join(", ")

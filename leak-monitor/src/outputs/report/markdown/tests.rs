@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::capabilities::Capabilities;
+use crate::detection::Trend;
 use crate::outputs::fixtures::{leaking_worker, quiet_process};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -203,5 +204,36 @@ fn a_census_site_says_what_holds_the_memory_and_the_types_that_grow() {
             "### Heap growth by type",
             "| `Session` | 1200 | 9800 | 29.6 MiB |",
         ],
+    );
+}
+
+#[test]
+fn a_run_too_short_for_a_verdict_says_so_with_what_grew() {
+    let mut snapshot = quiet_process(78, "web");
+    let growing = Trend {
+        verdict: Verdict::Growing,
+        pattern: GrowthPattern::Linear,
+        rate_per_second: 20.0,
+        confidence: 0.28,
+        seconds_to_limit: None,
+    };
+    let fds = snapshot
+        .resources
+        .iter_mut()
+        .find(|r| r.resource == Resource::OpenFds)
+        .unwrap();
+    (fds.trend, fds.first, fds.last) = (growing, 47.0, 189.0);
+    snapshot.observed_seconds = 7.0;
+    let text = render_markdown(&[report(&snapshot)]);
+    assert!(
+        text.contains("**Verdict:** too short to decide: open_fds +142 in 7 s (a leak verdict needs 25 s or more)."),
+        "{text}"
+    );
+    // Long enough, the same growth is only "not yet confident".
+    snapshot.observed_seconds = 40.0;
+    let text = render_markdown(&[report(&snapshot)]);
+    assert!(
+        text.contains("growing, not yet a confident leak: open_fds"),
+        "{text}"
     );
 }
