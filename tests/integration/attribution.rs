@@ -374,3 +374,36 @@ fn stack_reader_errors_say_what_went_wrong() {
     let err = StackReader::attach(pid).err().unwrap();
     assert_eq!(err, StackError::Gone { pid });
 }
+
+/// A PID that starts as a shell and a pyenv shim and only then execs Python (how `python3
+/// app.py` starts under pyenv): the monitor follows the exec and the target gets its Python
+/// identity, its stacks and its exact lines.
+#[test]
+fn a_target_that_execs_python_after_attach_gets_its_lines() {
+    let script = python_script("fd_leak.py");
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(format!(
+        "echo READY; sleep 3; exec python3 {}",
+        script.display()
+    ));
+    let wrapper = Workload::spawn("sh -c 'sleep; exec python3 fd_leak.py'", command);
+    let (outcome, report) = run_json_report(wrapper.pid(), RUN_SECONDS, 500, &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    let target = &report["target"];
+    assert!(
+        target["python_version"].is_string(),
+        "never seen as Python: {target:#}"
+    );
+    assert!(
+        target["cmdline"][1]
+            .as_str()
+            .is_some_and(|c| c.ends_with("fd_leak.py")),
+        "{target:#}"
+    );
+    assert_eq!(
+        report["capabilities"]["python_stacks"], true,
+        "{:#}",
+        report["capabilities"]
+    );
+    assert_top_site_is(&report, "open_fds", "fd_leak.py", "ebpf_frames");
+}

@@ -102,6 +102,10 @@ pub struct TargetMonitor {
     heap: Option<Result<HeapWatch, String>>,
     /// The lines that fill the census's holders, found once per holder.
     fills: Mutex<held::FillCache>,
+    /// What this target is read with beyond procfs (kept to start it after an exec).
+    attribution: Attribution,
+    /// The process name when attached: the `target` label, unless a `--match` name gave it.
+    attached_comm: String,
 }
 
 /// What a monitor reads of a Python target beyond procfs.
@@ -138,15 +142,8 @@ impl TargetMonitor {
         let sampler = Sampler::attach(info.id.pid)?;
         let limits = sampler.limits()?;
         let stacks = attribution.stacks;
-        let heap = if !stacks || !targets::is_python(&info) {
-            None
-        } else if attribution.heap_census {
-            Some(start_census(&info))
-        } else {
-            Some(Err(
-                "the heap census was switched off (--no-heap-census)".to_string()
-            ))
-        };
+        let heap = heap_census(&info, attribution);
+        let attached_comm = read_comm(info.id.pid).unwrap_or_default();
         let (stacks, probe, retryable) = if stacks {
             start_probe(&info)
         } else {
@@ -186,6 +183,8 @@ impl TargetMonitor {
             engage_failed: None,
             heap,
             fills: Mutex::default(),
+            attribution,
+            attached_comm,
         };
         monitor.tick(now)?;
         Ok(monitor)
@@ -209,7 +208,17 @@ impl TargetMonitor {
         // remove the new one's kernel entries.
         self.frames = None;
         tracing.tracer.follow(pid)?;
+        self.walk_frames(&tracing);
+        self.tracing = Some(tracing);
+        Ok(())
+    }
+
+    /// The kernel's walk of a Python target's frames (and its allocator, when tracked), on a
+    /// target the tracer follows.
+    fn walk_frames(&mut self, tracing: &Tracing) {
+        let pid = self.info.id.pid;
         if targets::is_python(&self.info) {
+            self.frames_off = None;
             match PyFrames::attach(pid, &tracing.tracer) {
                 Ok(frames) => {
                     tracing.sites.add(frames.resolver());
@@ -230,8 +239,6 @@ impl TargetMonitor {
                 });
             }
         }
-        self.tracing = Some(tracing);
-        Ok(())
     }
 
     pub fn tracing(&self) -> Option<&Arc<Tracing>> {
@@ -301,6 +308,7 @@ impl TargetMonitor {
             let limit = self.limits.for_resource(resource);
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
+        self.follow_exec();
         self.retry_stacks(now);
         self.gate_tracing(rise, now, &sample);
         if memory_grows {
@@ -351,6 +359,36 @@ impl TargetMonitor {
         }
     }
 
+    /// A target caught before it exec'd its interpreter (a pyenv shim, a shell wrapper, `env`):
+    /// while it is not known as Python, its executable is checked each tick; once it changes,
+    /// the target is identified again (its command line, version and, unless a `--match` name
+    /// gave it, its `target` label) and, Python now, gets its stacks, census and frame walk.
+    fn follow_exec(&mut self) {
+        if targets::is_python(&self.info) {
+            return;
+        }
+        let pid = self.info.id.pid;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.is_none() || exe == self.info.exe {
+            return;
+        }
+        let named = (self.info.group != self.attached_comm).then_some(self.info.group.as_str());
+        let Ok(info) = targets::identify(pid, named) else {
+            return;
+        };
+        if info.id != self.info.id {
+            return;
+        }
+        self.info = info;
+        if !targets::is_python(&self.info) || !self.attribution.stacks {
+            return;
+        }
+        // The interpreter has just started: read it once it is initialised (`retry_stacks`).
+        self.stacks = StacksStatus::Off("the interpreter is starting".to_string());
+        let now = Instant::now();
+        self.stack_retry = Some((now.checked_sub(STACK_RETRY_EVERY).unwrap_or(now), 0));
+    }
+
     /// Tries the stack reader again when its last attempt may have caught the target too early.
     fn retry_stacks(&mut self, now: Instant) {
         let Some((since, tries)) = self.stack_retry else {
@@ -364,6 +402,22 @@ impl TargetMonitor {
         self.stack_retry = (retryable && tries < STACK_RETRIES).then_some((now, tries));
         self.stacks = stacks;
         self.probe = probe;
+        if self.stacks == StacksStatus::On {
+            self.python_ready();
+        }
+    }
+
+    /// The interpreter can be read now (after its start-up or an exec): the heap census and the
+    /// kernel's frame walk that could not start before it was initialised.
+    fn python_ready(&mut self) {
+        if !matches!(self.heap, Some(Ok(_))) {
+            self.heap = heap_census(&self.info, self.attribution);
+        }
+        if self.frames.is_none() {
+            if let Some(tracing) = self.tracing.clone() {
+                self.walk_frames(&tracing);
+            }
+        }
     }
 
     /// Whether this target's Python stacks are read, and why not.
@@ -633,6 +687,24 @@ fn live_amounts(live: &LiveBySite, resource: Resource) -> &std::collections::BTr
         Resource::Sockets => &live.sockets,
         Resource::Threads => &live.threads,
     }
+}
+
+/// The heap census a target gets: none unless it is Python with stacks on; why not, when off.
+fn heap_census(info: &TargetInfo, attribution: Attribution) -> Option<Result<HeapWatch, String>> {
+    if !attribution.stacks || !targets::is_python(info) {
+        None
+    } else if attribution.heap_census {
+        Some(start_census(info))
+    } else {
+        Some(Err(
+            "the heap census was switched off (--no-heap-census)".to_string()
+        ))
+    }
+}
+
+fn read_comm(pid: i32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim_end().to_owned())
 }
 
 /// Starts the heap census of a Python target; why not, when its heap cannot be read.
