@@ -20,6 +20,7 @@ pub mod stacks;
 
 pub use describe::{describe_site, Description};
 
+use crate::resource::Resource;
 use serde::{Deserialize, Serialize};
 
 /// The contract's `leak_type`.
@@ -34,6 +35,22 @@ pub enum LeakType {
     TensorAccumulation,
     ThreadNotJoined,
     Unknown,
+}
+
+impl LeakType {
+    /// Whether growth of `resource` is what this kind of leak causes: what it creates is kept
+    /// (a file never closed keeps an fd, a thread never joined a thread, a collection that only
+    /// grows memory).
+    pub fn keeps(self, resource: Resource) -> bool {
+        match resource {
+            Resource::OpenFds | Resource::Sockets => self == LeakType::ResourceNotClosed,
+            Resource::Threads => self == LeakType::ThreadNotJoined,
+            Resource::RssBytes => !matches!(
+                self,
+                LeakType::ResourceNotClosed | LeakType::ThreadNotJoined | LeakType::Unknown
+            ),
+        }
+    }
 }
 
 /// How a site's growth was attributed (the site JSON's `method`).

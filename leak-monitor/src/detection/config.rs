@@ -19,8 +19,12 @@ pub struct DetectorConfig {
     pub max_analysis_bins: usize,
     /// Fewest samples before any verdict but `stable`.
     pub min_points: usize,
-    /// Fewest seconds observed before a `leak` verdict.
+    /// Fewest seconds observed before a `leak` verdict from the series alone.
     pub min_leak_seconds: f64,
+    /// Fewest seconds observed before a `leak` verdict the engine may give earlier, when the
+    /// series passes every other gate at stricter levels and attribution names a source that
+    /// does not give back (`Trend::early_leak`).
+    pub min_early_leak_seconds: f64,
     /// One-sided Mann-Kendall p-value under which growth counts as seen (`growing`).
     pub growing_p: f64,
     /// One-sided Mann-Kendall p-value the whole-window trend needs for `leak`.
@@ -46,6 +50,7 @@ impl Default for DetectorConfig {
             max_analysis_bins: 240,
             min_points: 10,
             min_leak_seconds: 25.0,
+            min_early_leak_seconds: 8.0,
             growing_p: 0.05,
             leak_p: 0.001,
             leak_confidence: 0.9,

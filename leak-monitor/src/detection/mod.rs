@@ -29,10 +29,18 @@
 //!   missing one holds it down.
 //! - A rise that starts in the second half of the window, after a calm, is also judged alone
 //!   (stricter p), so a leak that begins after hours of calm is not diluted by them.
+//! - `early_leak`: every `leak` gate but the 25 s, at stricter levels (p < `leak_p`/10, the
+//!   recent half at 70% of the rate, 2 highs), after 8 s. The engine calls it a leak when
+//!   attribution agrees; the series alone cannot tell a leak from a fill that has not stopped.
+//! - Too few samples for all this (< `min_points`): `growing` at the Theil-Sen rate when the
+//!   values rise steadily by a leak's worth, else nothing.
+//! - `hold`: what the engine publishes: a more severe verdict at once, a less severe one after
+//!   it has held for 20 s; each change is an event.
 
 mod config;
 mod evidence;
 mod fit;
+mod hold;
 mod pattern;
 mod series;
 mod shape;
@@ -46,6 +54,7 @@ mod verdict;
 mod tests;
 
 pub use config::DetectorConfig;
+pub use hold::{VerdictChange, VerdictHold, HOLD_SECONDS};
 pub use tracker::Tracker;
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +116,11 @@ pub struct Trend {
     pub confidence: f64,
     /// When the resource reaches `limit` at the current rate; None when not growing or unknown.
     pub seconds_to_limit: Option<f64>,
+    /// Not yet `leak` only for want of time (`min_leak_seconds`): the series passes every other
+    /// gate at stricter levels after `min_early_leak_seconds`. The engine calls it a leak when
+    /// attribution agrees (the growth comes from a source that does not give back).
+    #[serde(skip)]
+    pub early_leak: bool,
 }
 
 impl Trend {
@@ -117,6 +131,7 @@ impl Trend {
         rate_per_second: 0.0,
         confidence: 0.0,
         seconds_to_limit: None,
+        early_leak: false,
     };
 }
 

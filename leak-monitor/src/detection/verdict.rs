@@ -28,6 +28,14 @@ const ONSET_EARLIEST: f64 = 0.5;
 const ONSET_SELECTION_PENALTY: f64 = 10.0;
 /// ...and must rise by this many times the spread of the level before it.
 const ONSET_CALM_RATIO: f64 = 3.0;
+/// An early leak (before `min_leak_seconds`) needs a trend p-value this many times stricter
+/// than `leak_p`...
+const EARLY_STRICTER: f64 = 10.0;
+/// ...and a recent half still rising at this share of the window's rate or more (a warm-up or
+/// a cache that fills slows down; a leak does not)...
+const EARLY_RECENT_RATIO: f64 = 0.7;
+/// ...and this many new highs (the stricter p-value already needs a long monotone run).
+const EARLY_MIN_HIGHS: usize = 2;
 
 /// Fewest samples for an early call on a series too short to judge in full.
 const EARLY_MIN_POINTS: usize = 4;
@@ -65,6 +73,7 @@ fn early(bins: &[Bin], config: &DetectorConfig, limit: Option<f64>) -> Trend {
         confidence: (evidence_of(p) * (span / config.min_leak_seconds).clamp(0.0, 1.0))
             .min(0.99 * config.leak_confidence),
         seconds_to_limit: limit.map(|limit| ((limit - last) / line.slope).max(0.0)),
+        early_leak: false,
     }
 }
 
@@ -134,7 +143,8 @@ fn judge(
     let trend_test = evidence::deciding_trend(o);
     let shape = pattern::classify(o, config, trend_test.p_increasing(), bend);
     let e = evidence::gather(o, &shape, trend_test);
-    let confidence = confidence(o, &shape, &e, config);
+    let early_confidence = confidence(o, &shape, &e, config, true);
+    let confidence = confidence(o, &shape, &e, config, false);
     let growth_seen = match shape.pattern {
         GrowthPattern::Flat | GrowthPattern::Plateau => false,
         GrowthPattern::Step => e.highs >= MIN_STEPS_GROWING,
@@ -153,6 +163,18 @@ fn judge(
         && e.highs >= config.min_new_highs
         && e.rise >= config.min_leak_growth
         && confidence >= config.leak_confidence;
+    // Everything a leak needs but the time, at stricter levels: a leak if the growth's source
+    // is one that does not give back (the engine's call, from attribution).
+    let early_leak = growth_seen
+        && !leak
+        && o.span() >= config.min_early_leak_seconds
+        && e.p_trend < leak_p / EARLY_STRICTER
+        && e.p_floor < FLOOR_P
+        && (shape.pattern == GrowthPattern::Step
+            || (e.p_recent < RECENT_P && e.recent_ratio >= EARLY_RECENT_RATIO))
+        && e.highs >= EARLY_MIN_HIGHS
+        && e.rise >= config.min_leak_growth
+        && early_confidence >= config.leak_confidence;
     let verdict = if leak {
         Verdict::Leak
     } else if growth_seen {
@@ -174,6 +196,7 @@ fn judge(
             (Verdict::Stable, _) | (_, None) => None,
             (_, Some(limit)) => time_to_limit(o, &shape, limit),
         },
+        early_leak,
     };
     Some(Assessment {
         trend,
@@ -189,8 +212,15 @@ fn evidence_of(p: f64) -> f64 {
 
 /// The confidence that this is a leak: the product of the strength of each piece of evidence,
 /// so any one missing piece (no trend, no recent growth, few highs, a long wait since the last
-/// one, too little growth, too short a window) holds it down.
-fn confidence(o: &Observed, shape: &Shape, e: &Evidence, config: &DetectorConfig) -> f64 {
+/// one, too little growth, too short a window) holds it down. `early`: as an early leak is
+/// judged, without the window's length and with its fewer highs.
+fn confidence(
+    o: &Observed,
+    shape: &Shape,
+    e: &Evidence,
+    config: &DetectorConfig,
+    early: bool,
+) -> f64 {
     let shape_factor = match shape.pattern {
         GrowthPattern::Flat | GrowthPattern::Plateau => 0.0,
         GrowthPattern::Step => 1.0,
@@ -211,10 +241,18 @@ fn confidence(o: &Observed, shape: &Shape, e: &Evidence, config: &DetectorConfig
     let c = evidence_of(e.p_trend)
         * evidence_of(e.p_floor)
         * shape_factor
-        * share(e.highs as f64, config.min_new_highs as f64)
+        * if early {
+            share(e.highs as f64, EARLY_MIN_HIGHS as f64)
+        } else {
+            share(e.highs as f64, config.min_new_highs as f64)
+        }
         * waited
         * share(e.rise, config.min_leak_growth)
-        * share(o.span(), config.min_leak_seconds)
+        * if early {
+            1.0
+        } else {
+            share(o.span(), config.min_leak_seconds)
+        }
         * share(o.len() as f64, config.min_points as f64);
     c.clamp(0.0, 1.0)
 }

@@ -1,7 +1,7 @@
 //! The read-only view of a target that the outputs (metrics, reports, live view) render.
 
 use crate::attribution::Site;
-use crate::detection::Trend;
+use crate::detection::{Trend, VerdictChange};
 use crate::events::{GateStats, LedgerCounts};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
@@ -25,6 +25,10 @@ pub struct ResourceSnapshot {
     pub sites: Vec<Site>,
     /// Types whose count kept rising across heap censuses (`rss_bytes` only).
     pub heap_growth: Vec<TypeGrowth>,
+    /// The latest changes of the published verdict, oldest first.
+    pub verdict_changes: Vec<VerdictChange>,
+    /// Every change since the start.
+    pub verdict_changes_total: u64,
 }
 
 /// Everything the outputs need about one target at one moment.

@@ -10,7 +10,7 @@ use crate::attribution::held;
 use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
-use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict};
+use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict, VerdictHold};
 use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::pyframes::PyFrames;
@@ -29,6 +29,8 @@ const LIMITS_REFRESH: Duration = Duration::from_secs(30);
 /// After memory last set a new high (or while its trend is not stable), heap censuses go on
 /// this long: a slow leak's new highs can be far apart.
 const CENSUS_HOLD: Duration = Duration::from_secs(60);
+/// The share of a resource's growth its top site must have for an early leak verdict.
+const EARLY_SITE_SHARE: f64 = 0.5;
 
 /// Spikes kept for the stack sampler; older ones are dropped first.
 const MAX_PENDING_SPIKES: usize = 64;
@@ -308,6 +310,7 @@ impl TargetMonitor {
             let limit = self.limits.for_resource(resource);
             tracked.refresh_if_older_than(self.trend_refresh, now, limit);
         }
+        self.publish_trends(now);
         self.follow_exec();
         self.retry_stacks(now);
         self.gate_tracing(rise, now, &sample);
@@ -451,6 +454,50 @@ impl TargetMonitor {
             let limit = self.limits.for_resource(tracked.resource);
             tracked.refresh(now, limit);
         }
+        self.publish_trends(now);
+    }
+
+    /// Publishes the trends computed this tick: an early leak (every gate passed but time) is
+    /// a leak when attribution agrees; then each goes through its resource's `VerdictHold`.
+    fn publish_trends(&mut self, now: Instant) {
+        let t = now.duration_since(self.started).as_secs_f64();
+        let early: Vec<Resource> = self
+            .trackers
+            .iter()
+            .filter(|tracked| tracked.fresh.is_some_and(|raw| raw.early_leak))
+            .map(|tracked| tracked.resource)
+            .filter(|&resource| self.growth_does_not_give_back(resource))
+            .collect();
+        for tracked in &mut self.trackers {
+            let Some(mut raw) = tracked.fresh.take() else {
+                continue;
+            };
+            if early.contains(&tracked.resource) {
+                raw.verdict = Verdict::Leak;
+                raw.confidence = raw.confidence.max(tracked.tracker.config().leak_confidence);
+            }
+            tracked.trend = tracked.hold.update(t, raw);
+            tracked.leak_since = match tracked.trend.verdict {
+                Verdict::Leak => tracked.leak_since.or(Some(now)),
+                _ => None,
+            };
+        }
+    }
+
+    /// Whether the growth of `resource` comes from a source that does not give back: its top
+    /// site, with most of the growth, is a line the catalog knows for this kind of leak (a
+    /// file never closed, a thread never joined, a collection that only grows).
+    fn growth_does_not_give_back(&self, resource: Resource) -> bool {
+        let Some(tracked) = self.trackers.iter().find(|t| t.resource == resource) else {
+            return false;
+        };
+        let growth = tracked.tracker.last().unwrap_or(0.0) - tracked.tracker.first().unwrap_or(0.0);
+        let live = self.live_by_site();
+        let heap = self.heap_findings();
+        let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
+        self.sites(resource, growth, live.as_ref(), findings)
+            .first()
+            .is_some_and(|top| top.share >= EARLY_SITE_SHARE && top.leak_type.keeps(resource))
     }
 
     /// The samples kept for every resource, for charts.
@@ -466,18 +513,8 @@ impl TargetMonitor {
 
     pub fn snapshot(&self) -> TargetSnapshot {
         // One walk of the ledgers serves every resource's sites.
-        let live = self
-            .frames
-            .as_ref()
-            .zip(self.tracing.as_ref())
-            .and_then(|(_, tracing)| {
-                let as_of = self.ended.as_ref().and(self.last_sample_ns);
-                tracing.tracer.live_by_site(self.info.id.pid, as_of)
-            });
-        let heap = self.heap.as_ref().map(|heap| match heap {
-            Ok(watch) => Ok(watch.findings()),
-            Err(why) => Err(why.clone()),
-        });
+        let live = self.live_by_site();
+        let heap = self.heap_findings();
         let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
         let resources = self
             .trackers
@@ -497,6 +534,8 @@ impl TargetMonitor {
                 leak_since_seconds: t
                     .leak_since
                     .map(|at| at.saturating_duration_since(self.started).as_secs_f64()),
+                verdict_changes: t.hold.changes().copied().collect(),
+                verdict_changes_total: t.hold.total_changes(),
                 sites: self.sites(
                     t.resource,
                     t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
@@ -530,6 +569,26 @@ impl TargetMonitor {
             stacks: self.stacks.clone(),
             heap,
         }
+    }
+
+    /// The eBPF ledgers' live amounts per site, when the kernel walks this target's frames (as
+    /// of the last sample once the target has ended).
+    fn live_by_site(&self) -> Option<LiveBySite> {
+        self.frames
+            .as_ref()
+            .zip(self.tracing.as_ref())
+            .and_then(|(_, tracing)| {
+                let as_of = self.ended.as_ref().and(self.last_sample_ns);
+                tracing.tracer.live_by_site(self.info.id.pid, as_of)
+            })
+    }
+
+    /// What the heap censuses found, or why there are none.
+    fn heap_findings(&self) -> Option<Result<HeapFindings, String>> {
+        self.heap.as_ref().map(|heap| match heap {
+            Ok(watch) => Ok(watch.findings()),
+            Err(why) => Err(why.clone()),
+        })
     }
 
     /// The top sites of `resource`, their amounts adding up to `growth` (none without growth).
@@ -756,6 +815,10 @@ struct ResourceTracker {
     rises: Rises,
     /// When the verdict became `leak` (and has stayed so since).
     leak_since: Option<Instant>,
+    /// The trend computed this tick, not yet published.
+    fresh: Option<Trend>,
+    /// The published verdict and its changes.
+    hold: VerdictHold,
 }
 
 impl ResourceTracker {
@@ -768,6 +831,8 @@ impl ResourceTracker {
             high: None,
             rises: Rises::new(resource),
             leak_since: None,
+            fresh: None,
+            hold: VerdictHold::default(),
         }
     }
 
@@ -780,13 +845,10 @@ impl ResourceTracker {
         }
     }
 
+    /// Computes the trend; `TargetMonitor::publish_trends` publishes it.
     fn refresh(&mut self, now: Instant, limit: Option<f64>) {
-        self.trend = self.tracker.trend(limit);
+        self.fresh = Some(self.tracker.trend(limit));
         self.computed_at = Some(now);
-        self.leak_since = match self.trend.verdict {
-            Verdict::Leak => self.leak_since.or(Some(now)),
-            _ => None,
-        };
     }
 }
 

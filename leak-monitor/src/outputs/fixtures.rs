@@ -2,7 +2,7 @@
 //! attributed sites, and one quiet process without.
 
 use crate::attribution::{Frame, LeakType, Site, SiteMethod};
-use crate::detection::{GrowthPattern, Trend, Verdict};
+use crate::detection::{GrowthPattern, Trend, Verdict, VerdictChange};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
@@ -57,6 +57,8 @@ fn resource(
         leak_since_seconds: None,
         sites: Vec::new(),
         heap_growth: Vec::new(),
+        verdict_changes: Vec::new(),
+        verdict_changes_total: 0,
     }
 }
 
@@ -74,11 +76,25 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
             rate_per_second: 2_603_827.2,
             confidence: 0.99,
             seconds_to_limit: Some(3228.1),
+            early_leak: false,
         },
         (25 * MIB) as f64,
         (174 * MIB) as f64,
         limits.for_resource(Resource::RssBytes),
     );
+    rss.verdict_changes = vec![
+        VerdictChange {
+            at_seconds: 8.0,
+            from: Verdict::Stable,
+            to: Verdict::Growing,
+        },
+        VerdictChange {
+            at_seconds: 25.0,
+            from: Verdict::Growing,
+            to: Verdict::Leak,
+        },
+    ];
+    rss.verdict_changes_total = 2;
     rss.sites = vec![
         site("/srv/app/render.py", 17, "handle", 0.93, 145_227_776.0),
         site("/srv/app/cache.py", 52, "remember", 0.07, 10_931_200.0),
@@ -91,6 +107,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
             rate_per_second: 0.25,
             confidence: 0.6,
             seconds_to_limit: Some(3_904.0),
+            early_leak: false,
         },
         12.0,
         48.0,

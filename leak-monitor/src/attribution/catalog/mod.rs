@@ -163,25 +163,13 @@ fn ranked(hits: Vec<Hit>, resource: Resource) -> Option<(u8, Hit)> {
     let mut scored: Vec<(u8, Hit)> = hits
         .into_iter()
         .map(|hit| {
-            let fits = fits(resource, hit.leak_type);
+            let fits = hit.leak_type.keeps(resource);
             (u8::from(fits) * 2 + u8::from(hit.strong), hit)
         })
         .filter(|(score, _)| *score > 0)
         .collect();
     scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
     scored.into_iter().next()
-}
-
-/// Whether growth of `resource` is what `leak_type` would cause.
-fn fits(resource: Resource, leak_type: LeakType) -> bool {
-    match resource {
-        Resource::OpenFds | Resource::Sockets => leak_type == LeakType::ResourceNotClosed,
-        Resource::Threads => leak_type == LeakType::ThreadNotJoined,
-        Resource::RssBytes => !matches!(
-            leak_type,
-            LeakType::ResourceNotClosed | LeakType::ThreadNotJoined | LeakType::Unknown
-        ),
-    }
 }
 
 fn resource_words(resource: Resource) -> &'static str {

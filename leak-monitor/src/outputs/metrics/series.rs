@@ -8,7 +8,7 @@ use crate::detection::Verdict;
 use crate::monitor::{ResourceSnapshot, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::sampling::FdKind;
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -38,10 +38,11 @@ pub enum Family {
     SecondsToLimit,
     SiteAmount,
     HeapObjects,
+    VerdictChanges,
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::ResidentMemory,
         Family::OpenFds,
         Family::MaxFds,
@@ -53,6 +54,7 @@ impl Family {
         Family::SecondsToLimit,
         Family::SiteAmount,
         Family::HeapObjects,
+        Family::VerdictChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Family {
             Family::SecondsToLimit => "leak_monitor_seconds_to_limit",
             Family::SiteAmount => "leak_monitor_site_amount",
             Family::HeapObjects => "leak_monitor_heap_objects",
+            Family::VerdictChanges => "leak_monitor_verdict_changes_total",
         }
     }
 
@@ -109,6 +112,19 @@ impl Family {
                  from outside while memory grows); the types that keep growing and the most \
                  numerous only."
             }
+            Family::VerdictChanges => {
+                "Changes of the resource's published verdict since the process was first \
+                 followed (a verdict changes at once to a more severe one, and to a less severe \
+                 one only after it has held for 20 s)."
+            }
+        }
+    }
+
+    /// Counters only count up; every other family is a gauge.
+    fn metric_type(self) -> MetricType {
+        match self {
+            Family::VerdictChanges => MetricType::COUNTER,
+            _ => MetricType::GAUGE,
         }
     }
 
@@ -121,7 +137,8 @@ impl Family {
             Family::GrowthRate
             | Family::LeakSuspected
             | Family::LeakConfidence
-            | Family::SecondsToLimit => &["target", "pid", "resource"],
+            | Family::SecondsToLimit
+            | Family::VerdictChanges => &["target", "pid", "resource"],
             Family::SiteAmount => &["target", "pid", "resource", "site", "function"],
             Family::HeapObjects => &["target", "pid", "type"],
         }
@@ -220,6 +237,11 @@ fn add_resource(series: &mut Series, target: &str, pid: &str, snapshot: &Resourc
     if let Some(seconds) = trend.seconds_to_limit.filter(|s| s.is_finite()) {
         series.set(Family::SecondsToLimit, &labels, seconds);
     }
+    series.set(
+        Family::VerdictChanges,
+        &labels,
+        snapshot.verdict_changes_total as f64,
+    );
 
     // Sites with the same labels are one series. Two methods' views of one line (the heap
     // census's and the runtime's) are the same growth seen twice: the larger is kept, not both
@@ -276,14 +298,15 @@ impl Series {
         self.values
             .into_iter()
             .map(|(family, series)| {
+                let kind = family.metric_type();
                 let metrics = series
                     .into_iter()
-                    .map(|(values, value)| gauge(family.label_names(), values, value))
+                    .map(|(values, value)| metric(kind, family.label_names(), values, value))
                     .collect();
                 let mut proto = MetricFamily::default();
                 proto.set_name(family.name().to_string());
                 proto.set_help(family.help().to_string());
-                proto.set_field_type(MetricType::GAUGE);
+                proto.set_field_type(kind);
                 proto.set_metric(metrics);
                 proto
             })
@@ -291,7 +314,7 @@ impl Series {
     }
 }
 
-fn gauge(names: &[&str], values: Vec<String>, value: f64) -> Metric {
+fn metric(kind: MetricType, names: &[&str], values: Vec<String>, value: f64) -> Metric {
     let labels = names
         .iter()
         .zip(values)
@@ -302,10 +325,16 @@ fn gauge(names: &[&str], values: Vec<String>, value: f64) -> Metric {
             pair
         })
         .collect();
-    let mut gauge = Gauge::default();
-    gauge.set_value(value);
     let mut metric = Metric::from_label(labels);
-    metric.set_gauge(gauge);
+    if kind == MetricType::COUNTER {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
     metric
 }
 

@@ -389,6 +389,21 @@ fn detection(out: &mut String, report: &Report, resource: &ResourceReport) {
         resource.verdict.as_str(),
         human::percent(resource.confidence),
     );
+    if !resource.verdict_changes.is_empty() {
+        let changes: Vec<String> = resource
+            .verdict_changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} → {} at {}",
+                    c.from.as_str(),
+                    c.to.as_str(),
+                    human::duration(c.at_seconds)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "- Verdict changes: {}.", changes.join(", "));
+    }
     let _ = writeln!(
         out,
         "- Reproduce: {}",

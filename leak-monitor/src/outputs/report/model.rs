@@ -125,8 +125,21 @@ pub struct ResourceReport {
     /// (`rss_bytes` only; an addition agreed in 2026-12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heap_growth: Vec<HeapGrowthRow>,
+    /// Each change of the published verdict, oldest first (an addition; absent when the verdict
+    /// never changed from the first one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verdict_changes: Vec<VerdictChangeRow>,
     /// Largest first.
     pub sites: Vec<SiteReport>,
+}
+
+/// One change of the published verdict (`verdict_changes`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerdictChangeRow {
+    /// Seconds into the observation.
+    pub at_seconds: f64,
+    pub from: Verdict,
+    pub to: Verdict,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -386,6 +399,15 @@ impl ResourceReport {
                     bytes_estimate: t.bytes_last,
                 })
                 .collect(),
+            verdict_changes: snapshot
+                .verdict_changes
+                .iter()
+                .map(|c| VerdictChangeRow {
+                    at_seconds: c.at_seconds,
+                    from: c.from,
+                    to: c.to,
+                })
+                .collect(),
             sites: snapshot.sites.iter().map(SiteReport::build).collect(),
         }
     }
@@ -527,7 +549,7 @@ mod tests {
     /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
     /// objects (arrays: element-wise as far as both go).
     /// Keys this build adds to the contract's example.
-    const ADDITIONS: &[&str] = &["method", "cut_short"];
+    const ADDITIONS: &[&str] = &["method", "cut_short", "verdict_changes"];
 
     fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
         match (ours, theirs) {

@@ -106,6 +106,7 @@ fn a_site_section_says_impact_evidence_detection_and_fix() {
             "- `/srv/app/render.py:17` in `handle`",
             "- `/srv/app/main.py:40` in `<module>`",
             "one sample every 1 s for 59 s (60 samples)",
+            "- Verdict changes: stable → growing at 8 s, growing → leak at 25 s.",
             "`leak-monitor run --pid 1234 --duration 59 --interval 1000 --markdown report.md`",
             "Bound the collection",
         ],
@@ -216,6 +217,7 @@ fn a_run_too_short_for_a_verdict_says_so_with_what_grew() {
         rate_per_second: 20.0,
         confidence: 0.28,
         seconds_to_limit: None,
+        early_leak: false,
     };
     let fds = snapshot
         .resources
