@@ -210,7 +210,7 @@ fn run_html_report_has_every_section_and_no_errors_requests_or_overflow() {
             .unwrap();
         assert_ne!(rss["verdict"], "stable", "the leak was seen: {rss}");
         assert!(
-            dom.contains("class=\"trend-label"),
+            dom.contains("class=\"label trend-label\""),
             "the trend is labelled:\n{dom}"
         );
         let sites: usize = resources
