@@ -16,7 +16,7 @@ const DEMO_SECONDS: u64 = 60;
 /// When the terminal is captured: late in the demo, with trends and verdicts settled.
 const WATCH_CAPTURE_AFTER: Duration = Duration::from_secs(45);
 /// The terminal's size for `watch`.
-const COLUMNS: u32 = 110;
+const COLUMNS: u32 = 132;
 const ROWS: u32 = 34;
 /// The report's picture: its width, and the most of its height that is drawn.
 const PAGE_WIDTH: u32 = 1280;
@@ -65,7 +65,7 @@ pub fn run() -> anyhow::Result<()> {
     terminal.start(&watch_cmd)?;
     std::thread::sleep(WATCH_CAPTURE_AFTER);
     let screen = terminal.capture()?;
-    if !screen.contains("rss_bytes") {
+    if !(screen.contains("RESOURCE") && screen.contains("rss")) {
         bail!("`watch` shows no resources after {WATCH_CAPTURE_AFTER:?}:\n{screen}");
     }
     let text = format!(
@@ -84,7 +84,7 @@ pub fn run() -> anyhow::Result<()> {
     let terminal_page = scratch.path().join("watch.html");
     std::fs::write(&terminal_page, terminal_html(&text))?;
     let rows = text.lines().count() as u32;
-    chromium_screenshot(&terminal_page, &img.join("watch.png"), 1000, rows * 18 + 40)?;
+    chromium_screenshot(&terminal_page, &img.join("watch.png"), 1120, rows * 18 + 40)?;
 
     let height = page_height(&html)?.min(MAX_PAGE_HEIGHT);
     chromium_screenshot(&html, &img.join("report.png"), PAGE_WIDTH, height)?;
@@ -193,12 +193,17 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         // Ctrl-C first, as a user would end `watch`; then the server goes.
-        let _ = self
-            .tmux()
-            .args(["send-keys", "-t", "shots", "C-c"])
-            .status();
+        // The session (and its server) ends with `watch`, so these may find nothing to do.
+        let quiet = |mut command: Command| {
+            let _ = command.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        };
+        let mut keys = self.tmux();
+        keys.args(["send-keys", "-t", "shots", "C-c"]);
+        quiet(keys);
         std::thread::sleep(Duration::from_millis(500));
-        let _ = self.tmux().arg("kill-server").status();
+        let mut kill = self.tmux();
+        kill.arg("kill-server");
+        quiet(kill);
     }
 }
 

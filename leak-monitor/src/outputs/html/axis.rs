@@ -71,9 +71,20 @@ pub fn value_range(lo: f64, hi: f64, unit: Unit) -> (f64, f64) {
     (low, hi + pad)
 }
 
-/// Ticks of the value axis within `lo..=hi` (about four); whole numbers for counts.
+/// Ticks of the value axis within `lo..=hi` (about four); whole numbers for counts, round
+/// numbers of KiB, MiB or GiB for bytes.
 pub fn value_ticks(lo: f64, hi: f64, unit: Unit) -> Vec<f64> {
-    let step = nice_step((hi - lo) / 4.0, unit == Unit::Count);
+    let rough = (hi - lo) / 4.0;
+    let step = match unit {
+        Unit::Count => nice_step(rough, true),
+        Unit::Bytes => {
+            let mut scale = 1.0;
+            while rough >= 1024.0 * scale && scale < 1024f64.powi(4) {
+                scale *= 1024.0;
+            }
+            nice_step(rough / scale, scale == 1.0) * scale
+        }
+    };
     ticks(lo, hi, step)
 }
 
@@ -151,6 +162,15 @@ mod tests {
         let (lo, hi) = value_range(100e6, 100e6, Unit::Bytes);
         assert!(lo > 0.0 && lo < 100e6 && hi > 100e6);
         assert_eq!(value_range(3.0, 9.0, Unit::Count), (3.0, 9.0));
+    }
+
+    #[test]
+    fn byte_ticks_are_round_in_their_unit() {
+        let mib = 1024.0 * 1024.0;
+        assert_eq!(
+            value_ticks(16.3 * mib, 31.2 * mib, Unit::Bytes),
+            [20.0 * mib, 25.0 * mib, 30.0 * mib]
+        );
     }
 
     #[test]
