@@ -9,9 +9,10 @@ use crate::humanize;
 use crate::outputs::report::ResourceReport;
 use std::fmt::Write as _;
 
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 220.0;
-const LEFT: f64 = 84.0;
+/// About the width a chart gets in the page's two columns, so its text is drawn near 1:1.
+const WIDTH: f64 = 480.0;
+const HEIGHT: f64 = 210.0;
+const LEFT: f64 = 70.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 30.0;
@@ -106,16 +107,22 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
         humanize::per_second(unit, resource.rate_per_second)
     );
     if show_trend {
+        let label_at = t0 + (t1 - t0) / 3.0;
         let _ = write!(
             svg,
-            "<line class=\"trend\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"><title>{text}</title></line><text class=\"label trend-label\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{text}</text>",
+            "<line class=\"trend\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"><title>{text}</title></line><text class=\"label trend-label\" x=\"{:.1}\" y=\"{:.1}\">{text}</text>",
             x(t0),
             y(trend_at(t0)),
             x(t1),
             y(trend_at(t1)),
-            right - 2.0,
-            // Above the line's end when there is room, else below it.
-            if y(trend_at(t1)) - TOP > 18.0 { y(trend_at(t1)) - 8.0 } else { y(trend_at(t1)) + 16.0 },
+            x(label_at),
+            // Above the line, a third of the way along, where a rising series leaves room;
+            // below it when the line runs along the top.
+            if y(trend_at(label_at)) - TOP > 18.0 {
+                y(trend_at(label_at)) - 8.0
+            } else {
+                y(trend_at(label_at)) + 16.0
+            },
             text = escape(&trend_text),
         );
     }
