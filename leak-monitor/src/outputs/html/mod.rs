@@ -228,6 +228,35 @@ mod tests {
     }
 
     #[test]
+    fn close_sites_of_different_kinds_get_a_sentence_on_their_order() {
+        let mut report = Report::from_json(CONTRACT_EXAMPLE).expect("the contract example parses");
+        let resource = &mut report.resources[0];
+        let mut churn = resource.sites[0].clone();
+        churn.line = 9;
+        churn.share = 0.5;
+        churn.leak_type = crate::attribution::LeakType::Unknown;
+        resource.sites[0].share = 0.45;
+        resource.sites.insert(0, churn);
+        let page = render(std::slice::from_ref(&report), &[]);
+        let at = page
+            .find("<p class=\"ranking\">")
+            .expect("a ranking sentence");
+        let first_site = page.find("<article class=\"site\">").expect("sites");
+        assert!(at < first_site, "the sentence comes before the sites");
+        assert!(
+            page[at..].contains("render.py:9 (unknown, handle)"),
+            "{page}"
+        );
+
+        report.resources[0].sites.remove(0);
+        let page = render(std::slice::from_ref(&report), &[]);
+        assert!(
+            !page.contains("class=\"ranking\""),
+            "one site needs no sentence"
+        );
+    }
+
+    #[test]
     fn escapes_markup() {
         assert_eq!(
             escape("<a href=\"x\">&'"),
