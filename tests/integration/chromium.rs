@@ -1,6 +1,7 @@
-//! Headless Chromium (Debian's `chromium` package) for the HTML report tests: a screenshot and
-//! the DOM after parsing, each from a fresh profile, with the network features switched off so
-//! the browser only reads the local file.
+//! Headless Chromium (Debian's `chromium` package) for the HTML report tests: a screenshot, the
+//! DOM after parsing, and an inspection (console messages, fetched resources, layout overflow,
+//! recorded by a probe script in a copy of the page), each from a fresh profile, with the
+//! network features switched off so the browser only reads the local file.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
