@@ -189,6 +189,9 @@ pub struct DemoArgs {
     /// IP:PORT to serve /metrics on while the demo runs.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
+    /// Also write the HTML report here (it is always written beside the JSON and Markdown ones).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,17 @@ use std::time::Duration;
 #[test]
 fn demo_runs_end_to_end_and_leaves_no_process_behind() {
     let addr = free_local_addr();
-    let mut demo = LeakMonitor::spawn(&["demo", "--duration", "40", "--listen", &addr.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("demo.html");
+    let mut demo = LeakMonitor::spawn(&[
+        "demo",
+        "--duration",
+        "40",
+        "--listen",
+        &addr.to_string(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     let (pid, body) = wait_until(Duration::from_secs(60), "the demo's metrics", || {
         assert!(
             !demo.has_exited(),
@@ -37,6 +47,13 @@ fn demo_runs_end_to_end_and_leaves_no_process_behind() {
         outcome.stdout.contains("## Memory Leak Report"),
         "{outcome}"
     );
+    // `--html` writes the HTML report of the same run, with its leak's charts.
+    let page = std::fs::read_to_string(&html).unwrap_or_else(|err| panic!("{err}: {outcome}"));
+    assert!(
+        page.contains(&format!("Memory Leak Report: pid {pid}")),
+        "{page}"
+    );
+    assert!(page.contains("<svg class=\"chart\""), "{page}");
     wait_until(Duration::from_secs(15), "the demo workload to end", || {
         process_ended(pid).then_some(())
     });

@@ -1,6 +1,6 @@
 //! Project tasks that cargo alone does not do: installing test prerequisites, running the
 //! whole test suite the way CI does, the benchmarks, the accuracy corpus, fuzzing the parsers
-//! and soaking the daemon.
+//! and soaking the daemon, and the README's pictures.
 
 mod bench;
 mod bench_daemon;
@@ -9,6 +9,7 @@ mod children;
 mod ebpf;
 mod eval;
 mod fuzz;
+mod screenshots;
 mod setup;
 mod soak;
 mod test;
@@ -67,6 +68,9 @@ enum Task {
         #[arg(long, default_value_t = 120)]
         seconds: u64,
     },
+    /// Regenerate the README's pictures in docs/img: the demo's HTML report rendered by headless
+    /// Chromium, and `watch` captured from a tmux terminal (about a minute).
+    Screenshots,
     /// Run the daemon against churning matching processes and print its RSS and fd slopes.
     Soak {
         #[arg(long, default_value_t = 10.0)]
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Task::BuildEbpf { check } => ebpf::run(check),
         Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),
         Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Screenshots => screenshots::run(),
         Task::Soak { minutes } => soak::run(minutes),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };

@@ -6,12 +6,13 @@ use std::process::Command;
 
 /// Debian packages and the command each provides: promtool and prometheus (rule tests, the
 /// end-to-end alerting test), chromium (the HTML report in a browser), systemd-analyze (verify
-/// the unit file).
+/// the unit file), tmux (`cargo xtask screenshots` captures `watch` in it).
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("promtool", "prometheus"),
     ("prometheus", "prometheus"),
     ("chromium", "chromium"),
     ("systemd-analyze", "systemd"),
+    ("tmux", "tmux"),
 ];
 
 /// Debian packages that provide no command, and a file each installs: a font, so Chromium's

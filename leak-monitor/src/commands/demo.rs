@@ -12,6 +12,7 @@ use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::{DemoArgs, SamplingArgs, TracingMode};
 use crate::events::Engagement;
 use crate::monitor::TargetMonitor;
+use crate::outputs::html;
 use crate::outputs::metrics::Metrics;
 use crate::outputs::report::{render_markdown, Report};
 use crate::targets;
@@ -101,6 +102,12 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     create_private_dir(&out_dir)?;
     write_private(&out_dir.join("report.json"), &report.to_json()?)?;
     write_private(&out_dir.join("report.md"), &markdown)?;
+    let page = html::render(std::slice::from_ref(&report), &[monitor.series()]);
+    write_private(&out_dir.join("report.html"), &page)?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, &page).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("leak-monitor: HTML report written to {}", path.display());
+    }
     eprintln!(
         "leak-monitor: demo reports written to {}",
         out_dir.display()

@@ -2,8 +2,10 @@
 //! with each resource's chart and trend, a flame graph of live growth by Python stack, and the
 //! same sections as the Markdown report.
 
+mod axis;
 mod chart;
 mod flame;
+mod ranking;
 
 use crate::attribution::Holder;
 use crate::detection::Verdict;
@@ -110,10 +112,13 @@ fn render_report(page: &mut String, report: &Report, series: &[ResourceSeries]) 
 
 fn render_sites(page: &mut String, resource: &ResourceReport) {
     let unit = resource.resource.unit();
+    if let Some(why) = ranking::explain(resource) {
+        let _ = write!(page, "<p class=\"ranking\">{}</p>", escape(&why));
+    }
     for site in &resource.sites {
         let _ = write!(
             page,
-            "<article class=\"site\"><h3>File: {}:{}</h3><p>{} in <code>{}</code>: {} ({} of the attributed {} growth), leak type <b>{}</b>, pattern {}.</p>{}<h4>Evidence</h4><pre>{}</pre><h4>Fix</h4><pre>{}</pre></article>",
+            "<article class=\"site\"><h3>File: {}:{}</h3><p>{} in <code>{}</code>: {} ({} of the attributed {} growth), leak type <b>{}</b>, pattern {}.</p>{}<h4>Evidence</h4><pre class=\"code\" data-scrolls=\"x\">{}</pre><h4>Fix</h4><pre class=\"fix\">{}</pre></article>",
             escape(&site.file),
             site.line,
             resource.resource,
@@ -177,12 +182,18 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dde}
 table{border-collapse:collapse;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #eef;text-align:left}
 code,pre{font-family:ui-monospace,monospace;font-size:12.5px}pre{background:#f6f7f9;padding:10px;overflow-x:auto}
+pre.fix{white-space:pre-wrap;overflow-wrap:anywhere;overflow-x:visible}.cmd,p,li,td,h3{overflow-wrap:anywhere}
+.ranking{background:#fff8e6;border-left:3px solid #e0a800;padding:6px 10px}
 .muted{color:#667}.verdict{padding:1px 7px;border-radius:8px;font-size:12px;font-weight:600}
 .verdict.leak{background:#fde2e1;color:#a3160f}.verdict.growing{background:#fff1d6;color:#8a5a00}.verdict.stable{background:#e3f4e6;color:#1f6b35}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:12px}figure{margin:0}figcaption{font-weight:600;margin-bottom:2px}
 .chart{width:100%;height:auto;background:#fbfbfd}.chart .axis{stroke:#99a}.chart .series{fill:none;stroke:#2f6fdb;stroke-width:1.6}
-.chart .trend{stroke:#d0342c;stroke-dasharray:5 4;stroke-width:1.4}.chart .limit{stroke:#a3160f;stroke-width:1}.chart .label{font-size:11px;fill:#556}
-.flame svg{width:100%;height:auto}.site{border-left:3px solid #d0342c;padding-left:12px;margin:18px 0}
+.chart .grid{stroke:#e6e8ee}.chart .trend{stroke:#d0342c;stroke-dasharray:5 4;stroke-width:1.4}.chart .limit{stroke:#a3160f;stroke-width:1.2;stroke-dasharray:2 3}
+.chart .label{font-size:11px;fill:#556}.chart .trend-label{fill:#d0342c;font-weight:600}.chart .limit-label{fill:#a3160f}
+.legend{margin:2px 0 0;font-size:12px;color:#556}.key{display:inline-block;width:18px;height:0;margin:0 4px 3px 8px;border-top:2px solid}
+.key.series{border-color:#2f6fdb;margin-left:0}.key.trend{border-top:2px dashed #d0342c}.key.limit{border-top:2px dotted #a3160f}
+.flame svg{width:100%;height:auto}.flamegraph text{font:12px ui-monospace,monospace;fill:#1d2330}.flamegraph .flame-title{font:600 15px system-ui,sans-serif}
+.flamegraph .frame:hover rect{stroke:#1d2330;stroke-width:1}.site{border-left:3px solid #d0342c;padding-left:12px;margin:18px 0}
 </style></head><body>
 "#;
 
@@ -214,6 +225,35 @@ mod tests {
         assert!(page.contains("File: /srv/app/render.py:17"));
         assert!(page.contains("self._rendered[key] = bytearray(page) + bytearray(6000)"));
         assert!(!page.contains("<script src="), "self-contained");
+    }
+
+    #[test]
+    fn close_sites_of_different_kinds_get_a_sentence_on_their_order() {
+        let mut report = Report::from_json(CONTRACT_EXAMPLE).expect("the contract example parses");
+        let resource = &mut report.resources[0];
+        let mut churn = resource.sites[0].clone();
+        churn.line = 9;
+        churn.share = 0.5;
+        churn.leak_type = crate::attribution::LeakType::Unknown;
+        resource.sites[0].share = 0.45;
+        resource.sites.insert(0, churn);
+        let page = render(std::slice::from_ref(&report), &[]);
+        let at = page
+            .find("<p class=\"ranking\">")
+            .expect("a ranking sentence");
+        let first_site = page.find("<article class=\"site\">").expect("sites");
+        assert!(at < first_site, "the sentence comes before the sites");
+        assert!(
+            page[at..].contains("render.py:9 (unknown, handle)"),
+            "{page}"
+        );
+
+        report.resources[0].sites.remove(0);
+        let page = render(std::slice::from_ref(&report), &[]);
+        assert!(
+            !page.contains("class=\"ranking\""),
+            "one site needs no sentence"
+        );
     }
 
     #[test]
