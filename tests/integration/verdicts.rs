@@ -143,6 +143,46 @@ fn demo_workload_leaks_memory_fds_and_threads_at_its_true_rates() {
     assert_not_leak(&report, &["sockets"]);
 }
 
+/// The demo's three leaks are clear: each is called a leak by its 10th sample (one tick of
+/// slack for a busy machine), from the series and the line that never gives back, and the
+/// report records the verdict's steps.
+#[test]
+fn clear_leaks_are_called_within_ten_seconds() {
+    let mut command = Command::new("python3");
+    command.arg(demo_workload_script());
+    let workload = Workload::spawn("demo_workload.py", command);
+    let report = observe(&workload, 15);
+    for name in ["rss_bytes", "open_fds", "threads"] {
+        let entry = resource(&report, name);
+        let since = entry["verdict_since_seconds"].as_f64();
+        assert!(
+            entry["verdict"] == "leak" && since.is_some_and(|s| s <= 11.0),
+            "{name} not a leak within 10 s:\n{entry:#}"
+        );
+        let last = &entry["verdict_changes"]
+            .as_array()
+            .expect("verdict_changes")
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(last["to"], "leak", "{name}: {entry:#}");
+    }
+}
+
+/// 7 s of a clear fd leak: too short for a verdict, so it says it grows, at its rate.
+#[test]
+fn a_short_run_on_a_clear_leak_says_it_grows() {
+    let workload = Workload::start("fd_leak.py", &[]);
+    let (outcome, report) = run_json_report(workload.pid(), 7, INTERVAL_MS, &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    let fds = resource(&report, "open_fds");
+    assert_ne!(fds["verdict"], "stable", "{fds:#}");
+    assert!(
+        fds["rate_per_second"].as_f64().is_some_and(|r| r > 1.0),
+        "{fds:#}"
+    );
+}
+
 #[test]
 fn bounded_deque_filling_is_not_a_leak() {
     let workload = Workload::start("bounded_deque.py", &[]);
