@@ -321,6 +321,19 @@ mod tests {
     }
 
     #[test]
+    fn a_process_without_sockets_has_a_sockets_series_at_zero() {
+        let metrics = Metrics::new().unwrap();
+        metrics.update(&[quiet_process(200, "batch")]);
+        let text = metrics.encode();
+        let zero = r#"leak_monitor_sockets{target="batch",pid="200",protocol="",state=""} 0"#;
+        assert!(text.lines().any(|l| l == zero), "{text}");
+        // With sockets, only the real ones.
+        metrics.update(&[leaking_worker(100)]);
+        let text = metrics.encode();
+        assert!(!text.contains(r#"protocol="""#), "{text}");
+    }
+
+    #[test]
     fn a_departed_target_loses_all_its_series() {
         let metrics = Metrics::new().unwrap();
         metrics.update(&[leaking_worker(100), quiet_process(200, "batch")]);

@@ -177,6 +177,11 @@ fn add_target(series: &mut Series, snapshot: &TargetSnapshot) {
     if let Some(max_fds) = snapshot.limits.max_fds {
         series.set(Family::MaxFds, &[target, pid], max_fds as f64);
     }
+    // A process without sockets still has a series, at 0, so a sum over it is 0 and not
+    // "no data"; the empty labels are absent labels to Prometheus.
+    if sample.sockets.by_protocol_state.is_empty() {
+        series.set(Family::Sockets, &[target, pid, "", ""], 0.0);
+    }
     for (&(protocol, state), &count) in &sample.sockets.by_protocol_state {
         let state = label_value(state);
         series.set(
