@@ -1,0 +1,147 @@
+//! A target's fleet labels: who owns the process (container, pod, systemd unit), read from
+//! procfs without asking an API server. The cgroup path gives the container, pod UID, QoS class
+//! and unit (`cgroup`); a Kubernetes container's own files give its pod name and namespace.
+
+use super::cgroup::{parse_proc_cgroup, CgroupOwner};
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::MetadataExt;
+
+/// The labels of one target; each is absent when unknown (a host process has none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetLabels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// `docker`, `containerd`, `crio` or `podman`, when the cgroup path says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `guaranteed`, `burstable` or `besteffort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
+    /// The systemd service or scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// Where a pod's container finds its name and namespace: the kubelet bind-mounts the pod's
+/// hostname file at /etc/hostname, and the service account's namespace file (mounted unless
+/// `automountServiceAccountToken: false`).
+const HOSTNAME_FILE: &str = "etc/hostname";
+const NAMESPACE_FILE: &str = "var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Kubernetes names are at most 253 characters; anything longer is not one.
+const MAX_NAME: usize = 253;
+
+impl TargetLabels {
+    pub fn is_empty(&self) -> bool {
+        *self == TargetLabels::default()
+    }
+
+    /// The labels as (name, value) pairs in a fixed order, known ones only.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("container_id", &self.container_id),
+            ("pod", &self.pod),
+            ("namespace", &self.namespace),
+            ("pod_uid", &self.pod_uid),
+            ("qos_class", &self.qos_class),
+            ("unit", &self.unit),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+    }
+
+    fn from_owner(owner: CgroupOwner) -> Self {
+        TargetLabels {
+            container_id: owner.container_id,
+            container_runtime: owner.runtime.map(|r| r.as_str().to_owned()),
+            pod_uid: owner.pod_uid,
+            pod: None,
+            namespace: None,
+            qos_class: owner.qos_class.map(|q| q.as_str().to_owned()),
+            unit: owner.unit,
+        }
+    }
+}
+
+/// The labels of process `pid`. Unreadable files leave labels out: a process that ends or
+/// hides its files is still followed, just without them.
+pub fn read_labels(pid: i32) -> TargetLabels {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return TargetLabels::default();
+    };
+    let mut labels = TargetLabels::from_owner(parse_proc_cgroup(&text));
+    // Pod files only mean something in a pod's own mount namespace: in the node's, they are the
+    // node's hostname and nothing.
+    if labels.pod_uid.is_some() && !shares_mount_namespace_with_init(pid) {
+        labels.pod = read_name(pid, HOSTNAME_FILE);
+        labels.namespace = read_name(pid, NAMESPACE_FILE);
+    }
+    labels
+}
+
+fn shares_mount_namespace_with_init(pid: i32) -> bool {
+    let inode = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    match (
+        inode(format!("/proc/{pid}/ns/mnt")),
+        inode("/proc/1/ns/mnt".to_owned()),
+    ) {
+        (Some(target), Some(init)) => target == init,
+        // Unknown: do not risk naming a pod after the node.
+        _ => true,
+    }
+}
+
+/// One line of a file in the target's root, if it is a plausible Kubernetes name (DNS label
+/// characters); the read is capped so a hostile file costs nothing.
+fn read_name(pid: i32, file: &str) -> Option<String> {
+    use std::io::Read;
+    let path = format!("/proc/{pid}/root/{file}");
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_NAME as u64 + 2)
+        .read_to_string(&mut text)
+        .ok()?;
+    let name = text.trim();
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    valid.then(|| name.to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_keep_a_fixed_order_and_skip_unknowns() {
+        let labels = TargetLabels {
+            unit: Some("web.service".into()),
+            container_id: Some("abc".into()),
+            container_runtime: Some("docker".into()),
+            ..TargetLabels::default()
+        };
+        let pairs: Vec<_> = labels.pairs().collect();
+        assert_eq!(
+            pairs,
+            [("container_id", "abc"), ("unit", "web.service")],
+            "the runtime is in the report, not on the series"
+        );
+        assert!(TargetLabels::default().pairs().next().is_none());
+    }
+
+    #[test]
+    fn a_missing_process_has_no_labels() {
+        assert_eq!(read_labels(i32::MAX), TargetLabels::default());
+        assert!(read_labels(i32::MAX).is_empty());
+    }
+}
