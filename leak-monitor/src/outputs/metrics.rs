@@ -373,18 +373,23 @@ mod tests {
         };
         let mut service = quiet_process(200, "batch");
         service.info.labels.unit = Some("batch\nrun.service".into());
+        let pod_identity = pod.info.identity().unwrap();
+        let service_identity = service.info.identity().unwrap();
         metrics.update(&[pod, service, quiet_process(300, "bare")]);
         let text = metrics.encode();
 
-        let owner = r#"container_id="c0ffee",pod="web-7d9f",namespace="shop",pod_uid="8c5f1d2e-7a3b-4c9d-9e0f-1a2b3c4d5e6f",qos_class="burstable""#;
+        let owner = format!(
+            r#"container_id="c0ffee",pod="web-7d9f",namespace="shop",pod_uid="8c5f1d2e-7a3b-4c9d-9e0f-1a2b3c4d5e6f",qos_class="burstable",identity="{pod_identity}""#
+        );
         for line in [
             format!(r#"leak_monitor_threads{{target="web",pid="100",{owner}}} 4"#),
             format!(
                 r#"leak_monitor_leak_suspected{{target="web",pid="100",resource="rss_bytes",{owner}}} 1"#
             ),
             // Control characters are made spaces, as in every label value.
-            r#"leak_monitor_threads{target="batch",pid="200",unit="batch run.service"} 0"#
-                .to_owned(),
+            format!(
+                r#"leak_monitor_threads{{target="batch",pid="200",unit="batch run.service",identity="{service_identity}"}} 0"#
+            ),
             r#"leak_monitor_threads{target="bare",pid="300"} 0"#.to_owned(),
         ] {
             assert!(
@@ -394,7 +399,7 @@ mod tests {
         }
         // Every series of the pod carries its labels, none of the runtime's.
         for line in text.lines().filter(|l| l.contains(r#"pid="100""#)) {
-            assert!(line.contains(owner), "{line}");
+            assert!(line.contains(&owner), "{line}");
         }
         assert!(!text.contains("containerd"), "{text}");
         assert!(!text.contains(r#"unit="""#), "{text}");

@@ -69,6 +69,30 @@ impl TargetLabels {
     }
 }
 
+/// A name for "the same program in the same place" that survives restarts: 16 hex digits of a
+/// hash of the owner (container id, else systemd unit) and the command line. The PID and start
+/// time change at every restart; this does not, so queries that drop `pid` continue a series.
+/// FNV-1a, spelled out here because std's hasher may change between Rust releases.
+pub fn stable_identity(labels: &TargetLabels, cmdline: &[String]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let owner = labels
+        .container_id
+        .as_deref()
+        .or(labels.unit.as_deref())
+        .unwrap_or("");
+    let mut hash = OFFSET;
+    // NUL separates the parts: it cannot occur inside an argument or a container id.
+    let parts = std::iter::once(owner).chain(cmdline.iter().map(String::as_str));
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    format!("{hash:016x}")
+}
+
 /// The labels of process `pid`. Unreadable files leave labels out: a process that ends or
 /// hides its files is still followed, just without them.
 pub fn read_labels(pid: i32) -> TargetLabels {
@@ -137,6 +161,46 @@ mod tests {
             "the runtime is in the report, not on the series"
         );
         assert!(TargetLabels::default().pairs().next().is_none());
+    }
+
+    #[test]
+    fn the_identity_follows_owner_and_command_line_only() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let in_container = TargetLabels {
+            container_id: Some("c1".into()),
+            pod: Some("web-1".into()),
+            ..TargetLabels::default()
+        };
+        let id = stable_identity(&in_container, &args(&["python3", "app.py"]));
+        assert_eq!(id.len(), 16);
+        // Pod name and everything but container and command line may change: same identity.
+        let renamed = TargetLabels {
+            pod: Some("web-2".into()),
+            ..in_container.clone()
+        };
+        assert_eq!(stable_identity(&renamed, &args(&["python3", "app.py"])), id);
+        let other_container = TargetLabels {
+            container_id: Some("c2".into()),
+            ..TargetLabels::default()
+        };
+        for (labels, cmdline) in [
+            (&other_container, args(&["python3", "app.py"])),
+            (&in_container, args(&["python3", "app.py", "--debug"])),
+            // The argument boundary counts.
+            (&in_container, args(&["python3 app.py"])),
+            (&TargetLabels::default(), args(&["python3", "app.py"])),
+        ] {
+            assert_ne!(
+                stable_identity(labels, &cmdline),
+                id,
+                "{labels:?} {cmdline:?}"
+            );
+        }
+        // Fixed across releases: dashboards and stored reports depend on it.
+        assert_eq!(
+            stable_identity(&TargetLabels::default(), &[]),
+            "af63bd4c8601b7df"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod stat;
 mod tests;
 
 pub use identify::{discover, discover_new, identify, is_alive, is_python};
-pub use labels::{read_labels, TargetLabels};
+pub use labels::{read_labels, stable_identity, TargetLabels};
 pub use selector::{split_group_name, MatchOn, Selector};
 
 use serde::Serialize;
@@ -37,6 +37,15 @@ pub struct TargetInfo {
     pub start_time_unix: f64,
     /// Who owns the process: container, pod, systemd unit (empty for a plain host process).
     pub labels: TargetLabels,
+}
+
+impl TargetInfo {
+    /// Survives restarts of the same command in the same container or unit (`stable_identity`);
+    /// `None` for a process with neither, which has no place to be restarted in.
+    pub fn identity(&self) -> Option<String> {
+        let owned = self.labels.container_id.is_some() || self.labels.unit.is_some();
+        owned.then(|| stable_identity(&self.labels, &self.cmdline))
+    }
 }
 
 /// Why a target cannot be followed. Each message is one line and says what to do.

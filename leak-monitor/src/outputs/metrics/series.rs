@@ -140,12 +140,17 @@ pub fn per_target_families(snapshots: &[TargetSnapshot]) -> Vec<MetricFamily> {
 fn add_target(series: &mut Series, snapshot: &TargetSnapshot) {
     // The owner's labels follow the family's own on every series of this target; unknown ones
     // are left out rather than set empty.
-    series.owner = snapshot
-        .info
+    let info = &snapshot.info;
+    series.owner = info
         .labels
         .pairs()
         .map(|(name, value)| (name, label_value(value).into_owned()))
         .collect();
+    // A process with an owner keeps `identity` across restarts; a bare host process has none to
+    // keep, and its series stay as they were before labels existed.
+    if let Some(identity) = info.identity() {
+        series.owner.push(("identity", identity));
+    }
     let target = label_value(&snapshot.info.group);
     let pid = snapshot.info.id.pid.to_string();
     let (target, pid) = (target.as_ref(), pid.as_str());
