@@ -162,6 +162,14 @@ pub struct ServeArgs {
     /// `target` label); repeat for several [default: none].
     #[arg(long = "match", value_name = "REGEX")]
     pub matches: Vec<String>,
+    /// Follow processes whose container id (or NAMESPACE/POD, when known) matches REGEX;
+    /// `NAME=REGEX` names the group; repeat for several [default: none].
+    #[arg(long = "match-container", value_name = "REGEX")]
+    pub match_containers: Vec<String>,
+    /// Follow processes whose systemd unit or scope matches REGEX; `NAME=REGEX` names the
+    /// group; repeat for several [default: none].
+    #[arg(long = "match-unit", value_name = "REGEX")]
+    pub match_units: Vec<String>,
     /// Follow every Python process on the host [default: off].
     #[arg(long)]
     pub python: bool,
@@ -172,7 +180,8 @@ pub struct ServeArgs {
     /// leaking target exits (created mode 0700) [default: no reports written].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
-    /// Read options from this TOML file (keys: pids, match, python, listen, report_dir,
+    /// Read options from this TOML file (keys: pids, match, match_container, match_unit,
+    /// python, listen, report_dir,
     /// interval_ms, ebpf, track_allocations); flags given on the command line win
     /// [default: none].
     #[arg(long, value_name = "FILE")]
