@@ -9,8 +9,9 @@
 //! progress line, `serve_config` malformed `--config` files, `deploy` and `deploy_privileges` the
 //! deploy/ artifacts, `faults` the monitor's own reliability (replaced and reused PIDs, fork and
 //! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
-//! malformed flags), `safety` loopback-only metrics, private reports and escaped labels.
-//! `support`, `scrape`, `prometheus` and `chromium` are helpers.
+//! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
+//! `fleet_labels` container, pod and unit labels of processes in real cgroups.
+//! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
 //! in parallel (cargo's default: one thread per core); the few whose workload burns CPU take a
@@ -30,6 +31,7 @@
 mod alerting;
 mod attribution;
 mod audit;
+mod cgroups;
 mod chromium;
 mod cli;
 mod completions;
@@ -38,6 +40,7 @@ mod deploy;
 mod deploy_privileges;
 mod ebpf;
 mod faults;
+mod fleet_labels;
 mod heap_census;
 mod html_report;
 mod kernel_frames;

@@ -32,7 +32,13 @@ pub struct TargetLabels {
 /// hostname file at /etc/hostname, and the service account's namespace file (mounted unless
 /// `automountServiceAccountToken: false`).
 const HOSTNAME_FILE: &str = "etc/hostname";
-const NAMESPACE_FILE: &str = "var/run/secrets/kubernetes.io/serviceaccount/namespace";
+/// The kubelet mounts at /var/run/secrets; in images where /var/run links to /run the mount
+/// lands on /run/secrets, and an absolute link under /proc/PID/root resolves in *our* root,
+/// so both spellings are read.
+const NAMESPACE_FILES: [&str; 2] = [
+    "var/run/secrets/kubernetes.io/serviceaccount/namespace",
+    "run/secrets/kubernetes.io/serviceaccount/namespace",
+];
 
 /// Kubernetes names are at most 253 characters; anything longer is not one.
 const MAX_NAME: usize = 253;
@@ -102,23 +108,22 @@ pub fn read_labels(pid: i32) -> TargetLabels {
     let mut labels = TargetLabels::from_owner(parse_proc_cgroup(&text));
     // Pod files only mean something in a pod's own mount namespace: in the node's, they are the
     // node's hostname and nothing.
-    if labels.pod_uid.is_some() && !shares_mount_namespace_with_init(pid) {
+    if labels.pod_uid.is_some() && has_own_mount_namespace(pid) {
         labels.pod = read_name(pid, HOSTNAME_FILE);
-        labels.namespace = read_name(pid, NAMESPACE_FILE);
+        labels.namespace = NAMESPACE_FILES.iter().find_map(|file| read_name(pid, file));
     }
     labels
 }
 
-fn shares_mount_namespace_with_init(pid: i32) -> bool {
-    let inode = |p: String| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    match (
-        inode(format!("/proc/{pid}/ns/mnt")),
-        inode("/proc/1/ns/mnt".to_owned()),
-    ) {
-        (Some(target), Some(init)) => target == init,
-        // Unknown: do not risk naming a pod after the node.
-        _ => true,
-    }
+/// True when the target's mount namespace is neither init's nor ours (when init's cannot be
+/// read, as in a user namespace): the files under its root are then its own.
+fn has_own_mount_namespace(pid: i32) -> bool {
+    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let Some(target) = id(&format!("/proc/{pid}/ns/mnt")) else {
+        return false;
+    };
+    let reference = id("/proc/1/ns/mnt").or_else(|| id("/proc/self/ns/mnt"));
+    reference.is_some_and(|reference| reference != target)
 }
 
 /// One line of a file in the target's root, if it is a plausible Kubernetes name (DNS label
