@@ -42,6 +42,9 @@ Prints one finding per line as `file:line: pattern: message`, sorted. Directorie
 for *.py files, skipping .git, __pycache__ and virtualenvs."
     )]
     Audit(AuditArgs),
+    /// Compare two JSON reports of one program (before and after a deploy): per resource and
+    /// source line, the new leaks, the fixed ones, and rates up or down.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +229,23 @@ pub struct AuditArgs {
     /// Exit with status 3 when anything was found.
     #[arg(long)]
     pub fail_on_finding: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The report before (a `--json` report of `run`, or one `serve --report-dir` wrote).
+    #[arg(value_name = "OLD.json")]
+    pub old: PathBuf,
+    /// The report after.
+    #[arg(value_name = "NEW.json")]
+    pub new: PathBuf,
+    /// Print the diff as JSON (schema leak-monitor/diff/v1) instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 3 when the new report has a leak the old one did not, or a new
+    /// leaking line.
+    #[arg(long)]
+    pub fail_on_new_leak: bool,
 }
 
 /// The longest `--duration`: 10 years (longer ones overflow the clock's arithmetic).

@@ -10,7 +10,8 @@
 //! deploy/ artifacts, `faults` the monitor's own reliability (replaced and reused PIDs, fork and
 //! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
 //! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
-//! `fleet_labels` container, pod and unit labels of processes in real cgroups.
+//! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
+//! comparison of two releases' reports.
 //! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -38,6 +39,7 @@ mod completions;
 mod demo;
 mod deploy;
 mod deploy_privileges;
+mod diff;
 mod ebpf;
 mod faults;
 mod fleet_labels;
