@@ -23,14 +23,14 @@ pub fn render_markdown(diff: &ReportDiff) -> String {
         out,
         "**Old:** pid {}, `{}`, {}  ",
         diff.old.pid,
-        diff.old.cmdline.join(" "),
+        cell(&diff.old.cmdline.join(" ")),
         diff.old.generated_at
     );
     let _ = writeln!(
         out,
         "**New:** pid {}, `{}`, {}  ",
         diff.new.pid,
-        diff.new.cmdline.join(" "),
+        cell(&diff.new.cmdline.join(" ")),
         diff.new.generated_at
     );
     let s = &diff.summary;
@@ -87,11 +87,24 @@ fn site_row(out: &mut String, row: &ResourceDiff, site: &SiteDiff) {
     let _ = writeln!(
         out,
         "| `{}:{}`{moved} | `{}` | {} | {} | {} |",
-        site.file,
+        cell(&site.file),
         site.line,
-        site.function,
+        cell(&site.function),
         site.change.as_str(),
         rate(site.old_rate_per_second),
         rate(site.new_rate_per_second)
     );
+}
+
+/// Text for a table cell inside a code span: a `|` would end the cell, a backtick the span,
+/// and a newline the row. Paths and names from reports are the target's, so anything goes.
+fn cell(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '|' => '¦',
+            '`' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }

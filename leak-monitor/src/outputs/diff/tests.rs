@@ -160,3 +160,17 @@ fn a_resource_only_one_report_observed() {
     assert_eq!(threads.old, None);
     assert!(render_markdown(&diff).contains("| threads | unchanged | not observed | growing at"));
 }
+
+#[test]
+fn names_from_the_target_cannot_break_the_tables() {
+    let old = example();
+    let mut new = example();
+    rss(&mut new).sites[0].file = "/srv/a|b`c\nd.py".into();
+    let text = render_markdown(&diff(&old, &new));
+    let row = text
+        .lines()
+        .find(|l| l.contains("d.py"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(row.matches('|').count(), 6, "{row}");
+    assert_eq!(row.matches('`').count(), 4, "{row}");
+}
