@@ -234,11 +234,19 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The report before (a `--json` report of `run`, or one `serve --report-dir` wrote).
-    #[arg(value_name = "OLD.json")]
-    pub old: PathBuf,
+    #[arg(
+        value_name = "OLD.json",
+        required_unless_present = "report_dir",
+        requires = "new"
+    )]
+    pub old: Option<PathBuf>,
     /// The report after.
     #[arg(value_name = "NEW.json")]
-    pub new: PathBuf,
+    pub new: Option<PathBuf>,
+    /// Instead of two files: every program with reports of two or more processes in DIR (a
+    /// `serve --report-dir`), its newest process compared with the one before.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["old", "new"])]
+    pub report_dir: Option<PathBuf>,
     /// Print the diff as JSON (schema leak-monitor/diff/v1) instead of Markdown.
     #[arg(long)]
     pub json: bool,

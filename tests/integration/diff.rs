@@ -1,9 +1,10 @@
 //! `leak-monitor diff` on the reports of two releases of one service (tests/python/release.py):
 //! release 2 fixes release 1's fd leak and brings a thread leak; the diff names both, with
-//! their lines, in JSON and Markdown.
+//! their lines, in JSON and Markdown, given the two files or the directory that holds them.
 
 use crate::support::{leak_monitor, python_script, read_json, Workload};
 use serde_json::Value;
+use std::process::Command;
 
 /// Long enough for both leaks to reach verdict `leak` on a loaded machine.
 const RUN_SECONDS: u32 = 30;
@@ -18,6 +19,15 @@ fn line_of(marker: &str) -> u64 {
     index as u64 + 1
 }
 
+/// `python3 release.py` with RELEASE=`release` in its environment.
+fn start_release(release: &str) -> Workload {
+    let mut command = Command::new("python3");
+    command
+        .arg(python_script("release.py"))
+        .env("RELEASE", release);
+    Workload::spawn("release.py", command)
+}
+
 fn resource<'a>(diff: &'a Value, name: &str) -> &'a Value {
     diff["resources"]
         .as_array()
@@ -27,8 +37,8 @@ fn resource<'a>(diff: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn diff_names_the_fixed_leak_and_the_new_one_with_their_lines() {
-    let first = Workload::start("release.py", &["--release", "1"]);
-    let second = Workload::start("release.py", &["--release", "2"]);
+    let first = start_release("1");
+    let second = start_release("2");
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let outcome = leak_monitor(&[
@@ -108,6 +118,17 @@ fn diff_names_the_fixed_leak_and_the_new_one_with_their_lines() {
     let back: Value = serde_json::from_str(&outcome.stdout).unwrap();
     assert_eq!(resource(&back, "threads")["change"], "fixed");
     assert_eq!(resource(&back, "open_fds")["change"], "new_leak");
+
+    // The directory: one program (same command line), its newer process against the older.
+    let reports = dir.path().display().to_string();
+    let outcome = leak_monitor(&["diff", "--report-dir", &reports, "--json"]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    let all: Value = serde_json::from_str(&outcome.stdout).unwrap();
+    let all = all.as_array().expect("an array of diffs");
+    assert_eq!(all.len(), 1, "{outcome}");
+    assert_eq!(all[0]["old"]["pid"], first.pid(), "release 1 started first");
+    assert_eq!(all[0]["new"]["pid"], second.pid());
+    assert_eq!(all[0]["resources"], diff["resources"]);
 }
 
 #[test]
@@ -125,5 +146,18 @@ fn diff_refuses_what_is_not_a_report() {
         assert_eq!(outcome.code, Some(2), "{outcome}");
         assert!(outcome.stderr.contains(says), "{outcome}");
         assert_eq!(outcome.stderr.trim().lines().count(), 1, "{outcome}");
+    }
+    let outcome = leak_monitor(&["diff", "--report-dir", &missing]);
+    assert_eq!(outcome.code, Some(2), "{outcome}");
+    assert!(
+        outcome.stderr.contains("cannot read report directory"),
+        "{outcome}"
+    );
+    // One report alone, or a directory and a file, is a usage error.
+    for args in [
+        vec!["diff", bogus.as_str()],
+        vec!["diff", "--report-dir", ".", &bogus],
+    ] {
+        assert_eq!(leak_monitor(&args).code, Some(2), "{args:?}");
     }
 }

@@ -2,13 +2,15 @@
 """Two releases of one service, for `leak-monitor diff`: the second fixes the first's leak and
 brings its own.
 
---release 1: every request opens its template file and keeps the handle (an fd leak).
---release 2: the handle is closed after use (fixed), but every request starts a watchdog
-thread that waits for an event nobody sets (a thread leak).
+RELEASE=1 (environment): every request opens its template file and keeps the handle (an fd
+leak). RELEASE=2: the handle is closed after use (fixed), but every request starts a watchdog
+thread that waits for an event nobody sets (a thread leak). The release is not on the command
+line, so both run as the same program, as two deploys of one service do.
 --rate requests per second (default 5). Prints READY once serving, then runs until killed.
 """
 
 import argparse
+import os
 import threading
 import time
 
@@ -33,11 +35,10 @@ def handle_v2(request_id):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--release", type=int, choices=[1, 2], required=True)
     parser.add_argument("--rate", type=float, default=5.0, help="requests per second")
     args = parser.parse_args()
 
-    handle = handle_v1 if args.release == 1 else handle_v2
+    handle = {"1": handle_v1, "2": handle_v2}[os.environ["RELEASE"]]
     period = 1.0 / args.rate
     print("READY", flush=True)
     next_at = time.monotonic()

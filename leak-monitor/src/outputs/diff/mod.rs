@@ -8,8 +8,10 @@
 //! for what is left, since an edit above a leaking line moves it.
 
 mod markdown;
+mod releases;
 
 pub use markdown::render_markdown;
+pub use releases::{releases, Release};
 
 use crate::detection::Verdict;
 use crate::outputs::report::{Report, ResourceReport, SiteReport};

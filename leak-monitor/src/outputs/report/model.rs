@@ -62,7 +62,7 @@ fn is_zero(n: &u64) -> bool {
 pub struct Schema;
 
 /// A moment, as RFC 3339 UTC with whole seconds (`2026-11-23T12:00:00Z`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(SystemTime);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
