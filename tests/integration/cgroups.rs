@@ -12,11 +12,25 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Where cgroup v2 is mounted: /sys/fs/cgroup/unified in hybrid mode (this machine),
 /// /sys/fs/cgroup on a pure v2 host.
 fn cgroup2_mount() -> Option<PathBuf> {
+    find_mount(|kind, _| kind == "cgroup2")
+}
+
+/// Where the v1 hierarchy of `controller` is mounted (`cgroup ... rw,relatime,pids`).
+fn cgroup1_mount(controller: &str) -> Option<PathBuf> {
+    find_mount(|kind, options| kind == "cgroup" && options.split(',').any(|o| o == controller))
+}
+
+fn find_mount(wanted: impl Fn(&str, &str) -> bool) -> Option<PathBuf> {
     let mounts = fs::read_to_string("/proc/mounts").ok()?;
     mounts.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
-        let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
-        (kind == "cgroup2").then(|| PathBuf::from(point))
+        let (_, point, kind, options) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        wanted(kind, options).then(|| PathBuf::from(point))
     })
 }
 
@@ -31,8 +45,17 @@ impl CgroupTree {
     /// Creates `<cgroup2 mount>/leak-monitor-test-<pid>-<n>`. Panics without a writable
     /// cgroup2 mount: these tests need root on a host with cgroup v2.
     pub fn new() -> CgroupTree {
+        CgroupTree::under(cgroup2_mount().expect("no cgroup2 mount in /proc/mounts"))
+    }
+
+    /// The same in the cgroup v1 hierarchy of `controller` (hybrid hosts), `None` when it is
+    /// not mounted.
+    pub fn v1(controller: &str) -> Option<CgroupTree> {
+        cgroup1_mount(controller).map(CgroupTree::under)
+    }
+
+    fn under(mount: PathBuf) -> CgroupTree {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let mount = cgroup2_mount().expect("no cgroup2 mount in /proc/mounts");
         let name = format!(
             "leak-monitor-test-{}-{}",
             std::process::id(),

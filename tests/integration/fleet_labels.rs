@@ -200,6 +200,28 @@ fn a_process_restarted_in_the_same_container_keeps_its_identity() {
     assert_eq!(identity_of(&series, &restarted_pid), before);
 }
 
+/// On a hybrid host, a runtime with the cgroupfs driver may name the container in the v1
+/// hierarchies only (the v2 line says `/`): the label comes from the v1 line.
+#[test]
+fn a_container_named_only_in_a_v1_hierarchy_is_labelled() {
+    let Some(tree) = CgroupTree::v1("pids") else {
+        eprintln!("skipped: no cgroup v1 pids hierarchy on this host (pure cgroup v2)");
+        return;
+    };
+    let id = container_id(5);
+    let cgroup = tree.create(&format!("docker/{id}"));
+    let workload = tree.start(&cgroup, STEADY.0, STEADY.1);
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", workload.pid())).unwrap();
+    assert!(own.contains(":pids:/") && own.contains(&id), "{own}");
+    let (outcome, report) = run_json_report(workload.pid(), 2, 500, &["--no-ebpf"]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    assert_eq!(
+        report["target"]["labels"],
+        serde_json::json!({"container_id": id, "container_runtime": "docker"}),
+        "{own}\n{report:#}"
+    );
+}
+
 /// `.` in a unit name is literal in the selector.
 fn regex_escape(text: &str) -> String {
     text.replace('.', "\\.")
