@@ -62,6 +62,31 @@ impl TargetLabels {
         .filter_map(|(name, value)| Some((name, value.as_deref()?)))
     }
 
+    /// What a report says of the owner, as (what, name, detail): `("container", "3f4a5b6c7d8e",
+    /// Some("containerd"))` (the short id, as `docker ps` and `crictl ps` show it), `("pod",
+    /// "shop/web-7d9f", Some("burstable"))` (the UID when the name is unknown), `("unit",
+    /// "web.service", None)`. Each renderer marks the names up its own way.
+    pub fn owner_parts(&self) -> Vec<(&'static str, String, Option<&str>)> {
+        let mut parts = Vec::new();
+        if let Some(id) = &self.container_id {
+            let short = id.chars().take(12).collect();
+            parts.push(("container", short, self.container_runtime.as_deref()));
+        }
+        let pod = match (&self.namespace, &self.pod, &self.pod_uid) {
+            (Some(namespace), Some(pod), _) => Some(format!("{namespace}/{pod}")),
+            (None, Some(pod), _) => Some(pod.clone()),
+            (_, None, Some(uid)) => Some(format!("UID {uid}")),
+            _ => None,
+        };
+        if let Some(pod) = pod {
+            parts.push(("pod", pod, self.qos_class.as_deref()));
+        }
+        if let Some(unit) = &self.unit {
+            parts.push(("unit", unit.clone(), None));
+        }
+        parts
+    }
+
     fn from_owner(owner: CgroupOwner) -> Self {
         TargetLabels {
             container_id: owner.container_id,

@@ -22,32 +22,16 @@ pub fn render_markdown(reports: &[Report]) -> String {
     out
 }
 
-/// `container 3f4a5b6c7d8e (containerd), pod shop/web-7d9f (burstable), unit web.service`:
-/// the short container id, as `docker ps` and `crictl ps` show it.
+/// `container `3f4a5b6c7d8e` (containerd), pod `shop/web-7d9f` (burstable), unit `web.service``.
 fn owner_line(labels: &crate::targets::TargetLabels) -> Option<String> {
-    let mut parts = Vec::new();
-    if let Some(id) = &labels.container_id {
-        let short: String = id.chars().take(12).collect();
-        match &labels.container_runtime {
-            Some(runtime) => parts.push(format!("container {} ({runtime})", code_span(&short))),
-            None => parts.push(format!("container {}", code_span(&short))),
-        }
-    }
-    let pod = match (&labels.namespace, &labels.pod, &labels.pod_uid) {
-        (Some(namespace), Some(pod), _) => Some(format!("{namespace}/{pod}")),
-        (None, Some(pod), _) => Some(pod.clone()),
-        (_, None, Some(uid)) => Some(format!("UID {uid}")),
-        _ => None,
-    };
-    if let Some(pod) = pod {
-        match &labels.qos_class {
-            Some(qos) => parts.push(format!("pod {} ({qos})", code_span(&pod))),
-            None => parts.push(format!("pod {}", code_span(&pod))),
-        }
-    }
-    if let Some(unit) = &labels.unit {
-        parts.push(format!("unit {}", code_span(unit)));
-    }
+    let parts: Vec<String> = labels
+        .owner_parts()
+        .into_iter()
+        .map(|(what, name, detail)| match detail {
+            Some(detail) => format!("{what} {} ({detail})", code_span(&name)),
+            None => format!("{what} {}", code_span(&name)),
+        })
+        .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
