@@ -25,6 +25,8 @@
 //!
 //! Needs `python3` (3.11), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
 //! prometheus`), `chromium` and `systemd-analyze` on PATH; `cargo xtask setup` installs them.
+//! `fleet_labels` also needs root, a cgroup2 mount it can write (it creates and removes
+//! `leak-monitor-test-*` cgroups) and util-linux's `unshare` and `mount`.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
