@@ -149,15 +149,14 @@ fn collect_dirs(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
-/// A container id no other test uses: 64 hex digits from our PID, a counter and `salt`.
+/// A container id no other test uses: 64 hex digits from `salt`, a counter and our PID, in
+/// that order so that the short ids (the first 12 digits) differ too.
 pub fn container_id(salt: u8) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{:08x}{:08x}{:02x}{}",
+        "{salt:02x}{n:08x}{:08x}{}",
         std::process::id(),
-        n,
-        salt,
         "c".repeat(46)
     )
 }

@@ -78,7 +78,7 @@ fn serve_labels_pod_docker_and_systemd_processes_from_their_cgroups() {
 
     let docker_selector = format!("docker=^{docker_container}$");
     let unit_selector = format!("units=^{}$", regex_escape(&unit));
-    let (_daemon, addr) = serve(&[
+    let (daemon, addr) = serve(&[
         "--match-container",
         "pods=^shop/web-",
         "--match-container",
@@ -131,6 +131,19 @@ fn serve_labels_pod_docker_and_systemd_processes_from_their_cgroups() {
     assert!(!body.contains(&unmatched_container), "{body}");
     let targets = scrape::find(&series, "leak_monitor_targets", &[]);
     assert_eq!(targets[0].value, 3.0, "{body}");
+    // The daemon's log says where each process runs.
+    let log = daemon.output_so_far();
+    let pod_line = format!("following pid {} (", pids[0]);
+    let owner = format!(
+        " in container {} (containerd), pod shop/web-7d9f (burstable)",
+        &pod_container[..12]
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&pod_line) && l.ends_with(&owner)),
+        "{log}"
+    );
+    assert!(log.contains(&format!("in unit {unit}")), "{log}");
 
     // The report names the pod under its target, with the identity the series carry.
     let (outcome, report) = run_json_report(pod.pid(), 2, 500, &["--no-ebpf"]);
