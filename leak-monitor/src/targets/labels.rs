@@ -32,9 +32,8 @@ pub struct TargetLabels {
 /// hostname file at /etc/hostname, and the service account's namespace file (mounted unless
 /// `automountServiceAccountToken: false`).
 const HOSTNAME_FILE: &str = "etc/hostname";
-/// The kubelet mounts at /var/run/secrets; in images where /var/run links to /run the mount
-/// lands on /run/secrets, and an absolute link under /proc/PID/root resolves in *our* root,
-/// so both spellings are read.
+/// The kubelet mounts at /var/run/secrets; /run/secrets is read too for a container whose
+/// /var/run is a link the kernel cannot follow inside its root.
 const NAMESPACE_FILES: [&str; 2] = [
     "var/run/secrets/kubernetes.io/serviceaccount/namespace",
     "run/secrets/kubernetes.io/serviceaccount/namespace",
@@ -152,17 +151,38 @@ fn has_own_mount_namespace(pid: i32) -> bool {
 }
 
 /// One line of a file in the target's root, if it is a plausible Kubernetes name (DNS label
-/// characters); the read is capped so a hostile file costs nothing.
+/// characters). The file is the target's to shape, so it is opened with its symlinks resolved
+/// inside the target's root (an absolute link would otherwise point into ours), without
+/// blocking (a FIFO would hang discovery), and read only if it is a regular file, capped. On
+/// kernels without openat2 (before 5.6) nothing is read.
 fn read_name(pid: i32, file: &str) -> Option<String> {
-    use std::io::Read;
-    let path = format!("/proc/{pid}/root/{file}");
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_NAME as u64 + 2)
-        .read_to_string(&mut text)
-        .ok()?;
-    let name = text.trim();
+    use rustix::fs::{fstat, openat2, FileType, Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = openat2(
+        &root,
+        file,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    if FileType::from_raw_mode(fstat(&fd).ok()?.st_mode) != FileType::RegularFile {
+        return None;
+    }
+    let mut buf = [0u8; MAX_NAME + 2];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let name = std::str::from_utf8(&buf[..len]).ok()?.trim();
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME
         && name
@@ -231,6 +251,33 @@ mod tests {
             stable_identity(&TargetLabels::default(), &[]),
             "af63bd4c8601b7df"
         );
+    }
+
+    #[test]
+    fn names_are_read_from_regular_files_only_and_never_block() {
+        use std::os::unix::fs::symlink;
+        let me = i32::try_from(std::process::id()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Paths relative to our own root, as the target's are to its.
+        let rel = |name: &str| {
+            let path = dir.path().join(name);
+            path.strip_prefix("/").unwrap().to_str().unwrap().to_owned()
+        };
+        std::fs::write(dir.path().join("good"), "web-7d9f\n").unwrap();
+        assert_eq!(read_name(me, &rel("good")).as_deref(), Some("web-7d9f"));
+        std::fs::write(dir.path().join("bad"), "root:x:0:0\n").unwrap();
+        assert_eq!(read_name(me, &rel("bad")), None);
+        std::fs::write(dir.path().join("long"), "a".repeat(300)).unwrap();
+        assert_eq!(read_name(me, &rel("long")), None);
+        symlink(dir.path().join("good"), dir.path().join("link")).unwrap();
+        assert_eq!(read_name(me, &rel("link")).as_deref(), Some("web-7d9f"));
+        // A FIFO with no writer would block a plain open forever.
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_name(me, &rel("fifo")), None);
+        assert_eq!(read_name(me, &rel("missing")), None);
     }
 
     #[test]
