@@ -42,6 +42,9 @@ Prints one finding per line as `file:line: pattern: message`, sorted. Directorie
 for *.py files, skipping .git, __pycache__ and virtualenvs."
     )]
     Audit(AuditArgs),
+    /// Compare two JSON reports of one program (before and after a deploy): per resource and
+    /// source line, the new leaks, the fixed ones, and rates up or down.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +165,14 @@ pub struct ServeArgs {
     /// `target` label); repeat for several [default: none].
     #[arg(long = "match", value_name = "REGEX")]
     pub matches: Vec<String>,
+    /// Follow processes whose container id (or NAMESPACE/POD, when known) matches REGEX;
+    /// `NAME=REGEX` names the group; repeat for several [default: none].
+    #[arg(long = "match-container", value_name = "REGEX")]
+    pub match_containers: Vec<String>,
+    /// Follow processes whose systemd unit or scope matches REGEX; `NAME=REGEX` names the
+    /// group; repeat for several [default: none].
+    #[arg(long = "match-unit", value_name = "REGEX")]
+    pub match_units: Vec<String>,
     /// Follow every Python process on the host [default: off].
     #[arg(long)]
     pub python: bool,
@@ -172,7 +183,8 @@ pub struct ServeArgs {
     /// leaking target exits (created mode 0700) [default: no reports written].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
-    /// Read options from this TOML file (keys: pids, match, python, listen, report_dir,
+    /// Read options from this TOML file (keys: pids, match, match_container, match_unit,
+    /// python, listen, report_dir,
     /// interval_ms, ebpf, track_allocations); flags given on the command line win
     /// [default: none].
     #[arg(long, value_name = "FILE")]
@@ -220,6 +232,31 @@ pub struct AuditArgs {
     /// Exit with status 3 when anything was found.
     #[arg(long)]
     pub fail_on_finding: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The report before (a `--json` report of `run`, or one `serve --report-dir` wrote).
+    #[arg(
+        value_name = "OLD.json",
+        required_unless_present = "report_dir",
+        requires = "new"
+    )]
+    pub old: Option<PathBuf>,
+    /// The report after.
+    #[arg(value_name = "NEW.json")]
+    pub new: Option<PathBuf>,
+    /// Instead of two files: every program with reports of two or more processes in DIR (a
+    /// `serve --report-dir`), its newest process compared with the one before.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["old", "new"])]
+    pub report_dir: Option<PathBuf>,
+    /// Print the diff as JSON (schema leak-monitor/diff/v1) instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 3 when the new report has a leak the old one did not, or a new
+    /// leaking line.
+    #[arg(long)]
+    pub fail_on_new_leak: bool,
 }
 
 /// The longest `--duration`: 10 years (longer ones overflow the clock's arithmetic).

@@ -159,3 +159,59 @@ fn grafana_dashboard_is_valid_and_queries_only_exported_metrics() {
         );
     }
 }
+
+/// The dashboard narrows by the fleet labels: every per-process query that filters by target
+/// also filters by namespace, pod and unit, with variables for them.
+#[test]
+fn grafana_dashboard_filters_by_namespace_pod_and_unit() {
+    let text = std::fs::read_to_string(deploy("grafana/leak-monitor.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for name in ["namespace", "pod", "unit"] {
+        assert!(
+            variables.contains(&name),
+            "no ${name} variable: {variables:?}"
+        );
+    }
+    let mut filtered = 0;
+    let mut by_workload = false;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            by_workload |= expr.contains("leak_monitor:leaks_by_workload:count");
+            if expr.contains("target=~\"$target\"") {
+                filtered += 1;
+                for owner in [
+                    "namespace=~\"$namespace\"",
+                    "pod=~\"$pod\"",
+                    "unit=~\"$unit\"",
+                ] {
+                    assert!(expr.contains(owner), "{expr} does not filter by {owner}");
+                }
+            }
+        }
+    }
+    assert!(filtered >= 10, "only {filtered} per-process queries");
+    assert!(by_workload, "no panel shows leaks by workload");
+}
+
+/// The PodMonitor keeps the series' own namespace/pod/container labels: the DaemonSet's own
+/// target labels of those names are dropped, not merged over them.
+#[test]
+fn pod_monitor_drops_its_own_pod_labels() {
+    let yaml = std::fs::read_to_string(deploy("kubernetes/leak-monitor-daemonset.yaml")).unwrap();
+    let monitor = yaml
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: PodMonitor"))
+        .expect("a PodMonitor");
+    let drop = Regex::new(r"(?m)action: labeldrop\s*\n\s*regex: \((\S+)\)").unwrap();
+    let dropped = &drop.captures(monitor).expect("a labeldrop relabeling")[1];
+    let mut names: Vec<&str> = dropped.split('|').collect();
+    names.sort_unstable();
+    assert_eq!(names, ["container", "namespace", "pod"]);
+}

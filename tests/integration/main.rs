@@ -9,8 +9,10 @@
 //! progress line, `serve_config` malformed `--config` files, `deploy` and `deploy_privileges` the
 //! deploy/ artifacts, `faults` the monitor's own reliability (replaced and reused PIDs, fork and
 //! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
-//! malformed flags), `safety` loopback-only metrics, private reports and escaped labels.
-//! `support`, `scrape`, `prometheus` and `chromium` are helpers.
+//! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
+//! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
+//! comparison of two releases' reports.
+//! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
 //! in parallel (cargo's default: one thread per core); the few whose workload burns CPU take a
@@ -23,6 +25,8 @@
 //!
 //! Needs `python3` (3.11), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
 //! prometheus`), `chromium` and `systemd-analyze` on PATH; `cargo xtask setup` installs them.
+//! `fleet_labels` also needs root, a cgroup2 mount it can write (it creates and removes
+//! `leak-monitor-test-*` cgroups) and util-linux's `unshare` and `mount`.
 
 // Test helpers panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -30,14 +34,17 @@
 mod alerting;
 mod attribution;
 mod audit;
+mod cgroups;
 mod chromium;
 mod cli;
 mod completions;
 mod demo;
 mod deploy;
 mod deploy_privileges;
+mod diff;
 mod ebpf;
 mod faults;
+mod fleet_labels;
 mod heap_census;
 mod html_report;
 mod kernel_frames;

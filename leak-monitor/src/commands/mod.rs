@@ -4,6 +4,7 @@
 mod audit;
 mod completions;
 mod demo;
+mod diff;
 mod metrics_server;
 mod progress;
 mod report_files;
@@ -32,5 +33,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::demo(args),
         Command::Completions(args) => completions::completions(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Diff(args) => diff::diff(args),
     }
 }

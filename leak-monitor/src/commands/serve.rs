@@ -15,7 +15,7 @@ use crate::monitor::{Ended, Fleet, TargetSnapshot};
 use crate::outputs::metrics::Metrics;
 use crate::outputs::report::{render_markdown, Report};
 use crate::resource::Resource;
-use crate::targets::TargetId;
+use crate::targets::{TargetId, TargetInfo};
 use anyhow::Context;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -56,10 +56,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     fleet.set_tracer(tracer.clone());
     fleet.set_attribution(config.attribution);
     for monitor in fleet.monitors() {
-        log(&format!(
-            "following {}",
-            describe(monitor.info().id.pid, &monitor.info().cmdline)
-        ));
+        log(&format!("following {}", describe_target(monitor.info())));
     }
     let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
     let mut ticker = Ticker::new(config.interval);
@@ -67,10 +64,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server.ensure_running()?;
         let tick = fleet.tick(now);
         for info in &tick.added {
-            log(&format!(
-                "following {}",
-                describe(info.id.pid, &info.cmdline)
-            ));
+            log(&format!("following {}", describe_target(info)));
         }
         for error in &tick.attach_errors {
             log(&format!("cannot follow a matching process: {error}"));
@@ -207,6 +201,25 @@ fn sanitize(name: &str) -> String {
         })
         .take(64)
         .collect()
+}
+
+/// `pid 42 (python3 app.py) in container 3f4a5b6c7d8e (containerd), pod shop/web-7d9f`.
+fn describe_target(info: &TargetInfo) -> String {
+    let mut text = describe(info.id.pid, &info.cmdline);
+    let owner: Vec<String> = info
+        .labels
+        .owner_parts()
+        .into_iter()
+        .map(|(what, name, detail)| match detail {
+            Some(detail) => format!("{what} {name} ({detail})"),
+            None => format!("{what} {name}"),
+        })
+        .collect();
+    if !owner.is_empty() {
+        text.push_str(" in ");
+        text.push_str(&owner.join(", "));
+    }
+    text
 }
 
 fn describe(pid: i32, cmdline: &[String]) -> String {

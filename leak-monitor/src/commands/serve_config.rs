@@ -6,7 +6,7 @@ use super::UsageError;
 use crate::cli::{SamplingArgs, ServeArgs, TracingMode};
 use crate::events::Engagement;
 use crate::monitor::Attribution;
-use crate::targets::Selector;
+use crate::targets::{MatchOn, Selector};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// ```toml
 /// pids = [1234]
 /// match = ["web=gunicorn: worker", "celery"]
+/// match_container = ["shop/web-.*"]   # as --match-container
+/// match_unit = ["api=^api.*\\.service$"] # as --match-unit
 /// python = false
 /// listen = "127.0.0.1:9464"
 /// report_dir = "/var/lib/leak-monitor/reports"
@@ -35,6 +37,10 @@ struct ConfigFile {
     pids: Vec<i32>,
     #[serde(default, rename = "match")]
     matches: Vec<String>,
+    #[serde(default)]
+    match_container: Vec<String>,
+    #[serde(default)]
+    match_unit: Vec<String>,
     #[serde(default)]
     python: bool,
     listen: Option<SocketAddr>,
@@ -71,35 +77,31 @@ impl ServeConfig {
         } else {
             args.pids.clone()
         };
-        let mut selectors = if args.matches.is_empty() {
-            let path = args.config.as_deref().unwrap_or(Path::new("-"));
-            file.matches
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    Selector::parse_match(m).map_err(|err| {
-                        UsageError(format!(
-                            "invalid config {}: key `match[{i}]` = {m:?}: {err}",
-                            path.display()
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            args.matches
-                .iter()
-                .map(|m| {
-                    Selector::parse_match(m)
-                        .map_err(|err| UsageError(format!("--match {m:?}: {err}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let config_path = args.config.as_deref().unwrap_or(Path::new("-"));
+        let mut selectors = Vec::new();
+        for (on, flags, keys, key) in [
+            (MatchOn::CommandLine, &args.matches, &file.matches, "match"),
+            (
+                MatchOn::Container,
+                &args.match_containers,
+                &file.match_container,
+                "match_container",
+            ),
+            (
+                MatchOn::Unit,
+                &args.match_units,
+                &file.match_unit,
+                "match_unit",
+            ),
+        ] {
+            selectors.extend(parse_selectors(on, flags, keys, key, config_path)?);
+        }
         if args.python || file.python {
             selectors.push(Selector::Python);
         }
         if pids.is_empty() && selectors.is_empty() {
             return Err(UsageError(
-                "nothing to follow: give --pid PID, --match REGEX or --python (or set them in --config)".into(),
+                "nothing to follow: give --pid PID, --match REGEX, --match-container REGEX, --match-unit REGEX or --python (or set them in --config)".into(),
             ));
         }
         let interval_ms = args.sampling.interval.or(file.interval_ms);
@@ -154,6 +156,38 @@ impl ServeConfig {
                 ..args.sampling.attribution()
             },
         })
+    }
+}
+
+/// The selectors of one `--match*` kind: the flags when given, else the config file's key
+/// (flags win over the file, kind by kind).
+fn parse_selectors(
+    on: MatchOn,
+    flags: &[String],
+    keys: &[String],
+    key: &str,
+    config_path: &Path,
+) -> Result<Vec<Selector>, UsageError> {
+    if flags.is_empty() {
+        keys.iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Selector::parse(on, m).map_err(|err| {
+                    UsageError(format!(
+                        "invalid config {}: key `{key}[{i}]` = {m:?}: {err}",
+                        config_path.display()
+                    ))
+                })
+            })
+            .collect()
+    } else {
+        flags
+            .iter()
+            .map(|m| {
+                Selector::parse(on, m)
+                    .map_err(|err| UsageError(format!("{} {m:?}: {err}", on.flag())))
+            })
+            .collect()
     }
 }
 
@@ -307,5 +341,51 @@ mod tests {
         assert!(err.0.contains("pid"), "{}", err.0);
         let err = ServeConfig::resolve(&serve_args(&[])).unwrap_err();
         assert!(err.0.contains("nothing to follow"), "{}", err.0);
+    }
+
+    #[test]
+    fn container_and_unit_selectors_from_flags_and_file() {
+        let kinds = |config: &ServeConfig| -> Vec<&'static str> {
+            config
+                .selectors
+                .iter()
+                .map(|s| match s {
+                    Selector::Match { .. } => "match",
+                    Selector::Container { .. } => "container",
+                    Selector::Unit { .. } => "unit",
+                    Selector::Python => "python",
+                    Selector::Pid(_) => "pid",
+                })
+                .collect()
+        };
+        let config = ServeConfig::resolve(&serve_args(&[
+            "--match-container",
+            "shop/web-.*",
+            "--match-unit",
+            "api=^api\\.service$",
+        ]))
+        .unwrap();
+        assert_eq!(kinds(&config), ["container", "unit"]);
+
+        let file = config_file("match_container = [\"c0ffee\"]\nmatch_unit = [\"x\", \"y\"]\n");
+        let path = file.path().to_str().unwrap();
+        let config = ServeConfig::resolve(&serve_args(&["--config", path])).unwrap();
+        assert_eq!(kinds(&config), ["container", "unit", "unit"]);
+        // Flags of one kind replace the file's of that kind only.
+        let config =
+            ServeConfig::resolve(&serve_args(&["--config", path, "--match-unit", "z"])).unwrap();
+        assert_eq!(kinds(&config), ["container", "unit"]);
+
+        let err = ServeConfig::resolve(&serve_args(&["--match-unit", "("])).unwrap_err();
+        assert!(
+            err.0
+                .starts_with("--match-unit \"(\": bad --match-unit regex"),
+            "{}",
+            err.0
+        );
+        let file = config_file("match_container = [\"ok\", \"[\"]\n");
+        let path = file.path().to_str().unwrap();
+        let err = ServeConfig::resolve(&serve_args(&["--config", path])).unwrap_err();
+        assert!(err.0.contains("key `match_container[1]`"), "{}", err.0);
     }
 }

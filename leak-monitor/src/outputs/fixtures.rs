@@ -8,7 +8,7 @@ use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
 use crate::resource::{Bytes, Resource};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
-use crate::targets::{TargetId, TargetInfo};
+use crate::targets::{TargetId, TargetInfo, TargetLabels};
 use std::path::PathBuf;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -145,6 +145,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
             exe: Some(PathBuf::from("/usr/bin/python3.11")),
             python_version: Some("3.11.7".to_string()),
             start_time_unix: 1_763_899_200.5,
+            labels: TargetLabels::default(),
         },
         latest: Sample {
             memory: Memory {
@@ -203,6 +204,7 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
             exe: None,
             python_version: None,
             start_time_unix: 1_763_899_000.0,
+            labels: TargetLabels::default(),
         },
         latest: Sample::default(),
         limits: Limits::default(),

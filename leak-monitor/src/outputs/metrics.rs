@@ -375,6 +375,55 @@ mod tests {
     }
 
     #[test]
+    fn owner_labels_follow_the_family_labels_and_unknown_ones_are_left_out() {
+        let metrics = Metrics::new().unwrap();
+        let mut pod = leaking_worker(100);
+        pod.info.labels = crate::targets::TargetLabels {
+            container_id: Some("c0ffee".into()),
+            container_runtime: Some("containerd".into()),
+            pod_uid: Some("8c5f1d2e-7a3b-4c9d-9e0f-1a2b3c4d5e6f".into()),
+            pod: Some("web-7d9f".into()),
+            namespace: Some("shop".into()),
+            qos_class: Some("burstable".into()),
+            unit: None,
+        };
+        let mut service = quiet_process(200, "batch");
+        service.info.labels.unit = Some("batch\nrun.service".into());
+        let pod_identity = pod.info.identity().unwrap();
+        let service_identity = service.info.identity().unwrap();
+        metrics.update(&[pod, service, quiet_process(300, "bare")]);
+        let text = metrics.encode();
+
+        let owner = format!(
+            r#"container_id="c0ffee",pod="web-7d9f",namespace="shop",pod_uid="8c5f1d2e-7a3b-4c9d-9e0f-1a2b3c4d5e6f",qos_class="burstable",identity="{pod_identity}""#
+        );
+        for line in [
+            format!(r#"leak_monitor_threads{{target="web",pid="100",{owner}}} 4"#),
+            format!(
+                r#"leak_monitor_leak_suspected{{target="web",pid="100",resource="rss_bytes",{owner}}} 1"#
+            ),
+            // Control characters are made spaces, as in every label value.
+            format!(
+                r#"leak_monitor_threads{{target="batch",pid="200",unit="batch run.service",identity="{service_identity}"}} 0"#
+            ),
+            r#"leak_monitor_threads{target="bare",pid="300"} 0"#.to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line} in:\n{text}"
+            );
+        }
+        // Every series of the pod carries its labels, none of the runtime's.
+        for line in text.lines().filter(|l| l.contains(r#"pid="100""#)) {
+            assert!(line.contains(&owner), "{line}");
+        }
+        assert!(!text.contains("containerd"), "{text}");
+        assert!(!text.contains(r#"unit="""#), "{text}");
+        let (ok, complaints) = promtool_check(&text);
+        assert!(ok && complaints.is_empty(), "{complaints}\n{text}");
+    }
+
+    #[test]
     fn event_counters_accumulate() {
         let metrics = Metrics::new().unwrap();
         metrics.declare_event_kind("thread_start");

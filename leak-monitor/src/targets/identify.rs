@@ -1,6 +1,7 @@
 //! Turning PIDs into `TargetInfo`: one PID (`identify`), every process a selector picks
 //! (`discover`), and whether a target is still the same process (`is_alive`).
 
+use super::labels::{read_labels, TargetLabels};
 use super::python;
 use super::selector::Selector;
 use super::stat::{parse_stat, StatFields};
@@ -27,7 +28,8 @@ pub fn identify(pid: i32, group: Option<&str>) -> Result<TargetInfo, TargetError
     let cmdline = process
         .cmdline()
         .map_err(|err| target_error(pid, "cmdline", err))?;
-    Ok(describe(&process, &stat, cmdline, group))
+    let labels = read_labels(pid);
+    Ok(describe(&process, &stat, cmdline, labels, group))
 }
 
 /// Every process that any selector picks, scanning /proc once; the first selector that picks a
@@ -75,10 +77,11 @@ pub fn discover_new(
     found
 }
 
-/// The first selector that picks `process`, reading the command line and executable only if
-/// a selector needs them.
+/// The first selector that picks `process`, reading the command line, executable and labels
+/// only if a selector needs them.
 fn pick(process: &Process, stat: &StatFields<'_>, selectors: &[Selector]) -> Option<TargetInfo> {
     let mut cmdline: Option<Vec<String>> = None;
+    let mut labels: Option<TargetLabels> = None;
     for selector in selectors {
         let group = match selector {
             Selector::Pid(pid) if *pid == process.pid => None,
@@ -99,14 +102,44 @@ fn pick(process: &Process, stat: &StatFields<'_>, selectors: &[Selector]) -> Opt
                 }
                 None
             }
+            Selector::Container { name, regex } => {
+                let known = labels.get_or_insert_with(|| read_labels(process.pid));
+                if !container_matches(known, regex) {
+                    continue;
+                }
+                name.as_deref()
+            }
+            Selector::Unit { name, regex } => {
+                let known = labels.get_or_insert_with(|| read_labels(process.pid));
+                if !known.unit.as_deref().is_some_and(|u| regex.is_match(u)) {
+                    continue;
+                }
+                name.as_deref()
+            }
         };
         let args = match cmdline.take() {
             Some(args) => args,
             None => process.cmdline().ok()?,
         };
-        return Some(describe(process, stat, args, group));
+        let labels = labels.take().unwrap_or_else(|| read_labels(process.pid));
+        return Some(describe(process, stat, args, labels, group));
     }
     None
+}
+
+/// `--match-container` tries the container id, then `NAMESPACE/POD` where both are known.
+fn container_matches(labels: &TargetLabels, regex: &regex::Regex) -> bool {
+    let Some(id) = &labels.container_id else {
+        return false;
+    };
+    if regex.is_match(id) {
+        return true;
+    }
+    match (&labels.namespace, &labels.pod) {
+        (Some(namespace), Some(pod)) => regex.is_match(&format!("{namespace}/{pod}")),
+        (None, Some(pod)) => regex.is_match(pod),
+        _ => false,
+    }
 }
 
 /// Cheap test first (the executable's name), the maps only for other executables.
@@ -124,6 +157,7 @@ fn describe(
     process: &Process,
     stat: &StatFields<'_>,
     cmdline: Vec<String>,
+    labels: TargetLabels,
     group: Option<&str>,
 ) -> TargetInfo {
     let exe = read_exe(process);
@@ -138,6 +172,7 @@ fn describe(
         exe,
         python_version,
         start_time_unix: start_time_unix(stat.start_ticks),
+        labels,
     }
 }
 

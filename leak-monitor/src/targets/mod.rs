@@ -1,8 +1,10 @@
 //! Which processes to follow: fixed PIDs, processes whose command line matches, or every Python
 //! process. A process is identified by its PID *and* start time, so a reused PID is a new target.
 
+pub mod cgroup;
 pub mod elf;
 mod identify;
+mod labels;
 pub mod python;
 mod selector;
 pub mod stat;
@@ -10,7 +12,8 @@ pub mod stat;
 mod tests;
 
 pub use identify::{discover, discover_new, identify, is_alive, is_python};
-pub use selector::{split_group_name, Selector};
+pub use labels::{read_labels, stable_identity, TargetLabels};
+pub use selector::{split_group_name, MatchOn, Selector};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -32,6 +35,17 @@ pub struct TargetInfo {
     pub exe: Option<PathBuf>,
     pub python_version: Option<String>,
     pub start_time_unix: f64,
+    /// Who owns the process: container, pod, systemd unit (empty for a plain host process).
+    pub labels: TargetLabels,
+}
+
+impl TargetInfo {
+    /// Survives restarts of the same command in the same container or unit (`stable_identity`);
+    /// `None` for a process with neither, which has no place to be restarted in.
+    pub fn identity(&self) -> Option<String> {
+        let owned = self.labels.container_id.is_some() || self.labels.unit.is_some();
+        owned.then(|| stable_identity(&self.labels, &self.cmdline))
+    }
 }
 
 /// Why a target cannot be followed. Each message is one line and says what to do.
@@ -45,8 +59,14 @@ pub enum TargetError {
     PermissionDenied { pid: i32 },
     #[error("PID {pid} is a kernel thread, not a program (pick a user process with `ps`)")]
     KernelThread { pid: i32 },
-    #[error("bad --match regex `{pattern}`: {reason} (fix the pattern; the form is REGEX or NAME=REGEX)")]
-    BadRegex { pattern: String, reason: String },
+    #[error(
+        "bad {flag} regex `{pattern}`: {reason} (fix the pattern; the form is REGEX or NAME=REGEX)"
+    )]
+    BadRegex {
+        flag: &'static str,
+        pattern: String,
+        reason: String,
+    },
     #[error("reading /proc/{pid}/{what}: {source} (check that /proc is mounted and readable)")]
     Io {
         pid: i32,

@@ -15,6 +15,35 @@ pub enum Selector {
     },
     /// Every CPython process.
     Python,
+    /// Processes whose container id, or `NAMESPACE/POD` when known, matches `regex`
+    /// (`--match-container`).
+    Container {
+        name: Option<String>,
+        regex: Regex,
+    },
+    /// Processes whose systemd unit or scope matches `regex` (`--match-unit`).
+    Unit {
+        name: Option<String>,
+        regex: Regex,
+    },
+}
+
+/// Which `--match*` flag a pattern came from, for the selector it builds and its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchOn {
+    CommandLine,
+    Container,
+    Unit,
+}
+
+impl MatchOn {
+    pub fn flag(self) -> &'static str {
+        match self {
+            MatchOn::CommandLine => "--match",
+            MatchOn::Container => "--match-container",
+            MatchOn::Unit => "--match-unit",
+        }
+    }
 }
 
 impl Selector {
@@ -23,20 +52,27 @@ impl Selector {
     /// the regex (`a(b=c)` is one regex). An empty regex would follow every process, so it is
     /// refused.
     pub fn parse_match(arg: &str) -> Result<Selector, TargetError> {
+        Self::parse(MatchOn::CommandLine, arg)
+    }
+
+    /// Parses the argument of `--match`, `--match-container` or `--match-unit`, all of the
+    /// form `[NAME=]REGEX`.
+    pub fn parse(on: MatchOn, arg: &str) -> Result<Selector, TargetError> {
         let (name, pattern) = split_group_name(arg);
-        if pattern.is_empty() {
-            return Err(TargetError::BadRegex {
-                pattern: pattern.to_owned(),
-                reason: "an empty pattern matches every process".to_owned(),
-            });
-        }
-        let regex = Regex::new(pattern).map_err(|err| TargetError::BadRegex {
+        let bad = |reason: String| TargetError::BadRegex {
+            flag: on.flag(),
             pattern: pattern.to_owned(),
-            reason: one_line(&err.to_string()),
-        })?;
-        Ok(Selector::Match {
-            name: name.map(str::to_owned),
-            regex,
+            reason,
+        };
+        if pattern.is_empty() {
+            return Err(bad("an empty pattern matches every process".to_owned()));
+        }
+        let regex = Regex::new(pattern).map_err(|err| bad(one_line(&err.to_string())))?;
+        let name = name.map(str::to_owned);
+        Ok(match on {
+            MatchOn::CommandLine => Selector::Match { name, regex },
+            MatchOn::Container => Selector::Container { name, regex },
+            MatchOn::Unit => Selector::Unit { name, regex },
         })
     }
 }
@@ -92,6 +128,24 @@ mod tests {
     }
 
     #[test]
+    fn container_and_unit_selectors_take_a_group_name() {
+        match Selector::parse(MatchOn::Container, "api=^[0-9a-f]{12}").unwrap() {
+            Selector::Container { name, regex } => {
+                assert_eq!(name.as_deref(), Some("api"));
+                assert_eq!(regex.as_str(), "^[0-9a-f]{12}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match Selector::parse(MatchOn::Unit, "web.*\\.service").unwrap() {
+            Selector::Unit { name, regex } => {
+                assert_eq!(name, None);
+                assert!(regex.is_match("web-api.service"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn text_before_equals_that_is_no_name_belongs_to_the_regex() {
         assert_eq!(parts("a(b=c)"), (None, "a(b=c)".into()));
         assert_eq!(parts("9x=y"), (None, "9x=y".into()));
@@ -108,6 +162,8 @@ mod tests {
             assert!(!message.contains('\n'), "{message}");
             assert!(message.contains("--match"), "{message}");
         }
+        let message = Selector::parse(MatchOn::Unit, "(").unwrap_err().to_string();
+        assert!(message.starts_with("bad --match-unit regex"), "{message}");
         let message = Selector::parse_match("web=(").unwrap_err().to_string();
         assert!(message.contains("unclosed group"), "{message}");
     }

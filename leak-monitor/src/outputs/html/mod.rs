@@ -34,6 +34,20 @@ fn render_report(page: &mut String, report: &Report, series: &[ResourceSeries]) 
         target.pid,
         escape(&target.cmdline.join(" "))
     );
+    let owner: Vec<String> = target
+        .labels
+        .owner_parts()
+        .into_iter()
+        .map(|(what, name, detail)| {
+            let detail = detail
+                .map(|d| format!(" ({})", escape(d)))
+                .unwrap_or_default();
+            format!("{what} <code>{}</code>{detail}", escape(&name))
+        })
+        .collect();
+    if !owner.is_empty() {
+        let _ = write!(page, "<p class=\"owner\">{}</p>", owner.join(", "));
+    }
     let _ = write!(
         page,
         "<p class=\"muted\">{} &middot; observed {} ({} samples every {}) &middot; generated {}</p>",
@@ -253,6 +267,25 @@ mod tests {
         assert!(
             !page.contains("class=\"ranking\""),
             "one site needs no sentence"
+        );
+    }
+
+    #[test]
+    fn names_the_owner_escaped_and_only_when_known() {
+        let mut report = Report::from_json(CONTRACT_EXAMPLE).expect("the contract example parses");
+        let plain = render(std::slice::from_ref(&report), &[]);
+        assert!(!plain.contains("class=\"owner\""));
+        report.target.labels.namespace = Some("shop".into());
+        report.target.labels.pod = Some("web<1>".into());
+        report.target.labels.qos_class = Some("burstable".into());
+        report.target.labels.unit = Some("web.service".into());
+        let page = render(std::slice::from_ref(&report), &[]);
+        assert!(
+            page.contains(
+                "<p class=\"owner\">pod <code>shop/web&lt;1&gt;</code> (burstable), unit \
+                 <code>web.service</code></p>"
+            ),
+            "{page}"
         );
     }
 

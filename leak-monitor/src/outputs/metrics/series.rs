@@ -155,6 +155,19 @@ pub fn per_target_families(snapshots: &[TargetSnapshot]) -> Vec<MetricFamily> {
 }
 
 fn add_target(series: &mut Series, snapshot: &TargetSnapshot) {
+    // The owner's labels follow the family's own on every series of this target; unknown ones
+    // are left out rather than set empty.
+    let info = &snapshot.info;
+    series.owner = info
+        .labels
+        .pairs()
+        .map(|(name, value)| (name, label_value(value).into_owned()))
+        .collect();
+    // A process with an owner keeps `identity` across restarts; a bare host process has none to
+    // keep, and its series stay as they were before labels existed.
+    if let Some(identity) = info.identity() {
+        series.owner.push(("identity", identity));
+    }
     let target = label_value(&snapshot.info.group);
     let pid = snapshot.info.id.pid.to_string();
     let (target, pid) = (target.as_ref(), pid.as_str());
@@ -276,11 +289,16 @@ fn add_resource(series: &mut Series, target: &str, pid: &str, snapshot: &Resourc
     }
 }
 
+/// The family's label values, then the owner's (name, value) pairs.
+type LabelKey = (Vec<String>, Vec<(&'static str, String)>);
+
 /// The series of one update, keyed by family and label values; the first value set for a label
 /// set wins (two snapshots of one pid would otherwise make a duplicate series).
 #[derive(Default)]
 struct Series {
-    values: BTreeMap<Family, BTreeMap<Vec<String>, f64>>,
+    values: BTreeMap<Family, BTreeMap<LabelKey, f64>>,
+    /// The owner labels of the target being added (`TargetLabels::pairs`).
+    owner: Vec<(&'static str, String)>,
 }
 
 impl Series {
@@ -291,7 +309,10 @@ impl Series {
             "{}",
             family.name()
         );
-        let key = labels.iter().map(|l| l.to_string()).collect();
+        let key = (
+            labels.iter().map(|l| l.to_string()).collect(),
+            self.owner.clone(),
+        );
         self.values
             .entry(family)
             .or_default()
@@ -306,7 +327,9 @@ impl Series {
                 let kind = family.metric_type();
                 let metrics = series
                     .into_iter()
-                    .map(|(values, value)| metric(kind, family.label_names(), values, value))
+                    .map(|((values, owner), value)| {
+                        metric(kind, family.label_names(), values, owner, value)
+                    })
                     .collect();
                 let mut proto = MetricFamily::default();
                 proto.set_name(family.name().to_string());
@@ -319,10 +342,18 @@ impl Series {
     }
 }
 
-fn metric(kind: MetricType, names: &[&str], values: Vec<String>, value: f64) -> Metric {
+fn metric(
+    kind: MetricType,
+    names: &[&str],
+    values: Vec<String>,
+    owner: Vec<(&'static str, String)>,
+    value: f64,
+) -> Metric {
     let labels = names
         .iter()
+        .copied()
         .zip(values)
+        .chain(owner)
         .map(|(name, value)| {
             let mut pair = LabelPair::default();
             pair.set_name(name.to_string());

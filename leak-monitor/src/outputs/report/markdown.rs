@@ -22,6 +22,19 @@ pub fn render_markdown(reports: &[Report]) -> String {
     out
 }
 
+/// `container `3f4a5b6c7d8e` (containerd), pod `shop/web-7d9f` (burstable), unit `web.service``.
+fn owner_line(labels: &crate::targets::TargetLabels) -> Option<String> {
+    let parts: Vec<String> = labels
+        .owner_parts()
+        .into_iter()
+        .map(|(what, name, detail)| match detail {
+            Some(detail) => format!("{what} {} ({detail})", code_span(&name)),
+            None => format!("{what} {}", code_span(&name)),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 // `write!` into a String cannot fail; its Result is ignored throughout.
 fn render_report(out: &mut String, report: &Report) {
     let target = &report.target;
@@ -47,6 +60,9 @@ fn render_report(out: &mut String, report: &Report) {
         let _ = write!(out, " ({})", details.join(", "));
     }
     let _ = writeln!(out, "  ");
+    if let Some(owner) = owner_line(&target.labels) {
+        let _ = writeln!(out, "**Owner:** {owner}  ");
+    }
     let _ = writeln!(
         out,
         "**Observed:** {} at one sample every {} ({} samples); report generated {}.  ",

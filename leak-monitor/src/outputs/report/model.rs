@@ -9,6 +9,7 @@ use crate::events::{Engagement, GateStats, LedgerCounts};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
+use crate::targets::TargetLabels;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -61,7 +62,7 @@ fn is_zero(n: &u64) -> bool {
 pub struct Schema;
 
 /// A moment, as RFC 3339 UTC with whole seconds (`2026-11-23T12:00:00Z`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(SystemTime);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +72,14 @@ pub struct ReportTarget {
     pub exe: Option<String>,
     pub python_version: Option<String>,
     pub start_time_unix: f64,
+    /// Who owns the process: container, pod, namespace, QoS class, systemd unit (an addition
+    /// agreed in 2026-12; absent for a plain host process and in older reports).
+    #[serde(default, skip_serializing_if = "TargetLabels::is_empty")]
+    pub labels: TargetLabels,
+    /// The same program in the same container or unit across restarts: the `identity` series
+    /// label (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,6 +214,8 @@ impl Report {
                 exe: info.exe.as_ref().map(|p| p.to_string_lossy().into_owned()),
                 python_version: info.python_version.clone(),
                 start_time_unix: info.start_time_unix,
+                labels: info.labels.clone(),
+                identity: info.identity(),
             },
             observation: Observation {
                 duration_seconds: snapshot.observed_seconds,
@@ -612,6 +623,39 @@ mod tests {
             let json = report.to_json().unwrap();
             assert_eq!(Report::from_json(&json).unwrap(), report, "{json}");
         }
+    }
+
+    #[test]
+    fn owner_labels_and_identity_are_under_the_target() {
+        let mut snapshot = leaking_worker(1234);
+        snapshot.info.labels = TargetLabels {
+            container_id: Some("c0ffee".into()),
+            pod: Some("web-7d9f".into()),
+            namespace: Some("shop".into()),
+            ..TargetLabels::default()
+        };
+        let report = Report::build(&snapshot, &capabilities(), generated_at());
+        let json: Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        let target = &json["target"];
+        assert_eq!(
+            target["labels"],
+            serde_json::json!({"container_id": "c0ffee", "pod": "web-7d9f", "namespace": "shop"})
+        );
+        assert_eq!(
+            target["identity"].as_str(),
+            snapshot.info.identity().as_deref()
+        );
+        assert_eq!(
+            Report::from_json(&report.to_json().unwrap()).unwrap(),
+            report
+        );
+        // A report of a version without labels still reads, with none.
+        let mut old = json.clone();
+        old["target"].as_object_mut().unwrap().remove("labels");
+        old["target"].as_object_mut().unwrap().remove("identity");
+        let read = Report::from_json(&old.to_string()).unwrap();
+        assert!(read.target.labels.is_empty());
+        assert_eq!(read.target.identity, None);
     }
 
     #[test]

@@ -239,3 +239,31 @@ fn a_run_too_short_for_a_verdict_says_so_with_what_grew() {
         "{text}"
     );
 }
+
+#[test]
+fn the_owner_line_names_container_pod_and_unit() {
+    let mut snapshot = quiet_process(7, "batch");
+    let plain = render_markdown(&[report(&snapshot)]);
+    assert!(!plain.contains("**Owner:**"), "{plain}");
+
+    snapshot.info.labels = crate::targets::TargetLabels {
+        container_id: Some(
+            "3f4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344556677aa".into(),
+        ),
+        container_runtime: Some("containerd".into()),
+        pod: Some("web-7d9f".into()),
+        namespace: Some("shop".into()),
+        qos_class: Some("burstable".into()),
+        unit: Some("web.service".into()),
+        ..Default::default()
+    };
+    let text = render_markdown(&[report(&snapshot)]);
+    assert!(
+        text.contains(
+            "**Owner:** container `3f4a5b6c7d8e` (containerd), pod `shop/web-7d9f` (burstable), \
+             unit `web.service`  \n"
+        ),
+        "{text}"
+    );
+    assert_in_order(&text, &["**Target:**", "**Owner:**", "**Observed:**"]);
+}
