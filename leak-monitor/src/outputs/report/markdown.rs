@@ -405,6 +405,16 @@ fn detection(out: &mut String, report: &Report, resource: &ResourceReport) {
         resource.verdict.as_str(),
         human::percent(resource.confidence),
     );
+    let floor = DetectorConfig::default().min_leak_seconds;
+    if let Some(since) = resource.verdict_since_seconds.filter(|s| *s < floor) {
+        let _ = writeln!(
+            out,
+            "- Called a leak at {}, before the {} the series alone needs: it passed every other \
+             test at stricter levels, and its top line is one that never gives back what it makes.",
+            human::duration(since),
+            human::duration(floor),
+        );
+    }
     if !resource.verdict_changes.is_empty() {
         let changes: Vec<String> = resource
             .verdict_changes

@@ -267,3 +267,17 @@ fn the_owner_line_names_container_pod_and_unit() {
     );
     assert_in_order(&text, &["**Target:**", "**Owner:**", "**Observed:**"]);
 }
+
+#[test]
+fn an_early_leak_says_why_it_came_before_the_floor() {
+    let mut snapshot = leaking_worker(79);
+    snapshot.resources[0].leak_since_seconds = Some(9.0);
+    let text = render_markdown(&[report(&snapshot)]);
+    assert!(
+        text.contains("- Called a leak at 9 s, before the 25 s the series alone needs"),
+        "{text}"
+    );
+    snapshot.resources[0].leak_since_seconds = Some(30.0);
+    let text = render_markdown(&[report(&snapshot)]);
+    assert!(!text.contains("Called a leak at"), "{text}");
+}
