@@ -12,6 +12,7 @@
 //! Unsupported versions, missing symbols and unreadable memory are errors from `attach`; the
 //! caller then simply gets events without stacks.
 
+pub mod check;
 pub mod code;
 pub mod layout;
 pub mod linetable;
@@ -48,6 +49,8 @@ pub enum FramesError {
     NotAString { address: u64 },
     #[error("_Py_DebugOffsets: {0}")]
     DebugOffsets(&'static str),
+    #[error("{0}")]
+    Mismatch(String),
     #[error("{0}")]
     Proc(String),
     #[error("the loaded eBPF object has no Python frame-walk maps")]
@@ -98,6 +101,9 @@ impl PyFrames {
         let memory = ProcessMemory { pid };
         let runtime = threads::find_runtime(pid)?;
         let layout = layout_for(&memory, &runtime)?;
+        if !layout::has_debug_offsets(layout.major, layout.minor) {
+            check_table(pid, &memory, &layout, runtime.address)?;
+        }
         let inner = Arc::new(Inner {
             tgid,
             memory,
@@ -178,7 +184,25 @@ impl Drop for PyFrames {
     }
 }
 
-/// The layout of the interpreter: a table for 3.11/3.12, `_Py_DebugOffsets` for 3.13+.
+/// Checks a table layout against the live process (`check`), reading it twice before giving
+/// up: a thread may start or end between the list and /proc/PID/task.
+fn check_table(
+    pid: i32,
+    memory: &dyn Memory,
+    layout: &Layout,
+    runtime: u64,
+) -> Result<(), FramesError> {
+    let attempt = || {
+        let threads = threads::thread_states(memory, layout, runtime)?;
+        check::table_layout(memory, layout, &threads, &check::live_tasks(pid)?)
+    };
+    attempt().or_else(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        attempt()
+    })
+}
+
+/// The layout of the interpreter: a table for 3.10-3.12, `_Py_DebugOffsets` for 3.13+.
 pub(crate) fn layout_for(
     memory: &dyn Memory,
     runtime: &threads::Runtime,

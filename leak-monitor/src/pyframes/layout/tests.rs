@@ -8,8 +8,9 @@ fn all_tables() -> [Layout; 2] {
 }
 
 #[test]
-fn tables_exist_for_311_and_312_only() {
-    assert!(from_table(3, 10).is_none());
+fn tables_exist_for_310_to_312_only() {
+    assert!(from_table(3, 9).is_none());
+    assert!(from_table(3, 10).is_some());
     assert!(from_table(3, 13).is_none());
     assert!(!has_debug_offsets(3, 12));
     assert!(has_debug_offsets(3, 13));
@@ -56,6 +57,37 @@ fn table_offsets_are_aligned_distinct_and_agree() {
     assert_eq!(v312.kernel.owner_cstack, 3);
     assert_eq!(v312.kernel.frame_code, 0);
     assert_eq!(v311.objects.ascii_size - v312.objects.ascii_size, 8);
+}
+
+/// 3.10 frames are `PyFrameObject`s: no `_PyCFrame`, no owner byte, an `int f_lasti` index;
+/// threads are named by `pthread_t`; code objects have no `co_qualname`.
+#[test]
+fn the_310_table_walks_frame_objects() {
+    let v310 = from_table(3, 10).unwrap();
+    let k = v310.kernel;
+    assert_eq!(k.cframe_current, NO_OFFSET);
+    assert_eq!(k.frame_owner, NO_OFFSET);
+    assert_eq!(k.owner_cstack, NO_OFFSET);
+    assert_eq!(k.instr_is_index, 1);
+    assert!(fits_frame_chunk(&k));
+    assert_eq!(v310.linetable, LineTableFormat::Pairs310);
+    assert_eq!(v310.code.qualname, v310.code.name);
+    assert_eq!(
+        v310.thread_ident,
+        ThreadIdent::Pthread {
+            tid_offset: GLIBC_PTHREAD_TID
+        }
+    );
+    assert_eq!(
+        u64::from(k.tstate_native_thread_id),
+        v310.tstate_native_thread_id
+    );
+    assert_eq!(u64::from(k.interp_threads_head), v310.interp_threads_head);
+    // Every other version names threads by tid and points at instructions.
+    for layout in all_tables() {
+        assert_eq!(layout.thread_ident, ThreadIdent::Native);
+        assert_eq!(layout.kernel.instr_is_index, 0);
+    }
 }
 
 /// Named fields of one fixture: (section, field index, value).
@@ -164,7 +196,7 @@ fn decodes_a_313_debug_offsets_fixture() {
             tstate_interp: 16,
             interp_threads_head: 7304,
             tstate_native_thread_id: 152,
-            reserved: 0,
+            instr_is_index: 0,
         }
     );
 }
