@@ -18,6 +18,10 @@ pub mod layout;
 pub mod linetable;
 pub mod memory;
 pub mod threads;
+pub mod walk;
+
+#[cfg(test)]
+mod fixtures;
 
 use crate::attribution::Frame;
 use crate::events::{PyMaps, Tracer};
@@ -41,6 +45,8 @@ const NEW_THREAD_SETTLE: Duration = Duration::from_millis(5);
 pub enum FramesError {
     #[error("CPython {0} is not supported by the in-kernel frame walk")]
     Unsupported(String),
+    #[error("CPython {0} has no heap census layout (the census reads 3.11-3.15)")]
+    NoCensusLayout(String),
     #[error("the interpreter exports no `{0}` symbol")]
     NoSymbol(&'static str),
     #[error("cannot read {len} bytes at {address:#x} of the target")]
