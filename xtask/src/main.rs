@@ -9,6 +9,7 @@ mod children;
 mod ebpf;
 mod eval;
 mod fuzz;
+mod matrix;
 mod setup;
 mod soak;
 mod test;
@@ -67,6 +68,9 @@ enum Task {
         #[arg(long, default_value_t = 120)]
         seconds: u64,
     },
+    /// Run the RSS, fd, thread, socket and census workloads under every CPython here (3.10 to
+    /// 3.15) and print interpreter x resource -> verdict, top line, method (about 5 minutes).
+    Matrix(matrix::Options),
     /// Run the daemon against churning matching processes and print its RSS and fd slopes.
     Soak {
         #[arg(long, default_value_t = 10.0)]
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Soak { minutes } => soak::run(minutes),
+        Task::Matrix(options) => matrix::run(&options),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {
