@@ -47,6 +47,14 @@ pub enum FramesError {
     Unsupported(String),
     #[error("CPython {0} has no heap census layout (the census reads 3.11-3.15)")]
     NoCensusLayout(String),
+    /// `Py_GIL_DISABLED`: objects carry per-thread reference counts and frames and the
+    /// collector's lists differ, so neither the walk nor the census may read it.
+    #[error(
+        "CPython {0} is a free-threaded build (Py_GIL_DISABLED, {1}): memory, fds, threads and \
+         sockets are sampled and traced as for any process, but neither the in-kernel frame \
+         walk nor the heap census reads a free-threaded interpreter"
+    )]
+    FreeThreaded(String, &'static str),
     #[error("the interpreter exports no `{0}` symbol")]
     NoSymbol(&'static str),
     #[error("cannot read {len} bytes at {address:#x} of the target")]

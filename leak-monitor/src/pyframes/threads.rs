@@ -38,6 +38,17 @@ pub fn find_runtime(pid: i32) -> Result<Runtime, FramesError> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|e| FramesError::Proc(format!("/proc/{pid}/maps: {e}")))?;
     let libpython = libpython_in_maps(&maps);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let names = [
+        libpython.as_ref().map(|(path, _)| *path),
+        exe.as_deref().and_then(|p| p.to_str()),
+    ];
+    if let Some(version) = names.into_iter().flatten().find_map(free_threaded_name) {
+        return Err(FramesError::FreeThreaded(
+            version,
+            "its file name ends in t",
+        ));
+    }
     let named = libpython.as_ref().map(|(_, version)| version.clone());
     let (path, file) = match libpython {
         Some((path, _)) => {
@@ -78,6 +89,21 @@ pub fn find_runtime(pid: i32) -> Result<Runtime, FramesError> {
         address: bias + runtime.address,
         version_hex,
     })
+}
+
+/// `3.13t` for a free-threaded build's file (`python3.13t`, `libpython3.14t.so.1.0`): CPython
+/// names them with a `t` after the version (its ABI flag for `Py_GIL_DISABLED`).
+pub fn free_threaded_name(path: &str) -> Option<String> {
+    let name = path.rsplit('/').next()?;
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    let (major, tail) = rest.split_once('.')?;
+    let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+    let minor = &tail[..digits];
+    let flags = tail[digits..].split('.').next().unwrap_or_default();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numeric(major) && numeric(minor) && flags.contains('t')).then(|| format!("{major}.{minor}t"))
 }
 
 /// `Py_Version` came with 3.11: an older interpreter's version is the `X.Y` of its file name
@@ -166,6 +192,28 @@ mod tests {
             Some(0x7f1c_2a00_0000)
         );
         assert_eq!(load_bias(maps, "/nope"), None);
+    }
+
+    #[test]
+    fn free_threaded_builds_are_told_by_their_file_names() {
+        for (path, want) in [
+            ("/usr/bin/python3.13t", Some("3.13t")),
+            (
+                "/usr/lib/x86_64-linux-gnu/libpython3.14t.so.1.0",
+                Some("3.14t"),
+            ),
+            ("/opt/py/bin/python3.15td", Some("3.15t")),
+            ("/usr/bin/python3.13", None),
+            ("/usr/bin/python3.11d", None),
+            (
+                "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
+                None,
+            ),
+            ("/usr/bin/pythontest", None),
+            ("/usr/bin/python3", None),
+        ] {
+            assert_eq!(free_threaded_name(path).as_deref(), want, "{path}");
+        }
     }
 
     #[test]

@@ -305,9 +305,10 @@ fn debug_sections(bytes: &[u8]) -> Result<(u8, u8, [usize; 5], usize), FramesErr
     let major = ((version >> 24) & 0xFF) as u8;
     let minor = ((version >> 16) & 0xFF) as u8;
     if debug_word(bytes, 2)? != 0 {
-        return Err(FramesError::Unsupported(format!(
-            "{major}.{minor} free-threaded build"
-        )));
+        return Err(FramesError::FreeThreaded(
+            format!("{major}.{minor}t"),
+            "its _Py_DebugOffsets say so",
+        ));
     }
     let shape = debug_shape(minor)
         .filter(|_| major == 3)

@@ -359,7 +359,7 @@ fn bad_debug_offsets_are_errors() {
     threaded.words[2] = 1;
     assert!(matches!(
         from_debug_offsets(&threaded.bytes()),
-        Err(FramesError::Unsupported(_))
+        Err(FramesError::FreeThreaded(..))
     ));
     // An offset past its struct's size.
     let mut wild = fixture_313();
@@ -491,4 +491,29 @@ fn decodes_314_debug_offsets_read_from_a_live_interpreter() {
     assert_eq!(layout.kernel.frame_instr, 56);
     assert_eq!(layout.kernel.frame_owner, 74);
     assert_eq!((layout.code.firstlineno, layout.code.adaptive), (68, 208));
+}
+
+/// No free-threaded build can be installed here, so its `_Py_DebugOffsets` are derived from
+/// recorded ones: the same bytes with `free_threaded` set, as a 3.13t/3.14t build has them.
+/// The refusal is the plain note the report carries: what works, what does not.
+#[test]
+fn a_free_threaded_build_is_refused_with_a_plain_note() {
+    for (name, version) in [("pyenv-3.13", "3.13t"), ("debian-3.14", "3.14t")] {
+        let mut bytes = recorded_runtime(name);
+        bytes[16] = 1;
+        let err = from_debug_offsets(&bytes).unwrap_err();
+        assert!(
+            matches!(err, FramesError::FreeThreaded(..)),
+            "{name}: {err}"
+        );
+        let note = err.to_string();
+        for says in [
+            version,
+            "Py_GIL_DISABLED",
+            "memory, fds, threads and sockets are sampled and traced",
+            "neither the in-kernel frame walk nor the heap census",
+        ] {
+            assert!(note.contains(says), "{name}: {note:?} lacks {says:?}");
+        }
+    }
 }
