@@ -7,7 +7,9 @@
 //! knows versions) and each thread's `PyThreadState` address (`threads`, kept current by a
 //! background refresh every 250 ms and soon after each THREAD_NEW the resolver reports; the
 //! kernel drops an exiting thread's entry itself). `resolve` turns a stack into frames by reading each code object once
-//! (`code`) and decoding its line table (`linetable`, pure).
+//! (`code`) and decoding its line table (`linetable`, pure). A layout from a table (3.10-3.12)
+//! is checked against the live process first (`check`); `walk` is the kernel's walk in user
+//! space, which the recorded interpreters of `fixtures` replay through.
 //!
 //! Unsupported versions, missing symbols and unreadable memory are errors from `attach`; the
 //! caller then simply gets events without stacks.
