@@ -158,18 +158,20 @@ pub const NO_OFFSET: u32 = u32::MAX;
 pub struct PyLayout {
     /// Low bits to clear from the frame's code pointer (tagged `_PyStackRef` in 3.14+), else 0.
     pub code_tag_mask: u64,
-    /// In `PyThreadState`: `cframe` (3.11, 3.12) or `current_frame` (3.13+).
+    /// In `PyThreadState`: `frame` (3.10), `cframe` (3.11, 3.12) or `current_frame` (3.13+).
     pub tstate_frame: u32,
     /// In `_PyCFrame`: `current_frame`; [`NO_OFFSET`] when the thread state points at the
-    /// frame directly (3.13+).
+    /// frame directly (3.10's `frame`, 3.13+'s `current_frame`).
     pub cframe_current: u32,
-    /// In `_PyInterpreterFrame`: `f_code` / `f_executable`.
+    /// In `_PyInterpreterFrame`: `f_code` / `f_executable` (3.10: `PyFrameObject.f_code`).
     pub frame_code: u32,
-    /// In `_PyInterpreterFrame`: `previous`.
+    /// In `_PyInterpreterFrame`: `previous` (3.10: `PyFrameObject.f_back`).
     pub frame_previous: u32,
-    /// In `_PyInterpreterFrame`: `prev_instr` / `instr_ptr`.
+    /// In `_PyInterpreterFrame`: `prev_instr` / `instr_ptr`; in 3.10's `PyFrameObject`:
+    /// the `int f_lasti` (see `instr_is_index`).
     pub frame_instr: u32,
-    /// In `_PyInterpreterFrame`: `owner` (one byte).
+    /// In `_PyInterpreterFrame`: `owner` (one byte); [`NO_OFFSET`] when frames have no owner
+    /// (3.10).
     pub frame_owner: u32,
     /// The `owner` value of C-stack shim frames, which are skipped; [`NO_OFFSET`] for none.
     pub owner_cstack: u32,
@@ -181,10 +183,13 @@ pub struct PyLayout {
     pub tstate_interp: u32,
     /// In `PyInterpreterState`: `threads.head`.
     pub interp_threads_head: u32,
-    /// In `PyThreadState`: `native_thread_id`.
+    /// In `PyThreadState`: `native_thread_id` (3.11+), or `thread_id` (3.10's `pthread_t`):
+    /// the kernel compares it only with 0, the new thread's tid and the creating thread's
+    /// own value.
     pub tstate_native_thread_id: u32,
-    /// Padding to a multiple of 8 bytes; 0.
-    pub reserved: u32,
+    /// 1 when `frame_instr` holds an `int` instruction index in code units (3.10's `f_lasti`,
+    /// -1 before the first instruction); 0 when it is a pointer into `co_code_adaptive`.
+    pub instr_is_index: u32,
 }
 
 /// A thread's Python stack as the kernel read it at an event, innermost frame first: the code

@@ -53,10 +53,12 @@ pub fn adopt_child(tgid: u32, parent: u32, child: u32) {
     if head == 0 || head == tstate {
         return;
     }
-    // Not started yet: 0 (3.12+) or the creating thread's id (3.11 fills it in from the
-    // thread that allocates the state); the child's own id if it already ran.
+    // Not started yet: 0 (3.12+) or the creating thread's own value (3.10's `pthread_t` and
+    // 3.11's id are filled in by the thread that allocates the state); the child's own id if
+    // it already ran.
     let id = read_u64(head + u64::from(layout.tstate_native_thread_id));
-    if id == Some(0) || id == Some(u64::from(parent)) || id == Some(u64::from(child)) {
+    let mine = read_u64(tstate + u64::from(layout.tstate_native_thread_id));
+    if id == Some(0) || id == mine || id == Some(u64::from(child)) {
         let _ = PY_THREADS.insert(&child, &head, 0);
     }
 }
@@ -178,7 +180,10 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
         let keep = ((owner ^ shim_owner) != 0) as u64;
         let code = code & !layout.code_tag_mask & keep.wrapping_neg();
         let start = code.wrapping_add(u64::from(layout.code_adaptive));
-        let offset = (instr.wrapping_sub(start) >> 1) as u32;
+        // 3.10 keeps an instruction index (`int f_lasti`), 3.11+ a pointer into the code.
+        let is_index = u64::from(layout.instr_is_index != 0).wrapping_neg();
+        let from_pointer = instr.wrapping_sub(start) >> 1;
+        let offset = ((instr & 0xFFFF_FFFF & is_index) | (from_pointer & !is_index)) as u32;
         // SAFETY: `depth < MAX_FRAMES`, and the caller's pointer is writable.
         unsafe {
             (*record).stack.code[depth] = code;

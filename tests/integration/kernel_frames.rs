@@ -1,5 +1,6 @@
 //! The in-kernel Python frame walk against real programs on both Python builds here: pyenv's
-//! `python3` (libpython shared) and Debian's `/usr/bin/python3.11` (static). Each workload
+//! `python3` (libpython shared) and Debian's `/usr/bin/python3.11` (static), and on pyenv's
+//! CPython 3.10 (frame objects instead of interpreter frames). Each workload
 //! leaks on a line the user-space race loses (a leak followed at once by a sleep, a leaking
 //! worker beside a busy main thread, one leaker among many allocating threads). The frames read
 //! in the kernel at the leaking thread's creating events must put the leaking line innermost
@@ -338,6 +339,27 @@ fn pyenv_threads_started_after_attach() {
 #[test]
 fn debian_threads_started_after_attach() {
     late_threads(DEBIAN);
+}
+
+/// CPython 3.10 (pyenv): `PyFrameObject` chains, `f_lasti` indices, the 3.10 line table and
+/// threads named by `pthread_t`.
+fn python_310() -> String {
+    crate::support::pyenv_python("3.10").display().to_string()
+}
+
+#[test]
+fn cpython_310_leak_then_sleep_fd() {
+    sleep_fd(&python_310());
+}
+
+#[test]
+fn cpython_310_leak_then_sleep_bytearray() {
+    sleep_bytes(&python_310());
+}
+
+#[test]
+fn cpython_310_threads_started_after_attach() {
+    late_threads(&python_310());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! `verdicts` checks leaks and decoys end to end, `attribution` the source lines blamed
 //! for them, `cli` the `run` command's contract, `metrics`
 //! the `serve` daemon over HTTP with promtool, `demo` the bundled demo, `ebpf` the kernel
-//! programs and their ledgers, `kernel_frames` the in-kernel Python frame walk, `audit` the static scan on the pattern corpus
+//! programs and their ledgers, `kernel_frames` the in-kernel Python frame walk, `cpython_versions` CPython 3.10 end to end, `audit` the static scan on the pattern corpus
 //! (`tests/python/patterns/`), `alerting` the shipped rules in a real Prometheus, `html_report`
 //! the HTML report in headless Chromium, `completions` the shell completions, `progress` the
 //! progress line, `serve_config` malformed `--config` files, `deploy` and `deploy_privileges` the
@@ -38,6 +38,7 @@ mod cgroups;
 mod chromium;
 mod cli;
 mod completions;
+mod cpython_versions;
 mod demo;
 mod deploy;
 mod deploy_privileges;

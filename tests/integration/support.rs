@@ -33,25 +33,7 @@ pub const NEWER_PYTHON: &str = "/opt/newer-python";
 /// Debian's 3.14 and 3.15 from `cargo xtask setup`, as (version, interpreter). Missing ones
 /// are a failure, never a skip: the tests are meant to cover them all.
 pub fn other_interpreters() -> Vec<(&'static str, PathBuf)> {
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")))
-        .expect("PYENV_ROOT or HOME")
-        .join("versions");
-    let from_pyenv = |version: &'static str| {
-        let dir = fs::read_dir(&pyenv)
-            .unwrap_or_else(|err| panic!("{}: {err} (pyenv's Pythons)", pyenv.display()))
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{version}.")))
-            })
-            .max()
-            .unwrap_or_else(|| panic!("pyenv has no CPython {version} in {}", pyenv.display()));
-        (version, dir.join("bin/python3"))
-    };
+    let from_pyenv = |version: &'static str| (version, pyenv_python(version));
     let from_debian = |version: &'static str| {
         let python = Path::new(NEWER_PYTHON).join(format!("{version}/usr/bin/python{version}"));
         assert!(
@@ -67,6 +49,27 @@ pub fn other_interpreters() -> Vec<(&'static str, PathBuf)> {
         from_debian("3.14"),
         from_debian("3.15"),
     ]
+}
+
+/// pyenv's newest CPython `version` (`3.10`): its `bin/python3`.
+pub fn pyenv_python(version: &str) -> PathBuf {
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")))
+        .expect("PYENV_ROOT or HOME")
+        .join("versions");
+    let dir = fs::read_dir(&pyenv)
+        .unwrap_or_else(|err| panic!("{}: {err} (pyenv's Pythons)", pyenv.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{version}.")))
+        })
+        .max()
+        .unwrap_or_else(|| panic!("pyenv has no CPython {version} in {}", pyenv.display()));
+    dir.join("bin/python3")
 }
 
 /// The workload `leak-monitor demo` embeds.

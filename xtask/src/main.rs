@@ -9,6 +9,7 @@ mod children;
 mod ebpf;
 mod eval;
 mod fuzz;
+mod matrix;
 mod screenshots;
 mod setup;
 mod soak;
@@ -71,6 +72,9 @@ enum Task {
     /// Regenerate the README's pictures in docs/img: the demo's HTML report rendered by headless
     /// Chromium, and `watch` captured from a tmux terminal (about a minute).
     Screenshots,
+    /// Run the RSS, fd, thread, socket and census workloads under every CPython here (3.10 to
+    /// 3.15) and print interpreter x resource -> verdict, top line, method (about 6 minutes).
+    Matrix(matrix::Options),
     /// Run the daemon against churning matching processes and print its RSS and fd slopes.
     Soak {
         #[arg(long, default_value_t = 10.0)]
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Screenshots => screenshots::run(),
         Task::Soak { minutes } => soak::run(minutes),
+        Task::Matrix(options) => matrix::run(&options),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {

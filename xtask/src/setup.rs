@@ -49,7 +49,7 @@ pub fn run() -> anyhow::Result<()> {
 /// Debian unstable's packages into /opt/newer-python by `xtask/newer-python.sh`.
 const NEWER_PYTHONS: &[&str] = &["3.14", "3.15"];
 
-fn install_newer_pythons() -> anyhow::Result<()> {
+pub(crate) fn install_newer_pythons() -> anyhow::Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/newer-python.sh");
     for version in NEWER_PYTHONS {
         let python = format!("/opt/newer-python/{version}/usr/bin/python{version}");

@@ -88,3 +88,21 @@ impl Memory for FixtureMemory {
         })
     }
 }
+
+/// A live process whose reads are kept, to record a fixture of what a reader needed.
+#[cfg(test)]
+pub struct RecordingMemory {
+    pub inner: ProcessMemory,
+    pub reads: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+#[cfg(test)]
+impl Memory for RecordingMemory {
+    fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), FramesError> {
+        self.inner.read(address, buf)?;
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.push((address, buf.to_vec()));
+        }
+        Ok(())
+    }
+}

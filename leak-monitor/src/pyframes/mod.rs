@@ -7,16 +7,23 @@
 //! knows versions) and each thread's `PyThreadState` address (`threads`, kept current by a
 //! background refresh every 250 ms and soon after each THREAD_NEW the resolver reports; the
 //! kernel drops an exiting thread's entry itself). `resolve` turns a stack into frames by reading each code object once
-//! (`code`) and decoding its line table (`linetable`, pure).
+//! (`code`) and decoding its line table (`linetable`, pure). A layout from a table (3.10-3.12)
+//! is checked against the live process first (`check`); `walk` is the kernel's walk in user
+//! space, which the recorded interpreters of `fixtures` replay through.
 //!
 //! Unsupported versions, missing symbols and unreadable memory are errors from `attach`; the
 //! caller then simply gets events without stacks.
 
+pub mod check;
 pub mod code;
 pub mod layout;
 pub mod linetable;
 pub mod memory;
 pub mod threads;
+pub mod walk;
+
+#[cfg(test)]
+mod fixtures;
 
 use crate::attribution::Frame;
 use crate::events::{PyMaps, Tracer};
@@ -40,6 +47,16 @@ const NEW_THREAD_SETTLE: Duration = Duration::from_millis(5);
 pub enum FramesError {
     #[error("CPython {0} is not supported by the in-kernel frame walk")]
     Unsupported(String),
+    #[error("CPython {0} has no heap census layout (the census reads 3.11-3.15)")]
+    NoCensusLayout(String),
+    /// `Py_GIL_DISABLED`: objects carry per-thread reference counts and frames and the
+    /// collector's lists differ, so neither the walk nor the census may read it.
+    #[error(
+        "CPython {0} is a free-threaded build (Py_GIL_DISABLED, {1}): memory, fds, threads and \
+         sockets are sampled and traced as for any process, but neither the in-kernel frame \
+         walk nor the heap census reads a free-threaded interpreter"
+    )]
+    FreeThreaded(String, &'static str),
     #[error("the interpreter exports no `{0}` symbol")]
     NoSymbol(&'static str),
     #[error("cannot read {len} bytes at {address:#x} of the target")]
@@ -48,6 +65,8 @@ pub enum FramesError {
     NotAString { address: u64 },
     #[error("_Py_DebugOffsets: {0}")]
     DebugOffsets(&'static str),
+    #[error("{0}")]
+    Mismatch(String),
     #[error("{0}")]
     Proc(String),
     #[error("the loaded eBPF object has no Python frame-walk maps")]
@@ -98,6 +117,9 @@ impl PyFrames {
         let memory = ProcessMemory { pid };
         let runtime = threads::find_runtime(pid)?;
         let layout = layout_for(&memory, &runtime)?;
+        if !layout::has_debug_offsets(layout.major, layout.minor) {
+            check_table(pid, &memory, &layout, runtime.address)?;
+        }
         let inner = Arc::new(Inner {
             tgid,
             memory,
@@ -178,7 +200,25 @@ impl Drop for PyFrames {
     }
 }
 
-/// The layout of the interpreter: a table for 3.11/3.12, `_Py_DebugOffsets` for 3.13+.
+/// Checks a table layout against the live process (`check`), reading it twice before giving
+/// up: a thread may start or end between the list and /proc/PID/task.
+fn check_table(
+    pid: i32,
+    memory: &dyn Memory,
+    layout: &Layout,
+    runtime: u64,
+) -> Result<(), FramesError> {
+    let attempt = || {
+        let threads = threads::thread_states(memory, layout, runtime)?;
+        check::table_layout(memory, layout, &threads, &check::live_tasks(pid)?)
+    };
+    attempt().or_else(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        attempt()
+    })
+}
+
+/// The layout of the interpreter: a table for 3.10-3.12, `_Py_DebugOffsets` for 3.13+.
 pub(crate) fn layout_for(
     memory: &dyn Memory,
     runtime: &threads::Runtime,

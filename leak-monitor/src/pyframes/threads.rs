@@ -1,13 +1,14 @@
 //! Finding a CPython process's `_PyRuntime` and its threads: the symbol in libpython (when the
 //! interpreter links it) or in the executable (static builds such as Debian's), the load bias
-//! from /proc/PID/maps, then interpreters -> thread states -> `native_thread_id`.
+//! from /proc/PID/maps, then interpreters -> thread states -> `native_thread_id` (3.10: the
+//! tid in glibc's `struct pthread` that `thread_id` points at).
 
-use super::layout::Layout;
+use super::layout::{Layout, ThreadIdent};
 use super::memory::Memory;
 use super::FramesError;
 use crate::targets::elf::{is_position_independent, read_symbol_value, symbol};
-use crate::targets::python::libpython_in_maps;
-use std::collections::HashMap;
+use crate::targets::python::{libpython_in_maps, version_from_exe_name};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 
 /// Guards against a corrupt or racing list.
@@ -36,7 +37,20 @@ impl Runtime {
 pub fn find_runtime(pid: i32) -> Result<Runtime, FramesError> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|e| FramesError::Proc(format!("/proc/{pid}/maps: {e}")))?;
-    let (path, file) = match libpython_in_maps(&maps) {
+    let libpython = libpython_in_maps(&maps);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let names = [
+        libpython.as_ref().map(|(path, _)| *path),
+        exe.as_deref().and_then(|p| p.to_str()),
+    ];
+    if let Some(version) = names.into_iter().flatten().find_map(free_threaded_name) {
+        return Err(FramesError::FreeThreaded(
+            version,
+            "its file name ends in t",
+        ));
+    }
+    let named = libpython.as_ref().map(|(_, version)| version.clone());
+    let (path, file) = match libpython {
         Some((path, _)) => {
             let path = path.trim_end_matches(" (deleted)").to_owned();
             let file = File::open(format!("/proc/{pid}/root{path}"))
@@ -54,8 +68,17 @@ pub fn find_runtime(pid: i32) -> Result<Runtime, FramesError> {
         }
     };
     let runtime = symbol(&file, b"_PyRuntime").ok_or(FramesError::NoSymbol("_PyRuntime"))?;
-    let version_hex =
-        read_symbol_value(&file, b"Py_Version").ok_or(FramesError::NoSymbol("Py_Version"))?;
+    let named = named.or_else(|| {
+        let name = path.rsplit('/').next()?;
+        version_from_exe_name(name)
+    });
+    let version_hex = match read_symbol_value(&file, b"Py_Version") {
+        Some(hex) => hex,
+        None => named
+            .as_deref()
+            .and_then(version_hex_before_311)
+            .ok_or(FramesError::NoSymbol("Py_Version"))?,
+    };
     let bias = match is_position_independent(&file) {
         Some(true) => load_bias(&maps, &path)
             .ok_or_else(|| FramesError::Proc(format!("{path} has no mapping at file offset 0")))?,
@@ -66,6 +89,29 @@ pub fn find_runtime(pid: i32) -> Result<Runtime, FramesError> {
         address: bias + runtime.address,
         version_hex,
     })
+}
+
+/// `3.13t` for a free-threaded build's file (`python3.13t`, `libpython3.14t.so.1.0`): CPython
+/// names them with a `t` after the version (its ABI flag for `Py_GIL_DISABLED`).
+pub fn free_threaded_name(path: &str) -> Option<String> {
+    let name = path.rsplit('/').next()?;
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    let (major, tail) = rest.split_once('.')?;
+    let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+    let minor = &tail[..digits];
+    let flags = tail[digits..].split('.').next().unwrap_or_default();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numeric(major) && numeric(minor) && flags.contains('t')).then(|| format!("{major}.{minor}t"))
+}
+
+/// `Py_Version` came with 3.11: an older interpreter's version is the `X.Y` of its file name
+/// (`libpython3.10.so.1.0`, `python3.10`), as `PY_VERSION_HEX` with micro and release 0.
+fn version_hex_before_311(named: &str) -> Option<u64> {
+    let (major, minor) = named.split_once('.')?;
+    let (major, minor): (u64, u64) = (major.parse().ok()?, minor.parse().ok()?);
+    (major == 3 && minor < 11).then_some((major << 24) | (minor << 16))
 }
 
 /// The start of the file's mapping at offset 0: the load bias of a file whose first
@@ -90,24 +136,42 @@ pub fn thread_states(
     runtime: u64,
 ) -> Result<HashMap<u32, u64>, FramesError> {
     let mut found = HashMap::new();
+    let mut seen = HashSet::new();
     let mut interp = memory.read_u64(runtime + layout.runtime_interpreters_head)?;
     let mut interpreters = 0;
     while interp != 0 && interpreters < MAX_INTERPRETERS {
         interpreters += 1;
         let mut tstate = memory.read_u64(interp + layout.interp_threads_head)?;
-        while tstate != 0 && found.len() < MAX_THREADS {
-            let native = memory.read_u64(tstate + layout.tstate_native_thread_id)?;
-            if let Ok(tid) = u32::try_from(native) {
-                if tid != 0 && found.insert(tid, tstate).is_some() {
-                    // A cycle: stop rather than loop.
-                    break;
-                }
+        // A cycle or a runaway list: stop rather than loop.
+        while tstate != 0 && seen.len() < MAX_THREADS && seen.insert(tstate) {
+            // Newest first: a state not started yet carries its creator's id (3.10, 3.11)
+            // and is overwritten by the creator's own, older state further down.
+            if let Some(tid) = thread_tid(memory, layout, tstate)? {
+                found.insert(tid, tstate);
             }
             tstate = memory.read_u64(tstate + layout.tstate_next)?;
         }
         interp = memory.read_u64(interp + layout.interp_next)?;
     }
     Ok(found)
+}
+
+/// The OS thread of one thread state; `None` when it has none yet.
+fn thread_tid(
+    memory: &dyn Memory,
+    layout: &Layout,
+    tstate: u64,
+) -> Result<Option<u32>, FramesError> {
+    let ident = memory.read_u64(tstate + layout.tstate_native_thread_id)?;
+    if ident == 0 {
+        return Ok(None);
+    }
+    let tid = match layout.thread_ident {
+        ThreadIdent::Native => u32::try_from(ident).ok(),
+        // A thread that just ended may have freed its `struct pthread`: no tid, not an error.
+        ThreadIdent::Pthread { tid_offset } => memory.read_u32(ident + tid_offset).ok(),
+    };
+    Ok(tid.filter(|&tid| tid != 0))
 }
 
 #[cfg(test)]
@@ -128,6 +192,28 @@ mod tests {
             Some(0x7f1c_2a00_0000)
         );
         assert_eq!(load_bias(maps, "/nope"), None);
+    }
+
+    #[test]
+    fn free_threaded_builds_are_told_by_their_file_names() {
+        for (path, want) in [
+            ("/usr/bin/python3.13t", Some("3.13t")),
+            (
+                "/usr/lib/x86_64-linux-gnu/libpython3.14t.so.1.0",
+                Some("3.14t"),
+            ),
+            ("/opt/py/bin/python3.15td", Some("3.15t")),
+            ("/usr/bin/python3.13", None),
+            ("/usr/bin/python3.11d", None),
+            (
+                "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
+                None,
+            ),
+            ("/usr/bin/pythontest", None),
+            ("/usr/bin/python3", None),
+        ] {
+            assert_eq!(free_threaded_name(path).as_deref(), want, "{path}");
+        }
     }
 
     #[test]

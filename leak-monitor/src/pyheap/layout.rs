@@ -134,9 +134,7 @@ impl HeapLayout {
                     ..table(0, 0, ManagedDict::Inline, ht_cached_keys)
                 })
             }
-            (major, minor) => Err(FramesError::Unsupported(format!(
-                "{major}.{minor} (no heap census layout)"
-            ))),
+            (major, minor) => Err(FramesError::NoCensusLayout(format!("{major}.{minor}"))),
         }
     }
 }

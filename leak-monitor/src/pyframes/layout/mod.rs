@@ -1,9 +1,11 @@
 //! Where CPython keeps what the frame walk needs, per version: the one place in leak-monitor
 //! that knows CPython's struct layouts (x86_64, default non-free-threaded builds).
 //!
-//! 3.11 and 3.12 come from tables derived from CPython's headers (pycore_frame.h,
-//! cpython/pystate.h, cpython/code.h, pycore_runtime.h, pycore_interp.h); 3.13+ publish their
-//! own offsets in `_Py_DebugOffsets` at the start of `_PyRuntime`, decoded here.
+//! 3.10, 3.11 and 3.12 come from tables measured against CPython's headers (`offsetof` over
+//! frameobject.h or pycore_frame.h, cpython/pystate.h, cpython/code.h, pycore_runtime.h,
+//! pycore_interp.h); 3.13+ publish their own offsets in `_Py_DebugOffsets` at the start of
+//! `_PyRuntime`, decoded here. A table is checked against the live process before use
+//! (`super::check`).
 
 use super::linetable::LineTableFormat;
 use super::FramesError;
@@ -38,6 +40,20 @@ pub struct ObjectLayout {
     pub bytes_data: u64,
 }
 
+/// How a thread state names its OS thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadIdent {
+    /// 3.11+: `native_thread_id` holds the tid.
+    Native,
+    /// 3.10: only `thread_id`, a `pthread_t`: glibc's `struct pthread`, whose `tid` lies at
+    /// this offset (x86_64 glibc 2.x; checked against /proc/PID/task before use).
+    Pthread { tid_offset: u64 },
+}
+
+/// glibc x86_64: `offsetof(struct pthread, tid)` (measured: `threading.get_native_id()`
+/// equals the `int` at `threading.get_ident() + 0x2d0` under glibc 2.36).
+pub const GLIBC_PTHREAD_TID: u64 = 0x2d0;
+
 /// Everything user space and the kernel need for one CPython version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -51,8 +67,9 @@ pub struct Layout {
     pub interp_threads_head: u64,
     /// `PyThreadState.next`.
     pub tstate_next: u64,
-    /// `PyThreadState.native_thread_id`.
+    /// `PyThreadState.native_thread_id` (3.10: `thread_id`, see `thread_ident`).
     pub tstate_native_thread_id: u64,
+    pub thread_ident: ThreadIdent,
     pub code: CodeLayout,
     pub objects: ObjectLayout,
     pub linetable: LineTableFormat,
@@ -76,6 +93,47 @@ const OBJECTS_312: ObjectLayout = ObjectLayout {
     ..OBJECTS_311
 };
 
+/// 3.10: `tstate->frame` is a `PyFrameObject` chain (`f_back`), `f_lasti` an instruction
+/// index; code objects have no `co_qualname` (the name stands in) and the 3.10 line table.
+const V3_10: Layout = Layout {
+    major: 3,
+    minor: 10,
+    runtime_interpreters_head: 32,
+    interp_next: 0,
+    interp_threads_head: 8,
+    tstate_next: 8,
+    tstate_native_thread_id: 176,
+    thread_ident: ThreadIdent::Pthread {
+        tid_offset: GLIBC_PTHREAD_TID,
+    },
+    code: CodeLayout {
+        filename: 104,
+        name: 112,
+        qualname: 112,
+        linetable: 120,
+        firstlineno: 40,
+        // `sizeof(PyCodeObject)`: 3.10 keeps its bytecode in a separate `co_code` object.
+        adaptive: 176,
+    },
+    objects: OBJECTS_311,
+    linetable: LineTableFormat::Pairs310,
+    kernel: PyLayout {
+        code_tag_mask: 0,
+        tstate_frame: 24,
+        cframe_current: NO_OFFSET,
+        frame_code: 32,
+        frame_previous: 24,
+        frame_instr: 96,
+        frame_owner: NO_OFFSET,
+        owner_cstack: NO_OFFSET,
+        code_adaptive: 0,
+        tstate_interp: 16,
+        interp_threads_head: 8,
+        tstate_native_thread_id: 176,
+        instr_is_index: 1,
+    },
+};
+
 /// 3.11: `tstate->cframe->current_frame`; frames are `_PyInterpreterFrame` with `f_code` at 32
 /// and no C-stack shims (entry frames are real Python frames, marked by `is_entry`).
 const V3_11: Layout = Layout {
@@ -86,6 +144,7 @@ const V3_11: Layout = Layout {
     interp_threads_head: 16,
     tstate_next: 8,
     tstate_native_thread_id: 160,
+    thread_ident: ThreadIdent::Native,
     code: CodeLayout {
         filename: 112,
         name: 120,
@@ -110,7 +169,7 @@ const V3_11: Layout = Layout {
         tstate_interp: 16,
         interp_threads_head: 16,
         tstate_native_thread_id: 160,
-        reserved: 0,
+        instr_is_index: 0,
     },
 };
 
@@ -124,6 +183,7 @@ const V3_12: Layout = Layout {
     interp_threads_head: 72,
     tstate_next: 8,
     tstate_native_thread_id: 144,
+    thread_ident: ThreadIdent::Native,
     code: CodeLayout {
         filename: 112,
         name: 120,
@@ -147,12 +207,13 @@ const V3_12: Layout = Layout {
         tstate_interp: 16,
         interp_threads_head: 72,
         tstate_native_thread_id: 144,
-        reserved: 0,
+        instr_is_index: 0,
     },
 };
 
 /// Do the frame fields the kernel reads lie in one `FRAME_CHUNK`-byte window, as the kernel
 /// reads them (from the lowest field's offset rounded down to 8, pointers as aligned words)?
+/// A missing `owner` ([`NO_OFFSET`], 3.10) is left out: the kernel never matches it.
 pub fn fits_frame_chunk(kernel: &PyLayout) -> bool {
     let pointers = [kernel.frame_code, kernel.frame_previous, kernel.frame_instr];
     let fields = [
@@ -161,8 +222,9 @@ pub fn fits_frame_chunk(kernel: &PyLayout) -> bool {
         kernel.frame_instr,
         kernel.frame_owner,
     ];
-    let low = fields.iter().min().copied().unwrap_or(0) & !7;
-    let high = fields.iter().max().copied().unwrap_or(0);
+    let fields = fields.iter().filter(|&&f| f != NO_OFFSET);
+    let low = fields.clone().min().copied().unwrap_or(0) & !7;
+    let high = fields.max().copied().unwrap_or(0);
     // Pointers are 8 bytes, so the highest 8-byte field must end inside the window too.
     pointers.iter().all(|p| p % 8 == 0)
         && (high - low) as usize <= leak_monitor_common::FRAME_CHUNK - 8
@@ -171,6 +233,7 @@ pub fn fits_frame_chunk(kernel: &PyLayout) -> bool {
 /// The layout from a table, for the versions that have one.
 pub fn from_table(major: u8, minor: u8) -> Option<Layout> {
     match (major, minor) {
+        (3, 10) => Some(V3_10),
         (3, 11) => Some(V3_11),
         (3, 12) => Some(V3_12),
         _ => None,
@@ -242,9 +305,10 @@ fn debug_sections(bytes: &[u8]) -> Result<(u8, u8, [usize; 5], usize), FramesErr
     let major = ((version >> 24) & 0xFF) as u8;
     let minor = ((version >> 16) & 0xFF) as u8;
     if debug_word(bytes, 2)? != 0 {
-        return Err(FramesError::Unsupported(format!(
-            "{major}.{minor} free-threaded build"
-        )));
+        return Err(FramesError::FreeThreaded(
+            format!("{major}.{minor}t"),
+            "its _Py_DebugOffsets say so",
+        ));
     }
     let shape = debug_shape(minor)
         .filter(|_| major == 3)
@@ -297,6 +361,7 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
         interp_threads_head: field(interp, 3)?,
         tstate_next: field(thread, 2)?,
         tstate_native_thread_id: field(thread, native_id)?,
+        thread_ident: ThreadIdent::Native,
         code: CodeLayout {
             filename: field(code, 1)?,
             name: field(code, 2)?,
@@ -321,7 +386,7 @@ pub fn from_debug_offsets(bytes: &[u8]) -> Result<Layout, FramesError> {
             tstate_interp: small(field(thread, 3)?)?,
             interp_threads_head: small(field(interp, 3)?)?,
             tstate_native_thread_id: small(field(thread, native_id)?)?,
-            reserved: 0,
+            instr_is_index: 0,
         },
     };
     // Every offset must lie inside its struct, whose size each section starts with.

@@ -8,8 +8,9 @@ fn all_tables() -> [Layout; 2] {
 }
 
 #[test]
-fn tables_exist_for_311_and_312_only() {
-    assert!(from_table(3, 10).is_none());
+fn tables_exist_for_310_to_312_only() {
+    assert!(from_table(3, 9).is_none());
+    assert!(from_table(3, 10).is_some());
     assert!(from_table(3, 13).is_none());
     assert!(!has_debug_offsets(3, 12));
     assert!(has_debug_offsets(3, 13));
@@ -56,6 +57,37 @@ fn table_offsets_are_aligned_distinct_and_agree() {
     assert_eq!(v312.kernel.owner_cstack, 3);
     assert_eq!(v312.kernel.frame_code, 0);
     assert_eq!(v311.objects.ascii_size - v312.objects.ascii_size, 8);
+}
+
+/// 3.10 frames are `PyFrameObject`s: no `_PyCFrame`, no owner byte, an `int f_lasti` index;
+/// threads are named by `pthread_t`; code objects have no `co_qualname`.
+#[test]
+fn the_310_table_walks_frame_objects() {
+    let v310 = from_table(3, 10).unwrap();
+    let k = v310.kernel;
+    assert_eq!(k.cframe_current, NO_OFFSET);
+    assert_eq!(k.frame_owner, NO_OFFSET);
+    assert_eq!(k.owner_cstack, NO_OFFSET);
+    assert_eq!(k.instr_is_index, 1);
+    assert!(fits_frame_chunk(&k));
+    assert_eq!(v310.linetable, LineTableFormat::Pairs310);
+    assert_eq!(v310.code.qualname, v310.code.name);
+    assert_eq!(
+        v310.thread_ident,
+        ThreadIdent::Pthread {
+            tid_offset: GLIBC_PTHREAD_TID
+        }
+    );
+    assert_eq!(
+        u64::from(k.tstate_native_thread_id),
+        v310.tstate_native_thread_id
+    );
+    assert_eq!(u64::from(k.interp_threads_head), v310.interp_threads_head);
+    // Every other version names threads by tid and points at instructions.
+    for layout in all_tables() {
+        assert_eq!(layout.thread_ident, ThreadIdent::Native);
+        assert_eq!(layout.kernel.instr_is_index, 0);
+    }
 }
 
 /// Named fields of one fixture: (section, field index, value).
@@ -164,7 +196,7 @@ fn decodes_a_313_debug_offsets_fixture() {
             tstate_interp: 16,
             interp_threads_head: 7304,
             tstate_native_thread_id: 152,
-            reserved: 0,
+            instr_is_index: 0,
         }
     );
 }
@@ -327,10 +359,161 @@ fn bad_debug_offsets_are_errors() {
     threaded.words[2] = 1;
     assert!(matches!(
         from_debug_offsets(&threaded.bytes()),
-        Err(FramesError::Unsupported(_))
+        Err(FramesError::FreeThreaded(..))
     ));
     // An offset past its struct's size.
     let mut wild = fixture_313();
     wild.words[3 + 3 + 13 + 6] = 10_000;
     assert!(from_debug_offsets(&wild.bytes()).is_err());
+}
+
+/// `measure/measured.txt`: offsetof over each version's headers (`measure/measure.sh`).
+fn measured(version: &str) -> Vec<(String, u64)> {
+    let text = include_str!("measure/measured.txt");
+    let rows: Vec<(String, u64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut w = l.split(' ');
+            (w.next()? == version).then_some(())?;
+            Some((w.next()?.to_owned(), w.next()?.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        rows.len() >= 15,
+        "{version}: {} measured offsets",
+        rows.len()
+    );
+    rows
+}
+
+/// A layout's value for a measured key; `None` for keys a version does not have.
+fn layout_value(layout: &Layout, key: &str) -> u64 {
+    let k = layout.kernel;
+    match key {
+        "runtime_interpreters_head" => layout.runtime_interpreters_head,
+        "interp_next" => layout.interp_next,
+        "interp_threads_head" => {
+            assert_eq!(u64::from(k.interp_threads_head), layout.interp_threads_head);
+            layout.interp_threads_head
+        }
+        "tstate_next" => layout.tstate_next,
+        "tstate_interp" => u64::from(k.tstate_interp),
+        "tstate_frame" => u64::from(k.tstate_frame),
+        "tstate_native_thread_id" => {
+            assert_eq!(
+                u64::from(k.tstate_native_thread_id),
+                layout.tstate_native_thread_id
+            );
+            layout.tstate_native_thread_id
+        }
+        "cframe_current" => u64::from(k.cframe_current),
+        "frame_code" => u64::from(k.frame_code),
+        "frame_previous" => u64::from(k.frame_previous),
+        "frame_instr" => u64::from(k.frame_instr),
+        "frame_owner" => u64::from(k.frame_owner),
+        "code_firstlineno" => layout.code.firstlineno,
+        "code_filename" => layout.code.filename,
+        "code_name" => layout.code.name,
+        "code_qualname" => layout.code.qualname,
+        "code_linetable" => layout.code.linetable,
+        "code_adaptive" => layout.code.adaptive,
+        other => panic!("unknown measured key {other}"),
+    }
+}
+
+/// The first bytes of `_PyRuntime` recorded from a live interpreter (`../fixtures/NAME.txt`).
+fn recorded_runtime(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("src/pyframes/fixtures/{name}.txt"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let runtime = text
+        .lines()
+        .find_map(|l| l.strip_prefix("runtime "))
+        .expect("runtime line");
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("mem {runtime} ")))
+        .expect("the _PyRuntime bytes");
+    let bytes: Vec<u8> = (0..data.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&data[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(bytes.len(), DEBUG_OFFSETS_PREFIX, "{name}");
+    bytes
+}
+
+#[test]
+fn tables_hold_the_offsets_measured_over_each_versions_headers() {
+    for minor in [10, 11, 12] {
+        let table = from_table(3, minor).unwrap();
+        for (key, value) in measured(&format!("3.{minor}")) {
+            assert_eq!(layout_value(&table, &key), value, "3.{minor} {key}");
+        }
+    }
+}
+
+/// 3.13.0's `_Py_DebugOffsets` as recorded from pyenv's interpreter decodes to the offsets
+/// measured over its headers.
+#[test]
+fn decodes_313_debug_offsets_read_from_a_live_interpreter() {
+    let bytes = recorded_runtime("pyenv-3.13");
+    let layout = from_debug_offsets(&bytes).unwrap();
+    assert_eq!((layout.major, layout.minor), (3, 13));
+    for (key, value) in measured("3.13") {
+        assert_eq!(layout_value(&layout, &key), value, "3.13 {key}");
+    }
+    assert_eq!(layout.kernel.cframe_current, NO_OFFSET);
+    assert_eq!(layout.kernel.code_tag_mask, 0);
+    assert!(fits_frame_chunk(&layout.kernel));
+}
+
+/// 3.14.10's, as recorded from Debian's interpreter (no headers here: the values are the
+/// ones the recording walked to `hold.py`'s lines, see `fixtures`).
+#[test]
+fn decodes_314_debug_offsets_read_from_a_live_interpreter() {
+    let bytes = recorded_runtime("debian-3.14");
+    let layout = from_debug_offsets(&bytes).unwrap();
+    assert_eq!((layout.major, layout.minor), (3, 14));
+    assert_eq!(layout.kernel.code_tag_mask, 0b11);
+    assert_eq!(layout.kernel.frame_code, 0);
+    assert_eq!(layout.kernel.frame_previous, 8);
+    assert!(fits_frame_chunk(&layout.kernel));
+    assert_eq!(layout.tstate_next, 8);
+    assert_eq!(
+        (layout.code.filename, layout.code.name, layout.code.qualname),
+        (112, 120, 128)
+    );
+    assert_eq!(layout.runtime_interpreters_head, 808);
+    assert_eq!(layout.interp_threads_head, 7344);
+    assert_eq!(layout.tstate_native_thread_id, 160);
+    assert_eq!(layout.kernel.tstate_frame, 72);
+    assert_eq!(layout.kernel.frame_instr, 56);
+    assert_eq!(layout.kernel.frame_owner, 74);
+    assert_eq!((layout.code.firstlineno, layout.code.adaptive), (68, 208));
+}
+
+/// No free-threaded build can be installed here, so its `_Py_DebugOffsets` are derived from
+/// recorded ones: the same bytes with `free_threaded` set, as a 3.13t/3.14t build has them.
+/// The refusal is the plain note the report carries: what works, what does not.
+#[test]
+fn a_free_threaded_build_is_refused_with_a_plain_note() {
+    for (name, version) in [("pyenv-3.13", "3.13t"), ("debian-3.14", "3.14t")] {
+        let mut bytes = recorded_runtime(name);
+        bytes[16] = 1;
+        let err = from_debug_offsets(&bytes).unwrap_err();
+        assert!(
+            matches!(err, FramesError::FreeThreaded(..)),
+            "{name}: {err}"
+        );
+        let note = err.to_string();
+        for says in [
+            version,
+            "Py_GIL_DISABLED",
+            "memory, fds, threads and sockets are sampled and traced",
+            "neither the in-kernel frame walk nor the heap census",
+        ] {
+            assert!(note.contains(says), "{name}: {note:?} lacks {says:?}");
+        }
+    }
 }

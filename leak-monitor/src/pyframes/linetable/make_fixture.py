@@ -2,6 +2,10 @@
 code unit as co_positions() gives it, for linetable/tests.rs. Rerun with python3.11:
 
     python3.11 leak-monitor/src/pyframes/linetable/make_fixture.py > leak-monitor/src/pyframes/linetable/linetables.txt
+
+Under 3.10 (no co_positions) it writes the 3.10 format's fixture from co_lines() instead:
+
+    ~/.pyenv/versions/3.10.13/bin/python3 leak-monitor/src/pyframes/linetable/make_fixture.py > leak-monitor/src/pyframes/linetable/linetables310.txt
 """
 
 import sys
@@ -140,7 +144,21 @@ def codes():
     yield compile(open(__file__).read(), __file__, "exec")
 
 
+def lines_310(code):
+    """The line of each code unit (2 bytes) from co_lines()'s byte ranges."""
+    units = ["-"] * (len(code.co_code) // 2)
+    for start, end, line in code.co_lines():
+        for unit in range(start // 2, end // 2):
+            units[unit] = "-" if line is None else str(line)
+    return units
+
+
 print(f"# {sys.version.split()[0]}: name first_line linetable_hex lines_per_code_unit")
 for code in codes():
-    lines = ",".join("-" if p[0] is None else str(p[0]) for p in code.co_positions())
-    print(code.co_qualname, code.co_firstlineno, code.co_linetable.hex(), lines)
+    if sys.version_info >= (3, 11):
+        name = code.co_qualname
+        lines = ",".join("-" if p[0] is None else str(p[0]) for p in code.co_positions())
+    else:
+        name = code.co_name
+        lines = ",".join(lines_310(code))
+    print(name, code.co_firstlineno, code.co_linetable.hex(), lines)

@@ -3,15 +3,18 @@
 //! - 3.11+ `co_linetable` is the location table (Objects/locations.md in CPython): a sequence
 //!   of entries, each covering 1-8 code units, whose first byte has bit 7 set, a 4-bit form
 //!   code and the length; the line is carried as a delta from the previous entry.
-//! - 3.10 `co_linetable` is (bytecode delta, signed line delta) byte pairs; -128 means "no line".
+//! - 3.10 `co_linetable` is (bytecode delta in bytes, signed line delta) byte pairs
+//!   (Objects/lnotab_notes.txt in 3.10); -128 means "no line"; a pair with an empty range
+//!   only moves the line.
 //!
-//! Offsets are in code units (2 bytes) for 3.11+ and in bytes for 3.10, as the interpreters
-//! store them. Malformed tables give `None`, never a panic.
+//! Offsets are in code units (2 bytes) for every version, as the kernel sends them (3.10's
+//! `f_lasti` counts instructions, 3.11+'s instruction pointer is turned into units). Malformed
+//! tables give `None`, never a panic.
 
 /// Which table format a code object carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineTableFormat {
-    /// 3.10: `co_linetable` as (sdelta, ldelta) pairs, offsets in bytes.
+    /// 3.10: `co_linetable` as (sdelta, ldelta) pairs, their ranges in bytes.
     Pairs310,
     /// 3.11+: the location table, offsets in code units.
     Locations,
@@ -26,7 +29,7 @@ pub fn line_for(
     offset: u32,
 ) -> Option<u32> {
     match format {
-        LineTableFormat::Pairs310 => line_for_pairs(table, first_line, offset),
+        LineTableFormat::Pairs310 => line_for_pairs(table, first_line, u64::from(offset) * 2),
         LineTableFormat::Locations => line_for_locations(table, first_line, offset),
     }
 }
@@ -136,7 +139,8 @@ impl Iterator for LocationEntries<'_> {
     }
 }
 
-fn line_for_pairs(table: &[u8], first_line: u32, offset: u32) -> Option<u32> {
+/// `offset` in bytes, as 3.10's `PyCode_Addr2Line` takes it (`f_lasti * 2`).
+fn line_for_pairs(table: &[u8], first_line: u32, offset: u64) -> Option<u32> {
     let mut line = i64::from(first_line);
     let mut start: u64 = 0;
     for pair in table.chunks_exact(2) {
@@ -148,7 +152,7 @@ fn line_for_pairs(table: &[u8], first_line: u32, offset: u32) -> Option<u32> {
             line += i64::from(delta);
             u32::try_from(line).ok()
         };
-        if u64::from(offset) < end {
+        if offset < end {
             return here;
         }
         start = end;

@@ -1,5 +1,6 @@
 //! Line table decoding checked against real CPython 3.11 code objects (`linetables.txt`, made
-//! by `make_fixture.py` from `co_positions()`), plus corrupt and 3.10-format tables.
+//! by `make_fixture.py` from `co_positions()`) and real 3.10 ones (`linetables310.txt`, from
+//! `co_lines()`), plus corrupt tables.
 
 use super::*;
 
@@ -98,15 +99,48 @@ fn corrupt_tables_give_none_not_panics() {
 
 #[test]
 fn python_310_pairs() {
-    // firstlineno 10: bytes 0..6 line 11, 6..10 no line, 10..14 line 13 (10 + 1 + 2).
+    // firstlineno 10: bytes 0..6 (units 0..3) line 11, bytes 6..10 (units 3..5) no line,
+    // bytes 10..14 (units 5..7) line 13 (10 + 1 + 2).
     let table = [6u8, 1, 4, 0x80, 4, 2];
-    let line = |offset| line_for(LineTableFormat::Pairs310, &table, 10, offset);
+    let line = |unit| line_for(LineTableFormat::Pairs310, &table, 10, unit);
     assert_eq!(line(0), Some(11));
-    assert_eq!(line(5), Some(11));
-    assert_eq!(line(6), None);
-    assert_eq!(line(10), Some(13));
-    assert_eq!(line(14), None);
-    // Negative deltas.
+    assert_eq!(line(2), Some(11));
+    assert_eq!(line(3), None);
+    assert_eq!(line(5), Some(13));
+    assert_eq!(line(7), None);
+    // Negative deltas: byte 2 (unit 1) is on line 1 + 5 - 3.
     let back = [2u8, 5, 2, (-3i8) as u8];
-    assert_eq!(line_for(LineTableFormat::Pairs310, &back, 1, 3), Some(3));
+    assert_eq!(line_for(LineTableFormat::Pairs310, &back, 1, 1), Some(3));
+    // An instruction not started yet (f_lasti -1 as the kernel sends it): no line.
+    assert_eq!(line(u32::MAX), None);
+}
+
+const FIXTURE_310: &str = include_str!("linetables310.txt");
+
+/// Real 3.10.13 code objects (`make_fixture.py` under 3.10): every code unit gets the line
+/// `co_lines()` gives it, including a line jump past 127 and a backward jump.
+#[test]
+fn every_code_unit_of_real_310_code_objects_gets_the_line_co_lines_gives() {
+    let mut checked = 0;
+    let mut codes = 0;
+    for row in FIXTURE_310.lines().filter(|l| !l.starts_with('#')) {
+        let fields: Vec<&str> = row.split(' ').collect();
+        let [name, first, table, lines] = fields[..] else {
+            panic!("bad fixture row {row}");
+        };
+        let first: u32 = first.parse().unwrap();
+        let table = hex(table);
+        for (unit, expected) in lines.split(',').enumerate() {
+            let expected = (expected != "-").then(|| expected.parse::<u32>().unwrap());
+            let got = line_for(LineTableFormat::Pairs310, &table, first, unit as u32);
+            assert_eq!(got, expected, "{name} code unit {unit}");
+            checked += 1;
+        }
+        codes += 1;
+    }
+    assert!(FIXTURE_310.starts_with("# 3.10."));
+    assert!(
+        codes >= 8 && checked > 150,
+        "{codes} code objects, {checked} units"
+    );
 }
