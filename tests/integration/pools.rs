@@ -15,8 +15,36 @@ use std::time::{Duration, Instant};
 /// The issue asks for the verdict within 3 minutes.
 const VERDICT_DEADLINE: Duration = Duration::from_secs(180);
 
-/// The escaped dot keeps the pattern from matching the daemon's own command line.
-const MATCH: &str = r"web=prefork_recycling\.py";
+/// Starts the pool under a name of its own and `serve` following that pool alone (tests run
+/// in parallel, and a daemon that followed both pools would judge them as one group).
+fn pool_and_daemon(
+    kind: &str,
+    extra: &[&str],
+) -> (
+    Workload,
+    crate::support::LeakMonitor,
+    SocketAddr,
+    tempfile::TempDir,
+) {
+    let name = format!("{kind}-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
+    // The escaped dot keeps the pattern from matching the daemon's own command line.
+    let pattern = format!(r"web=prefork_recycling\.py .*--name {name}$");
+    let (daemon, addr) = serve(&[
+        "--match",
+        &pattern,
+        "--interval",
+        "500",
+        "--report-dir",
+        dir_arg,
+    ]);
+    // The name last, where the pattern expects it.
+    let mut args = extra.to_vec();
+    args.extend(["--name", &name]);
+    let pool = Workload::start("prefork_recycling.py", &args);
+    (pool, daemon, addr, dir)
+}
 
 fn scrape(addr: SocketAddr) -> Vec<Series> {
     let (status, body) = http_get(addr, "/metrics").expect("GET /metrics");
@@ -61,18 +89,8 @@ fn leak_line() -> u64 {
 
 #[test]
 fn a_leak_masked_by_worker_recycling_gets_a_group_verdict_with_its_line() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
-    let (daemon, addr) = serve(&[
-        "--match",
-        MATCH,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
     let started = Instant::now();
-    let _pool = Workload::start("prefork_recycling.py", &["--leak"]);
+    let (_pool, daemon, addr, dir) = pool_and_daemon("leaky", &["--leak"]);
     let report = wait_until(VERDICT_DEADLINE, "a group report of web", || {
         group_reports(dir.path()).into_iter().next()
     });
@@ -133,17 +151,7 @@ fn a_leak_masked_by_worker_recycling_gets_a_group_verdict_with_its_line() {
 
 #[test]
 fn the_same_pool_without_the_leak_raises_no_group_alarm() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
-    let (daemon, addr) = serve(&[
-        "--match",
-        MATCH,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
-    let _pool = Workload::start("prefork_recycling.py", &[]);
+    let (_pool, daemon, addr, dir) = pool_and_daemon("tidy", &[]);
     // As many recycles as the leaking pool needs for its verdict, and more: ~80 s of them.
     wait_until(VERDICT_DEADLINE, "30 recycled workers", || {
         let series = scrape(addr);

@@ -43,6 +43,8 @@ def main():
     parser.add_argument("--rate", type=float, default=60.0)
     parser.add_argument("--body-bytes", type=int, default=20 * 1024)
     parser.add_argument("--leak", action="store_true")
+    # Only seen in the command line: lets a test follow its own pool and no other.
+    parser.add_argument("--name", default="pool")
     args = parser.parse_args()
     master = os.getpid()
     children = set()
