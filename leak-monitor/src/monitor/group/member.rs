@@ -10,7 +10,7 @@ use crate::resource::Resource;
 const MAX_POINTS: usize = 32;
 
 /// Sites kept per resource of a member: the largest.
-const MAX_SITES: usize = 5;
+pub(super) const MAX_SITES: usize = 5;
 
 /// What the daemon saw of one member at one moment.
 #[derive(Clone, Debug, PartialEq)]

@@ -206,7 +206,7 @@ impl From<&crate::monitor::TargetSnapshot> for MemberSample {
                     resource: r.resource,
                     value: r.last,
                     verdict: r.trend.verdict,
-                    sites: r.sites.clone(),
+                    sites: r.sites.iter().take(member::MAX_SITES).cloned().collect(),
                 })
                 .collect(),
             requests: snapshot.ledgers.as_ref().map(|l| l.accepts),
