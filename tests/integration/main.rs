@@ -23,7 +23,7 @@
 //! cargo test -p leak-monitor --test integration -- --test-threads 6
 //! ```
 //!
-//! Needs `python3` (3.11), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
+//! Needs `python3` (3.11) with gunicorn and flask (`pools`), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
 //! prometheus`), `chromium` and `systemd-analyze` on PATH; `cargo xtask setup` installs them.
 //! `fleet_labels` also needs root, a cgroup2 mount it can write (it creates and removes
 //! `leak-monitor-test-*` cgroups) and util-linux's `unshare` and `mount`.

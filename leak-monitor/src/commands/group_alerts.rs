@@ -1,6 +1,7 @@
 //! `serve`'s view of pools: feeds every target to the group tracker, and when a group of more
 //! than one process reaches `leak` for a resource, logs one line and writes a group report
-//! (`{group}-group-leak-{stamp}.json`) into `--report-dir`.
+//! (`{group}-group-leak-{stamp}.json`) into `--report-dir`; while it leaks, writes it again when
+//! the leaking line changes (the workers' attribution matures after the verdict).
 
 use super::report_files::write_private;
 use crate::detection::Verdict;
@@ -17,6 +18,8 @@ pub struct GroupAlerts {
     report_dir: Option<PathBuf>,
     /// The resources each group was last seen to leak.
     leaking: BTreeMap<String, BTreeSet<Resource>>,
+    /// The top line of each leaking group's resources when its report was last written.
+    reported_lines: BTreeMap<String, BTreeSet<(Resource, String, u32)>>,
     log: fn(&str),
 }
 
@@ -26,6 +29,7 @@ impl GroupAlerts {
             tracker: GroupTracker::new(),
             report_dir,
             leaking: BTreeMap::new(),
+            reported_lines: BTreeMap::new(),
             log,
         }
     }
@@ -53,6 +57,8 @@ impl GroupAlerts {
         let views = self.tracker.views(at);
         self.leaking
             .retain(|group, _| views.iter().any(|v| &v.group == group));
+        self.reported_lines
+            .retain(|group, _| self.leaking.contains_key(group));
         for view in views.iter().filter(|v| v.is_pool()) {
             self.check(view, now);
         }
@@ -68,10 +74,27 @@ impl GroupAlerts {
             .collect();
         let before = self.leaking.entry(view.group.clone()).or_default();
         let new: Vec<Resource> = leaking.difference(before).copied().collect();
+        let lines: BTreeSet<(Resource, String, u32)> = view
+            .resources
+            .iter()
+            .filter(|r| leaking.contains(&r.resource))
+            .filter_map(|r| {
+                r.sites
+                    .first()
+                    .map(|s| (r.resource, s.file.clone(), s.line))
+            })
+            .collect();
         *before = leaking;
+        let reported = self.reported_lines.entry(view.group.clone()).or_default();
         if new.is_empty() {
+            if lines != *reported && !lines.is_empty() {
+                *reported = lines;
+                (self.log)(&format!("group {}: the leaking line changed", view.group));
+                self.write(view, now);
+            }
             return;
         }
+        *reported = lines;
         for r in view.resources.iter().filter(|r| new.contains(&r.resource)) {
             let line = r
                 .sites
