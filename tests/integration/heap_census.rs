@@ -82,7 +82,9 @@ fn holder_failure(script: &str, path: &str, report: &Value) -> Option<String> {
         && top["holder"]["growth_per_second"]
             .as_f64()
             .is_some_and(|r| r > 100.0);
-    (!ok).then(|| format!("{summary}\n{:#}", rss["sites"]))
+    // The census's own notes say why it named nothing (no census, an unnamed holder, ...).
+    let notes = &report["capabilities"]["notes"];
+    (!ok).then(|| format!("{summary}\nnotes: {notes:#}\nsites: {:#}", rss["sites"]))
 }
 
 #[test]

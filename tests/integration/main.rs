@@ -11,7 +11,7 @@
 //! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
 //! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
 //! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
-//! comparison of two releases' reports.
+//! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers.
 //! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -23,7 +23,7 @@
 //! cargo test -p leak-monitor --test integration -- --test-threads 6
 //! ```
 //!
-//! Needs `python3` (3.11), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
+//! Needs `python3` (3.11) with gunicorn and flask (`pools`), `promtool` and `/usr/bin/prometheus` (`apt-get install -y
 //! prometheus`), `chromium` and `systemd-analyze` on PATH; `cargo xtask setup` installs them.
 //! `fleet_labels` also needs root, a cgroup2 mount it can write (it creates and removes
 //! `leak-monitor-test-*` cgroups) and util-linux's `unshare` and `mount`.
@@ -50,6 +50,7 @@ mod heap_census;
 mod html_report;
 mod kernel_frames;
 mod metrics;
+mod pools;
 mod progress;
 mod prometheus;
 mod safety;

@@ -68,8 +68,9 @@ pub(crate) fn install_newer_pythons() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// PyPI packages the accuracy corpus uses: numpy (a leak in C-extension-backed objects).
-const PYTHON_MODULES: &[&str] = &["numpy"];
+/// PyPI packages the tests use: numpy (a leak in C-extension-backed objects), gunicorn and
+/// flask (a pool that recycles its workers, `tests/integration/pools.rs`).
+const PYTHON_MODULES: &[&str] = &["numpy", "gunicorn", "flask"];
 
 fn install_python_modules() -> anyhow::Result<()> {
     for module in PYTHON_MODULES {

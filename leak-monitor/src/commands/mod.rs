@@ -5,6 +5,7 @@ mod audit;
 mod completions;
 mod demo;
 mod diff;
+mod group_alerts;
 mod metrics_server;
 mod progress;
 mod report_files;

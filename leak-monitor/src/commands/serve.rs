@@ -1,6 +1,8 @@
 //! `leak-monitor serve`: the daemon. Follows targets, exports metrics, writes a report whenever
-//! a resource reaches verdict `leak` and when a target with a leak exits.
+//! a resource reaches verdict `leak` and when a target with a leak exits; the same for groups of
+//! targets (pools of workers, `group_alerts`).
 
+use super::group_alerts::GroupAlerts;
 use super::metrics_server::MetricsServer;
 use super::report_files::{create_private_dir, write_private};
 use super::resolve::attach_pids;
@@ -58,6 +60,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for monitor in fleet.monitors() {
         log(&format!("following {}", describe_target(monitor.info())));
     }
+    let mut groups = GroupAlerts::new(config.report_dir.clone(), log);
     let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
     let mut ticker = Ticker::new(config.interval);
     while let Some(now) = ticker.wait(&stop) {
@@ -85,6 +88,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             alerts.check(snapshot);
         }
         metrics.update(&snapshots);
+        metrics.update_groups(&groups.update(&tick.ended, &snapshots));
         event_counters.update(tracer.as_ref(), &metrics);
     }
     log("stopping");
@@ -190,7 +194,7 @@ fn leaking_resources(snapshot: &TargetSnapshot) -> BTreeSet<Resource> {
 }
 
 /// Keeps file names to a safe alphabet: the group name comes from process names and flags.
-fn sanitize(name: &str) -> String {
+pub(super) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

@@ -3,6 +3,7 @@
 //! the daemon's set of monitors: it finds new matching processes and drops ended ones.
 
 mod fleet;
+pub mod group;
 mod rises;
 mod snapshot;
 mod target;

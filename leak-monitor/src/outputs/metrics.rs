@@ -5,8 +5,10 @@
 //! once: a daemon that follows short-lived processes neither serves stale series nor grows without
 //! bound. The event counters are ordinary prometheus counters that only ever go up.
 
+mod groups;
 mod series;
 
+use crate::monitor::group::GroupView;
 use crate::monitor::TargetSnapshot;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -21,6 +23,7 @@ pub use series::{MAX_LABEL_CHARS, MAX_SITES_PER_RESOURCE};
 pub struct Metrics {
     registry: Registry,
     per_target: PerTargetCollector,
+    groups: PerTargetCollector,
     targets: IntGauge,
     kernel_tracing: IntGauge,
     events: IntCounterVec,
@@ -30,8 +33,18 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let per_target = PerTargetCollector::new()?;
+        let per_target = PerTargetCollector::new(
+            series::Family::ALL
+                .iter()
+                .map(|family| (family.name(), family.help(), family.label_names())),
+        )?;
         registry.register(Box::new(per_target.clone()))?;
+        let groups = PerTargetCollector::new(
+            groups::FAMILIES
+                .iter()
+                .map(|(name, help, labels, _)| (*name, *help, *labels)),
+        )?;
+        registry.register(Box::new(groups.clone()))?;
 
         let targets = IntGauge::new(
             "leak_monitor_targets",
@@ -65,6 +78,7 @@ impl Metrics {
         Ok(Metrics {
             registry,
             per_target,
+            groups,
             targets,
             kernel_tracing,
             events,
@@ -83,6 +97,15 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner) = families;
         self.targets
             .set(i64::try_from(snapshots.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces every group series with those of `views` (series of forgotten groups go).
+    pub fn update_groups(&self, views: &[GroupView]) {
+        *self
+            .groups
+            .families
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = groups::group_families(views);
     }
 
     /// Starts both event counters of `kind` at 0, so they are scraped (and `rate()` works) before
@@ -130,8 +153,8 @@ fn add(counters: &IntCounterVec, kind: &str, count: u64) {
     }
 }
 
-/// Serves the families built by the last `update`. Clones share the same state: the registry owns
-/// one, `Metrics` keeps another to swap new families in.
+/// Serves the families built by the last `update` (or `update_groups`). Clones share the same
+/// state: the registry owns one, `Metrics` keeps another to swap new families in.
 #[derive(Clone)]
 struct PerTargetCollector {
     descs: Arc<Vec<Desc>>,
@@ -139,14 +162,16 @@ struct PerTargetCollector {
 }
 
 impl PerTargetCollector {
-    fn new() -> Result<Self, prometheus::Error> {
-        let descs = series::Family::ALL
-            .iter()
-            .map(|family| {
+    /// `families`: (name, help, label names) of every family it may serve.
+    fn new<'a>(
+        families: impl Iterator<Item = (&'a str, &'a str, &'a [&'a str])>,
+    ) -> Result<Self, prometheus::Error> {
+        let descs = families
+            .map(|(name, help, labels)| {
                 Desc::new(
-                    family.name().to_string(),
-                    family.help().to_string(),
-                    family.label_names().iter().map(|l| l.to_string()).collect(),
+                    name.to_string(),
+                    help.to_string(),
+                    labels.iter().map(|l| l.to_string()).collect(),
                     HashMap::new(),
                 )
             })
@@ -227,6 +252,44 @@ mod tests {
     fn lines_of<'a>(text: &'a str, metric: &str) -> Vec<&'a str> {
         let prefix = format!("{metric}{{");
         text.lines().filter(|l| l.starts_with(&prefix)).collect()
+    }
+
+    #[test]
+    fn group_series_carry_the_group_name_and_no_pid() {
+        use crate::monitor::group::{GroupTracker, MemberSample};
+        let mut tracker = GroupTracker::new();
+        let (a, b) = (leaking_worker(41), leaking_worker(42));
+        tracker.observe("web", 100.0, &MemberSample::from(&a));
+        tracker.observe("web", 100.0, &MemberSample::from(&b));
+        tracker.ended("web", 42, b.info.start_time_unix, 101.0);
+        let metrics = Metrics::new().unwrap();
+        metrics.update_groups(&tracker.views(101.0));
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "leak_monitor_group_leak_suspected{target=\"web\",resource=\"rss_bytes\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("leak_monitor_group_members{target=\"web\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("leak_monitor_worker_recycles_total{target=\"web\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("leak_monitor_group") && l.contains("pid=")),
+            "{text}"
+        );
+        let (ok, complaints) = promtool_check(&text);
+        assert!(ok, "promtool: {complaints}\n{text}");
+        // A forgotten group's series go.
+        metrics.update_groups(&[]);
+        assert!(!metrics.encode().contains("leak_monitor_group_members"));
     }
 
     #[test]

@@ -342,7 +342,7 @@ impl Series {
     }
 }
 
-fn metric(
+pub(super) fn metric(
     kind: MetricType,
     names: &[&str],
     values: Vec<String>,

@@ -385,7 +385,10 @@ fn per_accept(snapshot: &ResourceSnapshot, ledgers: Option<&LedgerCounts>) -> Op
 }
 
 impl ResourceReport {
-    fn build(snapshot: &ResourceSnapshot, ledgers: Option<&LedgerCounts>) -> ResourceReport {
+    pub(super) fn build(
+        snapshot: &ResourceSnapshot,
+        ledgers: Option<&LedgerCounts>,
+    ) -> ResourceReport {
         let trend = &snapshot.trend;
         ResourceReport {
             resource: snapshot.resource,
