@@ -112,13 +112,12 @@ fn holders_are_named_under_cpython_312_to_315() {
     let _cpu = cpu_heavy_slot();
     let interpreters = other_interpreters();
     let cases = [LEAKS[1], LEAKS[3]];
+    // One workload per interpreter, each holder kind on two of them (3.12 and 3.14 read a frame
+    // local: 3.14 moved tuple items, which locals are named through): four services at once.
     let runs: Vec<(&Path, &str)> = interpreters
         .iter()
-        .flat_map(|(_, python)| {
-            cases
-                .iter()
-                .map(move |(script, _)| (python.as_path(), *script))
-        })
+        .enumerate()
+        .map(|(i, (_, python))| (python.as_path(), cases[(i + 1) % 2].0))
         .collect();
     let reports = observe_with(&runs);
     let failures: Vec<String> = runs

@@ -295,6 +295,19 @@ fn heap_notes(heap: Option<&Result<HeapFindings, String>>) -> Vec<String> {
     if let Some(error) = &findings.error {
         notes.push(format!("heap census: the last one failed: {error}"));
     }
+    // Named holders are the sites' "Held by"; listed here too, so a holder whose filling line
+    // could not be found (and so has no site) is still reported.
+    for (holder, _) in findings.holders.iter().take(3) {
+        if let Some(path) = &holder.path {
+            notes.push(format!(
+                "heap census: {} ({}) grew from {} to {} entries",
+                path.display(),
+                holder.type_name,
+                holder.len_first,
+                holder.len_last
+            ));
+        }
+    }
     for (holder, _) in findings
         .holders
         .iter()
