@@ -110,10 +110,10 @@ pub fn take(
         let heads = generation_heads(reader, interp + layout.interp_gc)
             .ok_or(CensusError::NoGenerations)?;
         heads_found += heads.len();
-        for head in heads {
+        for &head in &heads {
             walk_list(
                 reader,
-                head,
+                (head, &heads),
                 bounds,
                 started,
                 &mut types,
@@ -182,9 +182,13 @@ fn is_list_head(reader: &mut Reader<'_>, head: u64) -> bool {
     next == head || reader.u64(next + 8).map(|p| p & LINK_MASK) == Some(head)
 }
 
+/// Walks the list at `head` (one of `heads`, the interpreter's generation heads). A node whose
+/// back link is not the node before it, or another generation's head, means the list changed
+/// under the walk (objects moved to another generation, a collection running): the census is
+/// then partial, never a walk around someone else's list until the bounds stop it.
 fn walk_list(
     reader: &mut Reader<'_>,
-    head: u64,
+    (head, heads): (u64, &[u64]),
     bounds: Bounds,
     started: Instant,
     types: &mut Types,
@@ -198,7 +202,12 @@ fn walk_list(
             return;
         }
     };
+    let mut previous = head;
     while node != head {
+        if heads.contains(&node) {
+            census.partial = true;
+            return;
+        }
         if census.objects >= bounds.max_objects
             || (census.objects.is_multiple_of(4096) && started.elapsed() > bounds.max_time)
         {
@@ -209,10 +218,15 @@ fn walk_list(
             census.partial = true;
             return;
         }
-        let Some(next) = reader.u64(node).map(|n| n & LINK_MASK) else {
+        let (Some(next), Some(back)) = (reader.u64(node), reader.u64(node + 8)) else {
             census.partial = true;
             return;
         };
+        if back & LINK_MASK != previous {
+            census.partial = true;
+            return;
+        }
+        let next = next & LINK_MASK;
         census.objects += 1;
         let object = node + GC_HEAD;
         match types.of(reader, object) {
@@ -243,6 +257,7 @@ fn walk_list(
             }
             None => census.unreadable += 1,
         }
+        previous = node;
         node = next;
     }
 }
@@ -364,6 +379,18 @@ mod tests {
         let census = take(&mut reader, &layout(), BASE, Bounds::default()).unwrap();
         assert!(census.partial);
         assert_eq!(census.objects, 2);
+    }
+
+    #[test]
+    fn a_node_moved_into_a_loop_under_the_walk_ends_it_at_once() {
+        let (mut image, objects) = heap(&[10, 3, 40]);
+        // The third object's next link leads back to the first: a cycle without the head, as
+        // when objects move to another list while the walk is on them.
+        assert!(image.write(objects[2] - GC_HEAD, &(objects[0] - GC_HEAD).to_le_bytes()));
+        let mut reader = Reader::new(&image, image.mappings());
+        let census = take(&mut reader, &layout(), BASE, Bounds::default()).unwrap();
+        assert!(census.partial);
+        assert!(census.objects <= 3, "walked {} objects", census.objects);
     }
 
     #[test]

@@ -100,11 +100,15 @@ impl<'m> Reader<'m> {
         while done < buf.len() {
             let at = address + done as u64;
             let base = at & !(CHUNK - 1);
-            // Chunks are clipped to their mapping; key them by their aligned base.
+            // Chunks are clipped to their mapping and keyed by their start: two mappings that
+            // share one aligned window get a chunk each.
             let chunk_start = base.max(map_start);
-            let chunk = self.chunk(base, chunk_start, (base + CHUNK).min(map_end))?;
-            let from = (at - chunk_start) as usize;
-            let take = (chunk.len() - from).min(buf.len() - done);
+            let chunk = self.chunk(chunk_start, chunk_start, (base + CHUNK).min(map_end))?;
+            let from = usize::try_from(at.checked_sub(chunk_start)?).ok()?;
+            let take = chunk.len().checked_sub(from)?.min(buf.len() - done);
+            if take == 0 {
+                return None;
+            }
             buf[done..done + take].copy_from_slice(&chunk[from..from + take]);
             done += take;
         }
@@ -251,6 +255,25 @@ impl Memory for MemoryImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two mappings in one aligned 64 KiB window (a small mapping beside a guard page, say):
+    /// each is read from its own chunk, whichever was read first.
+    #[test]
+    fn mappings_that_share_a_chunk_window_read_their_own_bytes() {
+        let mut image = MemoryImage::default();
+        let (a, b) = (0x20_0000, 0x20_1000);
+        image.put(a, vec![0xaa; 0x1000]);
+        image.put(b, vec![0xbb; 0x2000]);
+        for order in [[a, b + 0x1800], [b + 0x1800, a]] {
+            let mut reader = Reader::new(&image, image.mappings());
+            for at in order {
+                let mut buf = [0u8; 8];
+                assert_eq!(reader.read(at, &mut buf), Some(()), "{at:#x}");
+                let want = if at < b { 0xaa } else { 0xbb };
+                assert_eq!(buf, [want; 8], "{at:#x}");
+            }
+        }
+    }
 
     #[test]
     fn reads_span_chunks_and_stay_inside_mappings() {
