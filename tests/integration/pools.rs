@@ -6,7 +6,9 @@
 //! real gunicorn + Flask app (`--max-requests 300`, 2 workers) under steady load from the test.
 
 use crate::scrape::{self, Series};
-use crate::support::{http_get, python_script, read_json, serve, wait_until, Workload};
+use crate::support::{
+    cpu_heavy_slot, http_get, python_script, read_json, serve, wait_until, Workload,
+};
 use serde_json::Value;
 use std::fs;
 use std::net::SocketAddr;
@@ -94,6 +96,7 @@ fn leak_line(script: &str) -> u64 {
 
 #[test]
 fn a_leak_masked_by_worker_recycling_gets_a_group_verdict_with_its_line() {
+    let _cpu = cpu_heavy_slot();
     let started = Instant::now();
     let (_pool, daemon, addr, dir) = pool_and_daemon("leaky", &["--leak"]);
     let report = wait_until(VERDICT_DEADLINE, "a group report of web", || {
@@ -156,6 +159,7 @@ fn a_leak_masked_by_worker_recycling_gets_a_group_verdict_with_its_line() {
 
 #[test]
 fn the_same_pool_without_the_leak_raises_no_group_alarm() {
+    let _cpu = cpu_heavy_slot();
     let (_pool, daemon, addr, dir) = pool_and_daemon("tidy", &[]);
     // As many recycles as the leaking pool needs for its verdict, and more: ~80 s of them.
     wait_until(VERDICT_DEADLINE, "30 recycled workers", || {
@@ -226,6 +230,7 @@ fn gunicorn_pattern(app: SocketAddr) -> String {
 
 #[test]
 fn gunicorn_with_max_requests_and_a_leak_per_request_gets_a_group_verdict() {
+    let _cpu = cpu_heavy_slot();
     let (_gunicorn, app) = gunicorn(20 * 1024);
     let dir = tempfile::tempdir().expect("temp dir");
     let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
@@ -291,6 +296,7 @@ fn gunicorn_with_max_requests_and_a_leak_per_request_gets_a_group_verdict() {
 
 #[test]
 fn gunicorn_with_max_requests_and_no_leak_raises_no_group_alarm() {
+    let _cpu = cpu_heavy_slot();
     let (_gunicorn, app) = gunicorn(0);
     let dir = tempfile::tempdir().expect("temp dir");
     let dir_arg = dir.path().to_str().expect("utf-8 temp dir");

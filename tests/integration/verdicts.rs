@@ -111,7 +111,14 @@ fn slow_leak_under_allocation_churn_is_found_at_its_true_rate() {
         &["--record-bytes", "30720", "--period-ms", "100"],
     );
     let report = observe(&workload, LEAK_RUN_SECONDS);
-    assert_linear_leak(&report, "rss_bytes", 30_720.0 / 0.1);
+    // The churn gives memory back now and then: a leak whose floor rises through a sawtooth
+    // is as right as a line.
+    assert_leak_rate(&report, "rss_bytes", 30_720.0 / 0.1);
+    let rss = resource(&report, "rss_bytes");
+    assert!(
+        rss["growth_pattern"] == "linear" || rss["growth_pattern"] == "sawtooth",
+        "{rss:#}"
+    );
     assert_not_leak(&report, &["open_fds", "sockets", "threads"]);
 }
 
