@@ -149,13 +149,25 @@ pub fn walk(
     let mut seen: HashSet<u64> = HashSet::new();
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let module_files = module_files(reader, layout, types, roots, &mut queue);
-    frame_roots(reader, layout, roots, &mut queue);
-    while let Some(Pending {
-        object,
-        path,
-        depth,
-    }) = queue.pop_front()
-    {
+    // Globals first, then the threads' frame locals: a container that a module global reaches
+    // is named by that path (`__main__.SERVICE._sessions`), not by a frame that happens to hold
+    // it (or a stale slot of an inlined comprehension); a quarter of the budget stays for frames.
+    let mut frames_queued = false;
+    loop {
+        let globals_done = queue.is_empty() || seen.len() >= MAX_VISITED / 4 * 3;
+        if !frames_queued && globals_done {
+            queue.clear();
+            frame_roots(reader, layout, roots, &mut queue);
+            frames_queued = true;
+        }
+        let Some(Pending {
+            object,
+            path,
+            depth,
+        }) = queue.pop_front()
+        else {
+            break;
+        };
         if seen.len() >= MAX_VISITED {
             break;
         }
