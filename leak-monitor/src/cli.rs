@@ -45,6 +45,9 @@ for *.py files, skipping .git, __pycache__ and virtualenvs."
     /// Compare two JSON reports of one program (before and after a deploy): per resource and
     /// source line, the new leaks, the fixed ones, and rates up or down.
     Diff(DiffArgs),
+    /// Rebuild the reports of a recording (`run --record`) offline: the same verdicts, sites
+    /// and figures, without the process.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +135,32 @@ pub struct RunArgs {
     pub duration: f64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub outputs: ReportPaths,
+    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
+    #[arg(long)]
+    pub fail_on_leak: bool,
+    /// Record what the engine sees here (samples, sites, capabilities), to rebuild the reports
+    /// offline with `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording (`run --record FILE`).
+    #[arg(value_name = "FILE")]
+    pub recording: PathBuf,
+    #[command(flatten)]
+    pub outputs: ReportPaths,
+    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+/// Where the reports go (`run`, `replay`).
+#[derive(Debug, Args)]
+pub struct ReportPaths {
     /// Write the JSON report (schema leak-monitor/report/v1) here; with several PIDs, one file
     /// per PID (r.json becomes r.PID.json) [default: none].
     #[arg(long, value_name = "PATH")]
@@ -142,9 +171,6 @@ pub struct RunArgs {
     /// Write a self-contained HTML report (charts, flame graph) here [default: none].
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
-    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
-    #[arg(long)]
-    pub fail_on_leak: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +180,9 @@ pub struct WatchArgs {
     pub pid: i32,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Record what the engine sees here, for `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +233,9 @@ pub struct DemoArgs {
     /// Also write the HTML report here (it is always written beside the JSON and Markdown ones).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+    /// Record what the engine sees here, for `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

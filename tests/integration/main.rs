@@ -11,7 +11,8 @@
 //! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
 //! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
 //! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
-//! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers.
+//! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers,
+//! `recording` a run recorded and replayed offline.
 //! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -53,6 +54,7 @@ mod metrics;
 mod pools;
 mod progress;
 mod prometheus;
+mod recording;
 mod safety;
 mod scrape;
 mod serve_config;

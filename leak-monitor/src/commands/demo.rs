@@ -3,6 +3,7 @@
 //! the report. Needs nothing but `python3`.
 
 use super::metrics_server::MetricsServer;
+use super::record::Recording;
 use super::report_files::{create_private_dir, write_private};
 use super::ticker::StopFlag;
 use super::tracing;
@@ -15,6 +16,7 @@ use crate::monitor::TargetMonitor;
 use crate::outputs::html;
 use crate::outputs::metrics::Metrics;
 use crate::outputs::report::{render_markdown, Report};
+use crate::recording::format::ReportInputs;
 use crate::targets;
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
@@ -36,6 +38,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    Recording::check(args.record.as_deref())?;
     let stop = StopFlag::on_signals()?;
     let workdir = tempfile::Builder::new()
         .prefix("leak-monitor-demo-")
@@ -81,6 +84,14 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         crate::humanize::duration(args.duration)
     ));
 
+    let mut recording = match &args.record {
+        Some(path) => Some(Recording::start(
+            path,
+            &capabilities,
+            std::slice::from_ref(&monitor),
+        )?),
+        None => None,
+    };
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
     follow_live(
         &mut monitor,
@@ -88,14 +99,27 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(deadline),
         &stop,
         &footer,
-        |snapshot| {
+        |monitor, snapshot| {
             metrics.update(std::slice::from_ref(snapshot));
             event_counters.update(tracer.as_ref(), &metrics);
+            if let Some(recording) = recording.as_mut() {
+                recording.write(|r| r.observe(monitor));
+            }
         },
     );
-    drop(workload);
 
-    let report = Report::build(&monitor.snapshot(), &capabilities, SystemTime::now());
+    // The report is taken while the workload still runs: its exit ends its threads, and the
+    // kernel's thread ledger would lose the leaked ones and the line that started them.
+    let generated = SystemTime::now();
+    let report = Report::build(&monitor.snapshot(), &capabilities, generated);
+    if let Some(recording) = recording.as_mut() {
+        let inputs = ReportInputs::new(generated, capabilities.clone());
+        recording.write(|r| r.report(&monitor, inputs));
+    }
+    drop(workload);
+    if let Some(recording) = recording {
+        recording.finish()?;
+    }
     let markdown = render_markdown(std::slice::from_ref(&report));
     print!("{markdown}");
     let out_dir = std::env::temp_dir().join(format!("leak-monitor-demo-{}", std::process::id()));

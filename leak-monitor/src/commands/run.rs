@@ -1,16 +1,17 @@
 //! `leak-monitor run`: observe targets for a fixed time, then write the report(s).
 
-use super::report_files::{check_writable, write_or_fall_back};
+use super::record::Recording;
+use super::report_outputs::{check_report_paths, write_reports};
 use super::resolve::attach_pids;
 use super::ticker::{StopFlag, Ticker};
-use super::{progress::Progress, tracing, UsageError};
+use super::{progress::Progress, tracing};
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::RunArgs;
 use crate::monitor::{Ended, StacksStatus, TargetMonitor};
-use crate::outputs::html;
-use crate::outputs::report::{render_markdown, Report};
+use crate::outputs::report::Report;
+use crate::recording::format::ReportInputs;
+use crate::recording::unix_seconds;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,12 +20,8 @@ const EXIT_LEAK_FOUND: u8 = 3;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // `--duration` is checked by its parser (positive, finite, bounded).
-    for path in [&args.json, &args.markdown, &args.html]
-        .into_iter()
-        .flatten()
-    {
-        check_writable(path).map_err(|err| UsageError(format!("{err:#}")))?;
-    }
+    check_report_paths(&args.outputs)?;
+    Recording::check(args.record.as_deref())?;
     let interval = args.sampling.interval();
     let stop = StopFlag::on_signals()?;
     let mut monitors = attach_pids(&args.pids, interval, args.sampling.attribution())?;
@@ -47,12 +44,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let mut recording = match &args.record {
+        Some(path) => Some(Recording::start(path, &capabilities, &monitors)?),
+        None => None,
+    };
+
     let asked = Duration::from_secs_f64(args.duration);
-    let cut_short_by = observe(&mut monitors, asked, interval, &stop);
+    let cut_short_by = observe(&mut monitors, asked, interval, &stop, recording.as_mut());
 
     let dropped = tracer.as_deref().map(tracing::dropped_by_kind);
-    let reports = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
-    write_reports(&args, &reports, &monitors)?;
+    let built = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
+    if let Some(recording) = recording.as_mut() {
+        for (monitor, (_, inputs)) in monitors.iter().zip(&built) {
+            recording.write(|r| r.report(monitor, inputs.clone()));
+        }
+    }
+    let reports: Vec<Report> = built.into_iter().map(|(report, _)| report).collect();
+    let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
+    write_reports(&args.outputs, &reports, &series)?;
+    if let Some(recording) = recording {
+        recording.finish()?;
+    }
 
     let leak_found = reports.iter().any(Report::has_leak);
     Ok(if args.fail_on_leak && leak_found {
@@ -70,6 +82,7 @@ fn observe(
     duration: Duration,
     interval: Duration,
     stop: &StopFlag,
+    mut recording: Option<&mut Recording>,
 ) -> Option<&'static str> {
     let started = Instant::now();
     let deadline = started + duration;
@@ -82,6 +95,9 @@ fn observe(
         for monitor in monitors.iter_mut() {
             // Errors are kept in the monitor (ended) or transient: the run goes on.
             let _ = monitor.tick(now);
+            if let Some(recording) = recording.as_deref_mut() {
+                recording.write(|r| r.observe(monitor));
+            }
         }
         progress.update(now.duration_since(started), monitors);
     }
@@ -89,12 +105,13 @@ fn observe(
     stop.signal()
 }
 
+/// Each target's report, and what it was built from beside the snapshot (for a recording).
 fn build_reports(
     monitors: &[TargetMonitor],
     capabilities: &Capabilities,
     cut_short_by: Option<&str>,
     dropped: Option<&BTreeMap<String, u64>>,
-) -> Vec<Report> {
+) -> Vec<(Report, ReportInputs)> {
     let lost: u64 = dropped.map_or(0, |d| d.values().sum());
     let now = SystemTime::now();
     monitors
@@ -127,70 +144,17 @@ fn build_reports(
                 ));
             }
             let mut report = Report::build(&snapshot, &capabilities, now);
-            report.observation.dropped_events = dropped.cloned();
-            report.observation.cut_short = Some(cut_short_by.is_some());
-            report.observation.target_exited_after_seconds =
-                exited.then_some(snapshot.observed_seconds);
-            report
-        })
-        .collect()
-}
-
-/// Writes every report asked for. One that cannot be written where asked (its directory was
-/// removed during the run, the disk is full) goes to a fallback file or stdout, the others are
-/// still written, and the run then fails (exit 1) saying where each went.
-fn write_reports(
-    args: &RunArgs,
-    reports: &[Report],
-    monitors: &[TargetMonitor],
-) -> anyhow::Result<()> {
-    let mut outputs = Vec::new();
-    if let Some(path) = &args.json {
-        for (report, path) in reports.iter().zip(per_target_paths(path, reports)) {
-            outputs.push((path, report.to_json()?));
-        }
-    }
-    if let Some(path) = &args.markdown {
-        outputs.push((path.clone(), render_markdown(reports)));
-    }
-    if let Some(path) = &args.html {
-        let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
-        outputs.push((path.clone(), html::render(reports, &series)));
-    }
-    let mut misplaced = 0;
-    for (path, contents) in outputs {
-        if let Err(err) = write_or_fall_back(&path, &contents) {
-            eprintln!("leak-monitor: {err}");
-            misplaced += 1;
-        }
-    }
-    if args.json.is_none() && args.markdown.is_none() {
-        print!("{}", render_markdown(reports));
-    }
-    if misplaced > 0 {
-        anyhow::bail!("{misplaced} report file(s) could not be written where asked (see above)");
-    }
-    Ok(())
-}
-
-/// One JSON report per target: `PATH` itself for one target, `STEM.PID.EXT` for several, so
-/// each file stays a single `leak-monitor/report/v1` object.
-fn per_target_paths(path: &Path, reports: &[Report]) -> Vec<PathBuf> {
-    if reports.len() <= 1 {
-        return vec![path.to_path_buf()];
-    }
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let ext = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()));
-    reports
-        .iter()
-        .map(|r| {
-            path.with_file_name(format!(
-                "{stem}.{}{}",
-                r.target.pid,
-                ext.as_deref().unwrap_or("")
-            ))
+            let inputs = ReportInputs {
+                generated_unix: unix_seconds(now),
+                capabilities,
+                cut_short: Some(cut_short_by.is_some()),
+                target_exited_after_seconds: exited.then_some(snapshot.observed_seconds),
+                dropped_events: dropped.cloned(),
+            };
+            report.observation.dropped_events = inputs.dropped_events.clone();
+            report.observation.cut_short = inputs.cut_short;
+            report.observation.target_exited_after_seconds = inputs.target_exited_after_seconds;
+            (report, inputs)
         })
         .collect()
 }

@@ -1,0 +1,80 @@
+//! `run --record` and `replay` end to end: a live run's reports rebuilt from its recording,
+//! byte for byte, and what `replay` says of files that are not recordings.
+
+use crate::support::{leak_monitor, Workload};
+use std::fs;
+
+#[test]
+fn a_replay_writes_the_reports_the_live_run_wrote() {
+    let workload = Workload::start("fd_leak.py", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let live = leak_monitor(&[
+        "run",
+        "--pid",
+        &workload.pid_arg(),
+        "--duration",
+        "15",
+        "--json",
+        &path("live.json"),
+        "--markdown",
+        &path("live.md"),
+        "--record",
+        &path("run.lmrec"),
+    ]);
+    assert_eq!(live.code, Some(0), "{live}");
+    assert!(live.stderr.contains("recording written to"), "{live}");
+    drop(workload);
+
+    // Offline: the workload is gone, the report is the same.
+    let replayed = leak_monitor(&[
+        "replay",
+        &path("run.lmrec"),
+        "--json",
+        &path("replay.json"),
+        "--markdown",
+        &path("replay.md"),
+        "--html",
+        &path("replay.html"),
+        "--fail-on-leak",
+    ]);
+    assert_eq!(replayed.code, Some(3), "the fd leak is a leak: {replayed}");
+    for (a, b) in [("live.json", "replay.json"), ("live.md", "replay.md")] {
+        assert_eq!(
+            fs::read_to_string(path(a)).unwrap(),
+            fs::read_to_string(path(b)).unwrap(),
+            "{a} and {b} differ"
+        );
+    }
+    let page = fs::read_to_string(path("replay.html")).unwrap();
+    assert!(page.contains("<svg class=\"chart\""), "{page}");
+}
+
+#[test]
+fn replay_refuses_what_is_not_a_recording_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    fs::write(&report, "{\"schema\":\"leak-monitor/report/v1\"}\n").unwrap();
+    let truncated = dir.path().join("cut.lmrec");
+    fs::write(
+        &truncated,
+        "{\"format\":\"leak-monitor/recording/v1\",\"recorded_by\":\"0\",\"started_unix\":0,\
+         \"capabilities\":{\"procfs\":true,\"ebpf\":false,\"python_stacks\":false,\"notes\":[]}}\n\
+         {\"kind\":\"sample\",\"pid\":1,\"t\":0,\"sa",
+    )
+    .unwrap();
+    for (file, says) in [
+        (dir.path().join("missing.lmrec"), "No such file"),
+        (report, "no `format` field"),
+        (truncated, "cut.lmrec:2: "),
+        (dir.path().to_path_buf(), "Is a directory"),
+    ] {
+        let outcome = leak_monitor(&["replay", file.to_str().unwrap()]);
+        assert_eq!(outcome.code, Some(2), "{outcome}");
+        let stderr = outcome.stderr.trim();
+        assert!(
+            stderr.lines().count() == 1 && stderr.contains(says),
+            "{says}: {outcome}"
+        );
+    }
+}
