@@ -212,8 +212,12 @@ pub struct ServeArgs {
     /// leaking target exits (created mode 0700) [default: no reports written].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Record each target in this directory (one `GROUP-PID-START.lmrec` per process, created
+    /// mode 0700), for `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
     /// Read options from this TOML file (keys: pids, match, match_container, match_unit,
-    /// python, listen, report_dir,
+    /// python, listen, report_dir, record_dir,
     /// interval_ms, ebpf, track_allocations); flags given on the command line win
     /// [default: none].
     #[arg(long, value_name = "FILE")]

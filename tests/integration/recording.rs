@@ -1,8 +1,9 @@
 //! `run --record` and `replay` end to end: a live run's reports rebuilt from its recording,
-//! byte for byte, and what `replay` says of files that are not recordings.
+//! byte for byte (the daemon's too), and what `replay` says of files that are not recordings.
 
-use crate::support::{leak_monitor, Workload};
+use crate::support::{leak_monitor, serve, wait_until, Workload};
 use std::fs;
+use std::time::Duration;
 
 #[test]
 fn a_replay_writes_the_reports_the_live_run_wrote() {
@@ -77,4 +78,65 @@ fn replay_refuses_what_is_not_a_recording_in_one_line() {
             "{says}: {outcome}"
         );
     }
+}
+
+#[test]
+fn the_daemon_records_each_target_and_its_recording_replays_to_its_last_report() {
+    let mut workload = Workload::start("fd_leak.py", &["--rate", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let recordings = dir.path().join("recordings");
+    let pid = workload.pid_arg();
+    let (daemon, _addr) = serve(&[
+        "--pid",
+        &pid,
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--record-dir",
+        recordings.to_str().unwrap(),
+    ]);
+    // The leak report, then the target's exit with its leak: a second report, and the end of
+    // its recording.
+    let leak_report = |why: &str| {
+        fs::read_dir(&reports)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.contains(&format!("-{pid}-{why}-")) && name.ends_with(".json")
+            })
+    };
+    wait_until(Duration::from_secs(120), "a leak report", || {
+        leak_report("leak")
+    });
+    workload.kill();
+    let exited = wait_until(Duration::from_secs(30), "the exit report", || {
+        leak_report("exited")
+    });
+    wait_until(Duration::from_secs(30), "the recording to close", || {
+        daemon
+            .output_so_far()
+            .contains(&format!("recording of pid {pid} closed"))
+            .then_some(())
+    });
+    let recording = fs::read_dir(&recordings)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains(&format!("-{pid}-")))
+        .expect("a recording named for the PID");
+    let replayed = dir.path().join("replayed.json");
+    let outcome = leak_monitor(&[
+        "replay",
+        recording.to_str().unwrap(),
+        "--json",
+        replayed.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    assert_eq!(
+        fs::read_to_string(&replayed).unwrap(),
+        fs::read_to_string(&exited).unwrap(),
+        "the replay differs from the daemon's last report"
+    );
 }

@@ -111,10 +111,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // The report is taken while the workload still runs: its exit ends its threads, and the
     // kernel's thread ledger would lose the leaked ones and the line that started them.
     let generated = SystemTime::now();
-    let report = Report::build(&monitor.snapshot(), &capabilities, generated);
+    let snapshot = monitor.snapshot();
+    let report = Report::build(&snapshot, &capabilities, generated);
     if let Some(recording) = recording.as_mut() {
         let inputs = ReportInputs::new(generated, capabilities.clone());
-        recording.write(|r| r.report(&monitor, inputs));
+        recording.write(|r| r.report(&snapshot, inputs));
     }
     drop(workload);
     if let Some(recording) = recording {

@@ -7,7 +7,7 @@ use super::ticker::{StopFlag, Ticker};
 use super::{progress::Progress, tracing};
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::RunArgs;
-use crate::monitor::{Ended, StacksStatus, TargetMonitor};
+use crate::monitor::{Ended, StacksStatus, TargetMonitor, TargetSnapshot};
 use crate::outputs::report::Report;
 use crate::recording::format::ReportInputs;
 use crate::recording::unix_seconds;
@@ -55,11 +55,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let dropped = tracer.as_deref().map(tracing::dropped_by_kind);
     let built = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
     if let Some(recording) = recording.as_mut() {
-        for (monitor, (_, inputs)) in monitors.iter().zip(&built) {
-            recording.write(|r| r.report(monitor, inputs.clone()));
+        for built in &built {
+            recording.write(|r| r.report(&built.snapshot, built.inputs.clone()));
         }
     }
-    let reports: Vec<Report> = built.into_iter().map(|(report, _)| report).collect();
+    let reports: Vec<Report> = built.into_iter().map(|built| built.report).collect();
     let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
     write_reports(&args.outputs, &reports, &series)?;
     if let Some(recording) = recording {
@@ -105,13 +105,19 @@ fn observe(
     stop.signal()
 }
 
-/// Each target's report, and what it was built from beside the snapshot (for a recording).
+/// A target's report and what it was built from (a recording keeps both).
+struct Built {
+    report: Report,
+    snapshot: TargetSnapshot,
+    inputs: ReportInputs,
+}
+
 fn build_reports(
     monitors: &[TargetMonitor],
     capabilities: &Capabilities,
     cut_short_by: Option<&str>,
     dropped: Option<&BTreeMap<String, u64>>,
-) -> Vec<(Report, ReportInputs)> {
+) -> Vec<Built> {
     let lost: u64 = dropped.map_or(0, |d| d.values().sum());
     let now = SystemTime::now();
     monitors
@@ -154,7 +160,11 @@ fn build_reports(
             report.observation.dropped_events = inputs.dropped_events.clone();
             report.observation.cut_short = inputs.cut_short;
             report.observation.target_exited_after_seconds = inputs.target_exited_after_seconds;
-            (report, inputs)
+            Built {
+                report,
+                snapshot,
+                inputs,
+            }
         })
         .collect()
 }

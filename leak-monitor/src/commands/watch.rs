@@ -59,10 +59,11 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         capabilities.note("the target exited during the watch");
     }
     let generated = SystemTime::now();
-    let report = Report::build(&monitor.snapshot(), &capabilities, generated);
+    let snapshot = monitor.snapshot();
+    let report = Report::build(&snapshot, &capabilities, generated);
     print!("{}", render_markdown(&[report]));
     if let Some(mut recording) = recording {
-        recording.write(|r| r.report(&monitor, ReportInputs::new(generated, capabilities)));
+        recording.write(|r| r.report(&snapshot, ReportInputs::new(generated, capabilities)));
         recording.finish()?;
     }
     Ok(ExitCode::SUCCESS)

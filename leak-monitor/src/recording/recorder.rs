@@ -4,9 +4,9 @@
 
 use super::format::{Evidence, Header, Record, RecordedSample, ReportInputs, FORMAT};
 use crate::capabilities::Capabilities;
-use crate::monitor::TargetMonitor;
+use crate::monitor::{TargetMonitor, TargetSnapshot};
 use crate::sampling::Limits;
-use crate::targets::TargetInfo;
+use crate::targets::{TargetId, TargetInfo};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -106,29 +106,34 @@ impl Recorder {
         };
         self.line(&record)?;
         if due {
-            self.evidence(monitor, t)?;
+            self.evidence(&monitor.snapshot(), t)?;
         }
         self.flush()
     }
 
-    /// Writes the evidence as of now and what the report was built from.
+    /// Writes the evidence of `snapshot` (the one the report was built from) and what else the
+    /// report was built from. A target never observed has nothing to replay: it is skipped.
     pub fn report(
         &mut self,
-        monitor: &TargetMonitor,
+        snapshot: &TargetSnapshot,
         report: ReportInputs,
     ) -> Result<(), RecordError> {
-        let t = monitor.last_tick().map_or(0.0, |tick| tick.t);
-        self.evidence(monitor, t)?;
-        let pid = monitor.info().id.pid;
+        let pid = snapshot.info.id.pid;
+        if !self.knows(snapshot.info.id) {
+            return Ok(());
+        }
+        self.evidence(snapshot, snapshot.observed_seconds)?;
         self.line(&Record::Report { pid, report })?;
         self.flush()
     }
 
-    /// The evidence, when it changed since it was last written.
-    fn evidence(&mut self, monitor: &TargetMonitor, t: f64) -> Result<(), RecordError> {
-        let evidence = Evidence::of(&monitor.snapshot());
-        let pid = monitor.info().id.pid;
-        let followed = self.follow(monitor)?;
+    /// The evidence of `snapshot`, when it changed since it was last written.
+    fn evidence(&mut self, snapshot: &TargetSnapshot, t: f64) -> Result<(), RecordError> {
+        let evidence = Evidence::of(snapshot);
+        let pid = snapshot.info.id.pid;
+        let Some(followed) = self.targets.get_mut(&pid) else {
+            return Ok(());
+        };
         followed.evidence_at = Some(t);
         if followed.evidence.as_ref() == Some(&evidence) {
             return Ok(());
@@ -139,6 +144,10 @@ impl Recorder {
             t,
             evidence: Box::new(evidence),
         })
+    }
+
+    fn knows(&self, id: TargetId) -> bool {
+        self.targets.get(&id.pid).is_some_and(|f| f.info.id == id)
     }
 
     /// The target's state, writing its `target` record when it is first seen (or its PID was

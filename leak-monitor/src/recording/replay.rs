@@ -47,11 +47,12 @@ pub enum ReplayError {
     NoTargets { path: String },
 }
 
-/// One target of a recording, replayed.
+/// One target of a recording, replayed: as of its last report (a run writes one at its end,
+/// the daemon one at each leak verdict and exit), else as of its last sample.
 pub struct Replayed {
     pub snapshot: TargetSnapshot,
     pub series: Vec<ResourceSeries>,
-    /// What the recorded report was built with; `None` when the recording ends before one.
+    /// What the recorded report was built with; `None` when the recording has none.
     pub report_inputs: Option<ReportInputs>,
 }
 
@@ -218,7 +219,8 @@ struct TargetReplay {
     samples: u64,
     last_t: f64,
     evidence: Option<Evidence>,
-    report_inputs: Option<ReportInputs>,
+    /// The target as of its last `report` record.
+    reported: Option<Replayed>,
 }
 
 impl TargetReplay {
@@ -232,7 +234,7 @@ impl TargetReplay {
             samples: 0,
             last_t: 0.0,
             evidence: None,
-            report_inputs: None,
+            reported: None,
         }
     }
 
@@ -260,11 +262,29 @@ impl TargetReplay {
                 self.info = evidence.info.clone();
                 self.evidence = Some(*evidence);
             }
-            Record::Report { report, .. } => self.report_inputs = Some(report),
+            Record::Report { report, .. } => {
+                self.reported = Some(Replayed {
+                    snapshot: self.snapshot(),
+                    series: self.trends.series(),
+                    report_inputs: Some(report),
+                });
+            }
         }
     }
 
     fn finish(self) -> Replayed {
+        match self.reported {
+            Some(reported) => reported,
+            None => Replayed {
+                snapshot: self.snapshot(),
+                series: self.trends.series(),
+                report_inputs: None,
+            },
+        }
+    }
+
+    /// The target as of the records read so far.
+    fn snapshot(&self) -> TargetSnapshot {
         let evidence = self.evidence.as_ref();
         let resources = Resource::ALL
             .iter()
@@ -280,9 +300,9 @@ impl TargetReplay {
                 ))
             })
             .collect();
-        let snapshot = TargetSnapshot {
-            info: self.info,
-            latest: self.latest.unwrap_or_default(),
+        TargetSnapshot {
+            info: self.info.clone(),
+            latest: self.latest.clone().unwrap_or_default(),
             limits: self.limits,
             resources,
             observed_seconds: self.last_t,
@@ -297,11 +317,6 @@ impl TargetReplay {
                 |e| e.stacks.clone(),
             ),
             heap: evidence.and_then(|e| e.heap.clone()),
-        };
-        Replayed {
-            series: self.trends.series(),
-            snapshot,
-            report_inputs: self.report_inputs,
         }
     }
 }
