@@ -1,7 +1,7 @@
 //! `run --record` and `replay` end to end: a live run's reports rebuilt from its recording,
 //! byte for byte (the daemon's too), and what `replay` says of files that are not recordings.
 
-use crate::support::{leak_monitor, serve, wait_until, Workload};
+use crate::support::{leak_monitor, serve, wait_until, LeakMonitor, Workload};
 use std::fs;
 use std::time::Duration;
 
@@ -138,5 +138,39 @@ fn the_daemon_records_each_target_and_its_recording_replays_to_its_last_report()
         fs::read_to_string(&replayed).unwrap(),
         fs::read_to_string(&exited).unwrap(),
         "the replay differs from the daemon's last report"
+    );
+}
+
+#[test]
+fn a_watch_ended_by_ctrl_c_records_the_report_it_printed() {
+    let workload = Workload::start("fd_leak.py", &["--rate", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("watch.lmrec");
+    let watch = LeakMonitor::spawn(&[
+        "watch",
+        "--pid",
+        &workload.pid_arg(),
+        "--record",
+        recording.to_str().unwrap(),
+    ]);
+    // A few ticks, then Ctrl-C.
+    wait_until(Duration::from_secs(60), "a few status lines", || {
+        (watch.output_so_far().matches("| fds ").count() >= 6).then_some(())
+    });
+    // SAFETY: kill(2) on a child this test started and still holds.
+    assert_eq!(unsafe { libc::kill(watch.pid() as i32, libc::SIGINT) }, 0);
+    let outcome = watch.finish();
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    // The replay prints the report the watch printed after its live lines.
+    let replayed = leak_monitor(&["replay", recording.to_str().unwrap()]);
+    assert_eq!(replayed.code, Some(0), "{replayed}");
+    assert!(
+        replayed.stdout.contains("## Memory Leak Report"),
+        "{replayed}"
+    );
+    assert!(
+        outcome.stdout.ends_with(&replayed.stdout),
+        "{outcome}\n--- replayed ---\n{}",
+        replayed.stdout
     );
 }

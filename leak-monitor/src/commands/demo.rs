@@ -5,11 +5,11 @@
 use super::metrics_server::MetricsServer;
 use super::record::Recording;
 use super::report_files::{create_private_dir, write_private};
+use super::session::Session;
 use super::ticker::StopFlag;
 use super::tracing;
-use super::view::follow_live;
+use super::view::LiveView;
 use super::UsageError;
-use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::{DemoArgs, SamplingArgs, TracingMode};
 use crate::events::Engagement;
 use crate::monitor::TargetMonitor;
@@ -51,16 +51,15 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let info = targets::identify(workload.pid(), Some("demo"))
         .with_context(|| format!("identifying the demo workload (pid {})", workload.pid()))?;
     let interval = SamplingArgs::DEFAULT_INTERVAL;
-    let mut monitor =
+    let monitor =
         TargetMonitor::attach(info, interval).context("attaching to the demo workload")?;
-
-    let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start_following(
-        &mut capabilities,
+    let mut session = Session::start(
+        vec![monitor],
         TracingMode::Events,
         Engagement::default(),
-        std::slice::from_mut(&mut monitor),
-    );
+        args.record.as_deref(),
+    )?;
+    let capabilities = session.capabilities.clone();
     capabilities.announce();
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
     let mut event_counters = tracing::EventCounters::declare(&metrics);
@@ -84,50 +83,34 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         crate::humanize::duration(args.duration)
     ));
 
-    let mut recording = match &args.record {
-        Some(path) => Some(Recording::start(
-            path,
-            &capabilities,
-            std::slice::from_ref(&monitor),
-        )?),
-        None => None,
-    };
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
-    follow_live(
-        &mut monitor,
-        interval,
-        Some(deadline),
-        &stop,
-        &footer,
-        |monitor, snapshot| {
-            metrics.update(std::slice::from_ref(snapshot));
-            event_counters.update(tracer.as_ref(), &metrics);
-            if let Some(recording) = recording.as_mut() {
-                recording.write(|r| r.observe(monitor));
-            }
-        },
-    );
+    let tracer = session.tracer().cloned();
+    let mut view = LiveView::new(footer);
+    session.observe(interval, Some(deadline), &stop, |_, monitors| {
+        let snapshot = view.show(&monitors[0]);
+        metrics.update(std::slice::from_ref(&snapshot));
+        event_counters.update(tracer.as_ref(), &metrics);
+    });
+    drop(view);
 
     // The report is taken while the workload still runs: its exit ends its threads, and the
     // kernel's thread ledger would lose the leaked ones and the line that started them.
     let generated = SystemTime::now();
-    let snapshot = monitor.snapshot();
+    let snapshot = session.monitors[0].snapshot();
     let report = Report::build(&snapshot, &capabilities, generated);
-    if let Some(recording) = recording.as_mut() {
-        let inputs = ReportInputs::new(generated, capabilities.clone());
-        recording.write(|r| r.report(&snapshot, inputs));
-    }
+    session.record_report(&snapshot, ReportInputs::new(generated, capabilities));
     drop(workload);
-    if let Some(recording) = recording {
-        recording.finish()?;
-    }
+    session.finish_recording()?;
     let markdown = render_markdown(std::slice::from_ref(&report));
     print!("{markdown}");
     let out_dir = std::env::temp_dir().join(format!("leak-monitor-demo-{}", std::process::id()));
     create_private_dir(&out_dir)?;
     write_private(&out_dir.join("report.json"), &report.to_json()?)?;
     write_private(&out_dir.join("report.md"), &markdown)?;
-    let page = html::render(std::slice::from_ref(&report), &[monitor.series()]);
+    let page = html::render(
+        std::slice::from_ref(&report),
+        &[session.monitors[0].series()],
+    );
     write_private(&out_dir.join("report.html"), &page)?;
     if let Some(path) = &args.html {
         std::fs::write(path, &page).with_context(|| format!("writing {}", path.display()))?;

@@ -16,6 +16,7 @@ mod resolve;
 mod run;
 mod serve;
 pub mod serve_config;
+mod session;
 mod ticker;
 mod tracing;
 mod view;

@@ -3,9 +3,10 @@
 use super::record::Recording;
 use super::report_outputs::{check_report_paths, write_reports};
 use super::resolve::attach_pids;
-use super::ticker::{StopFlag, Ticker};
+use super::session::Session;
+use super::ticker::StopFlag;
 use super::{progress::Progress, tracing};
-use crate::capabilities::{Capabilities, Privileges};
+use crate::capabilities::Capabilities;
 use crate::cli::RunArgs;
 use crate::monitor::{Ended, StacksStatus, TargetMonitor, TargetSnapshot};
 use crate::outputs::report::Report;
@@ -24,18 +25,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Recording::check(args.record.as_deref())?;
     let interval = args.sampling.interval();
     let stop = StopFlag::on_signals()?;
-    let mut monitors = attach_pids(&args.pids, interval, args.sampling.attribution())?;
-
-    let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    // Kept for the run: dropping it detaches the programs.
-    let tracer = tracing::start_following(
-        &mut capabilities,
+    let monitors = attach_pids(&args.pids, interval, args.sampling.attribution())?;
+    let mut session = Session::start(
+        monitors,
         args.sampling.tracing(),
         args.sampling.engagement(),
-        &mut monitors,
-    );
-    capabilities.announce();
-    for monitor in &monitors {
+        args.record.as_deref(),
+    )?;
+    session.capabilities.announce();
+    for monitor in &session.monitors {
         if let StacksStatus::Off(why) = monitor.stacks_status() {
             eprintln!(
                 "leak-monitor: PID {}: Python stacks are off: {why}",
@@ -44,27 +42,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let mut recording = match &args.record {
-        Some(path) => Some(Recording::start(path, &capabilities, &monitors)?),
-        None => None,
-    };
-
     let asked = Duration::from_secs_f64(args.duration);
-    let cut_short_by = observe(&mut monitors, asked, interval, &stop, recording.as_mut());
+    let mut progress = Progress::on_terminal(asked);
+    let cut_short_by = session.observe(
+        interval,
+        Some(Instant::now() + asked),
+        &stop,
+        |elapsed, monitors| progress.update(elapsed, monitors),
+    );
+    progress.finish();
 
-    let dropped = tracer.as_deref().map(tracing::dropped_by_kind);
-    let built = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
-    if let Some(recording) = recording.as_mut() {
-        for built in &built {
-            recording.write(|r| r.report(&built.snapshot, built.inputs.clone()));
-        }
+    let dropped = session.tracer().map(|t| tracing::dropped_by_kind(t));
+    let built = build_reports(
+        &session.monitors,
+        &session.capabilities,
+        cut_short_by,
+        dropped.as_ref(),
+    );
+    for built in &built {
+        session.record_report(&built.snapshot, built.inputs.clone());
     }
     let reports: Vec<Report> = built.into_iter().map(|built| built.report).collect();
-    let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
+    let series: Vec<_> = session.monitors.iter().map(TargetMonitor::series).collect();
     write_reports(&args.outputs, &reports, &series)?;
-    if let Some(recording) = recording {
-        recording.finish()?;
-    }
+    session.finish_recording()?;
 
     let leak_found = reports.iter().any(Report::has_leak);
     Ok(if args.fail_on_leak && leak_found {
@@ -72,37 +73,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Samples every monitor until the duration is over, all targets have ended, or a signal
-/// arrives (then the report is written with what was seen). Returns the signal that cut the
-/// run short, if one did.
-fn observe(
-    monitors: &mut [TargetMonitor],
-    duration: Duration,
-    interval: Duration,
-    stop: &StopFlag,
-    mut recording: Option<&mut Recording>,
-) -> Option<&'static str> {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut ticker = Ticker::new(interval);
-    let mut progress = Progress::on_terminal(duration);
-    while Instant::now() < deadline && monitors.iter().any(|m| m.ended().is_none()) {
-        let Some(now) = ticker.wait(stop) else {
-            break;
-        };
-        for monitor in monitors.iter_mut() {
-            // Errors are kept in the monitor (ended) or transient: the run goes on.
-            let _ = monitor.tick(now);
-            if let Some(recording) = recording.as_deref_mut() {
-                recording.write(|r| r.observe(monitor));
-            }
-        }
-        progress.update(now.duration_since(started), monitors);
-    }
-    progress.finish();
-    stop.signal()
 }
 
 /// A target's report and what it was built from (a recording keeps both).
