@@ -71,7 +71,7 @@ pub struct SamplingArgs {
     /// what existed before is pre-existing. `always`: from the first moment; every syscall on
     /// the machine then takes the kernel's slow path (an open/close loop ran about 1.3x slower
     /// on our machines) [default: on-growth].
-    #[arg(long, value_enum, value_name = "WHEN", conflicts_with = "no_ebpf")]
+    #[arg(long, value_name = "WHEN", conflicts_with = "no_ebpf", value_parser = engagement())]
     pub kernel_tracing: Option<Engagement>,
     /// Do not take censuses of the Python heap while memory grows: rss_bytes sites are then the
     /// lines that allocated, not the containers that keep the memory [default: censuses on].
@@ -299,6 +299,25 @@ pub struct DiffArgs {
 pub const MAX_SECONDS: f64 = 315_360_000.0;
 
 /// A `--duration`: a positive, finite number of seconds up to `MAX_SECONDS`.
+/// `--kernel-tracing WHEN`: the engine's `Engagement`, named as the flag spells it (the engine
+/// does not depend on clap).
+fn engagement() -> impl clap::builder::TypedValueParser<Value = Engagement> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new(Engagement::OnGrowth.as_str())
+            .help("While a followed process grows, and for a minute after (the default)"),
+        PossibleValue::new(Engagement::Always.as_str())
+            .help("From start to end: every fd, thread and page is traced"),
+    ])
+    .map(|name| {
+        if name == Engagement::Always.as_str() {
+            Engagement::Always
+        } else {
+            Engagement::OnGrowth
+        }
+    })
+}
+
 fn seconds(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .trim()
