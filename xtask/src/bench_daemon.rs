@@ -26,7 +26,7 @@ pub struct Options {
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// Seconds between starting the daemon and the measurement.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 15)]
     pub settle: u64,
     /// Rows without eBPF only (`--no-ebpf`), or with only (default: both).
     #[arg(long, value_enum)]
@@ -184,20 +184,34 @@ fn start_targets(
     growing: usize,
     rate: u32,
 ) -> anyhow::Result<(Vec<Reaped>, Vec<Reaped>)> {
+    // Each target says when its interpreter is up: the daemon then meets initialised targets,
+    // and the figures are its steady cost, not its retries on half-started interpreters.
     let spawn = |program: &str| -> anyhow::Result<Reaped> {
+        let program = format!("import sys\nsys.stdout.write('r')\nsys.stdout.flush()\n{program}");
         Ok(Reaped(
-            die_with_parent(Command::new("python3").args(["-c", program, marker]))
+            die_with_parent(Command::new("python3").args(["-c", &program, marker]))
                 .stdin(Stdio::null())
+                .stdout(Stdio::piped())
                 .spawn()
                 .context("starting python3")?,
         ))
     };
-    let idle = (0..idle)
+    let mut idle = (0..idle)
         .map(|_| spawn("import time\nwhile True: time.sleep(60)"))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let growing = (0..growing)
+    let mut growing = (0..growing)
         .map(|i| spawn(&growing_program(i, rate)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for target in idle.iter_mut().chain(growing.iter_mut()) {
+        let mut ready = [0u8; 1];
+        target
+            .0
+            .stdout
+            .as_mut()
+            .context("a target's stdout")?
+            .read_exact(&mut ready)
+            .context("waiting for a target to start")?;
+    }
     Ok((idle, growing))
 }
 
