@@ -166,7 +166,7 @@ fn build() -> anyhow::Result<PathBuf> {
 /// `rate` times a second.
 fn growing_program(index: usize, rate: u32) -> String {
     let pause = 1.0 / f64::from(rate.max(1));
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         format!(
             "import time\nkept = []\nwhile True:\n    kept.append(bytearray(64 * 1024))\n    time.sleep({pause})\n"
         )
