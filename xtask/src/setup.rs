@@ -46,14 +46,17 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// CPython releases newer than pyenv has here, which the tests run under: unpacked from
-/// Debian unstable's packages into /opt/newer-python by `xtask/newer-python.sh`.
+/// Debian unstable's packages into /opt/newer-python by `xtask/newer-python.sh`, each with
+/// Debian's non-PIE build of it beside it (`python3.14-nopie`).
 const NEWER_PYTHONS: &[&str] = &["3.14", "3.15"];
 
 pub(crate) fn install_newer_pythons() -> anyhow::Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/newer-python.sh");
     for version in NEWER_PYTHONS {
         let python = format!("/opt/newer-python/{version}/usr/bin/python{version}");
-        if std::path::Path::new(&python).exists() {
+        // The matrix runs 3.14's non-PIE build too (`python3.14-nopie`, unpacked beside it).
+        let nopie = format!("{python}-nopie");
+        if std::path::Path::new(&python).exists() && std::path::Path::new(&nopie).exists() {
             continue;
         }
         if !is_root() {
