@@ -469,3 +469,88 @@ fn print_table(rows: &[Row]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(workload_name: &str, expect: Expect) -> (Interpreter, Job) {
+        let interpreter = Interpreter {
+            label: "3.14.10 debian".into(),
+            version: "3.14.10".into(),
+            program: "/opt/newer-python/3.14/usr/bin/python3.14".into(),
+            embedded: false,
+        };
+        let job = Job {
+            expected: Expected {
+                interpreter: "3.14 debian".into(),
+                workload: workload_name.into(),
+                expect,
+            },
+            workload: workload(workload_name).unwrap(),
+            interpreter: Ok(interpreter.clone()),
+        };
+        (interpreter, job)
+    }
+
+    fn report(version: &str, verdict: &str, sites: Value) -> Value {
+        json!({
+            "target": {"python_version": version},
+            "capabilities": {"notes": []},
+            "resources": [{"resource": "open_fds", "verdict": verdict, "sites": sites}],
+        })
+    }
+
+    fn site(line: u64, method: &str) -> Value {
+        json!({"file": "/w/tests/python/fd_leak.py", "line": line, "method": method})
+    }
+
+    #[test]
+    fn a_row_keeps_its_baseline_only_with_the_walked_site_at_the_line() {
+        let (interpreter, job) = job("fd_leak", Expect::EbpfFrames);
+        let exact = report("3.14.10", "leak", json!([site(18, "ebpf_frames")]));
+        assert!(judge(&interpreter, &job, 18, &exact).failures.is_empty());
+        // Fell back to sampled stacks: the right line, but not from the kernel walk.
+        let sampled = report("3.14.10", "leak", json!([site(18, "sampled_stacks")]));
+        let row = judge(&interpreter, &job, 18, &sampled);
+        assert_eq!(row.failures, vec!["no ebpf_frames site".to_owned()]);
+        // The kernel walk at a wrong line (a layout one field off).
+        let wrong = report("3.14.10", "leak", json!([site(30, "ebpf_frames")]));
+        assert_eq!(judge(&interpreter, &job, 18, &wrong).failures.len(), 2);
+        assert!(!judge(
+            &interpreter,
+            &job,
+            18,
+            &report("3.14.10", "growing", json!([site(18, "ebpf_frames")]))
+        )
+        .failures
+        .is_empty());
+    }
+
+    #[test]
+    fn a_report_naming_another_python_fails_the_row() {
+        let (interpreter, job) = job("fd_leak", Expect::EbpfFrames);
+        let other = report("3.11.2", "leak", json!([site(18, "ebpf_frames")]));
+        assert_eq!(judge(&interpreter, &job, 18, &other).failures.len(), 1);
+        let unnamed = report("-", "leak", json!([site(18, "ebpf_frames")]));
+        assert_eq!(judge(&interpreter, &job, 18, &unnamed).failures.len(), 1);
+        // 3.10 has no Py_Version: its minor version is all a report can say.
+        let (mut old, job) = (interpreter, job);
+        old.version = "3.10.13".into();
+        let minor = report("3.10", "leak", json!([site(18, "ebpf_frames")]));
+        assert!(judge(&old, &job, 18, &minor).failures.is_empty());
+    }
+
+    #[test]
+    fn nothing_expected_is_shown_not_judged() {
+        let (interpreter, job) = job("fd_leak", Expect::Nothing);
+        let row = judge(
+            &interpreter,
+            &job,
+            18,
+            &report("3.14.10", "stable", json!([])),
+        );
+        assert!(row.failures.is_empty());
+    }
+}
