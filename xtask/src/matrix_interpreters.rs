@@ -92,7 +92,7 @@ fn base_python(minor: &str, build: Build) -> anyhow::Result<PathBuf> {
     };
     if !path.exists() {
         let how = if minor == "3.11" {
-            "apt-get install python3.11"
+            "cargo xtask setup, or apt-get install python3.11"
         } else {
             "cargo xtask setup"
         };

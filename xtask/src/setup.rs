@@ -16,11 +16,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Debian packages that provide no command, and a file each installs: a font, so Chromium's
-/// screenshots show text.
-const DEBIAN_FILES: &[(&str, &str)] = &[(
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "fonts-dejavu-core",
-)];
+/// screenshots show text; Debian's own static CPython 3.11 (`cargo xtask matrix`'s `3.11
+/// debian` rows).
+const DEBIAN_FILES: &[(&str, &str)] = &[
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "fonts-dejavu-core",
+    ),
+    ("/usr/bin/python3.11", "python3.11"),
+];
 
 pub fn run() -> anyhow::Result<()> {
     if !have("python3") {
