@@ -16,9 +16,9 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// One workload: its script, the resource it leaks, and how long to observe it.
@@ -97,7 +97,47 @@ pub struct Options {
 struct Job {
     expected: Expected,
     workload: &'static Workload,
-    interpreter: Result<Interpreter, String>,
+    interpreter: Prepared,
+}
+
+/// An interpreter prepared on its own thread, shared by its rows: building uWSGI takes a
+/// minute, during which the rows of the other interpreters run.
+#[derive(Clone)]
+struct Prepared(Arc<(Mutex<Option<Resolved>>, Condvar)>);
+
+/// An interpreter, or why there is none.
+type Resolved = Result<Interpreter, String>;
+
+impl Prepared {
+    fn start(key: String, scratch: PathBuf) -> Self {
+        let prepared = Prepared(Arc::default());
+        let done = prepared.clone();
+        std::thread::spawn(move || {
+            let result = matrix_interpreters::resolve(&key, &scratch).map_err(|e| format!("{e:#}"));
+            let (slot, ready) = &*done.0;
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            ready.notify_all();
+        });
+        prepared
+    }
+
+    fn wait(&self) -> Resolved {
+        let (slot, ready) = &*self.0;
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(result) = guard.as_ref() {
+                return result.clone();
+            }
+            guard = ready.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+#[cfg(test)]
+impl Prepared {
+    fn ready(result: Resolved) -> Self {
+        Prepared(Arc::new((Mutex::new(Some(result)), Condvar::new())))
+    }
 }
 
 /// One cell of the table.
@@ -145,15 +185,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if let Err(e) = crate::setup::install_newer_pythons() {
         eprintln!("xtask matrix: {e:#}");
     }
+    // Kept until every row is done: the venvs and uWSGI live in it.
     let scratch = tempfile::tempdir()?;
-    let mut interpreters: HashMap<String, Result<Interpreter, String>> = HashMap::new();
+    let mut interpreters: HashMap<String, Prepared> = HashMap::new();
     for e in &baseline {
         interpreters
             .entry(e.interpreter.clone())
-            .or_insert_with(|| {
-                matrix_interpreters::resolve(&e.interpreter, scratch.path())
-                    .map_err(|err| format!("{err:#}"))
-            });
+            .or_insert_with(|| Prepared::start(e.interpreter.clone(), scratch.path().into()));
     }
     let mut jobs = Vec::new();
     for expected in baseline {
@@ -197,12 +235,11 @@ fn run_jobs(root: &Path, jobs: Vec<Job>, parallel: usize, seconds: u64) -> Vec<R
             let sender = sender.clone();
             let root = root.to_path_buf();
             std::thread::spawn(move || {
-                let label = job
-                    .interpreter
+                let interpreter = job.interpreter.wait();
+                let label = interpreter
                     .as_ref()
                     .map_or_else(|_| job.expected.interpreter.clone(), |i| i.label.clone());
-                let observed = job
-                    .interpreter
+                let observed = interpreter
                     .as_ref()
                     .map_err(|e| anyhow::anyhow!("{e}"))
                     .and_then(|i| observe(&root, i, &job, seconds));
@@ -489,7 +526,7 @@ mod tests {
                 expect,
             },
             workload: workload(workload_name).unwrap(),
-            interpreter: Ok(interpreter.clone()),
+            interpreter: Prepared::ready(Ok(interpreter.clone())),
         };
         (interpreter, job)
     }
