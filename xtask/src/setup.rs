@@ -58,9 +58,12 @@ pub(crate) fn install_newer_pythons() -> anyhow::Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/newer-python.sh");
     for version in NEWER_PYTHONS {
         let python = format!("/opt/newer-python/{version}/usr/bin/python{version}");
-        // The matrix runs 3.14's non-PIE build too (`python3.14-nopie`, unpacked beside it).
-        let nopie = format!("{python}-nopie");
-        if std::path::Path::new(&python).exists() && std::path::Path::new(&nopie).exists() {
+        // The matrix runs 3.14's non-PIE build too (`python3.14-nopie`, unpacked beside it;
+        // `.no-nopie` marks a version Debian has none of).
+        let exists = |path: String| std::path::Path::new(&path).exists();
+        let nopie = exists(format!("{python}-nopie"))
+            || exists(format!("/opt/newer-python/{version}/.no-nopie"));
+        if exists(python) && nopie {
             continue;
         }
         if !is_root() {
