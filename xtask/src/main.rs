@@ -10,6 +10,8 @@ mod ebpf;
 mod eval;
 mod fuzz;
 mod matrix;
+mod matrix_baseline;
+mod matrix_interpreters;
 mod recordings;
 mod screenshots;
 mod setup;
