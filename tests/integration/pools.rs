@@ -71,6 +71,23 @@ fn group_value(series: &[Series], name: &str, labels: &[(&str, &str)]) -> Option
 }
 
 fn group_reports(dir: &Path) -> Vec<Value> {
+    group_reports_of(dir, "web")
+}
+
+/// The JSON group reports of `group` written into `dir`.
+fn group_reports_of(dir: &Path, group: &str) -> Vec<Value> {
+    // File names keep to [A-Za-z0-9_-].
+    let safe: String = group
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let prefix = format!("{safe}-group-");
     fs::read_dir(dir)
         .expect("read the report dir")
         .filter_map(Result::ok)
@@ -78,10 +95,21 @@ fn group_reports(dir: &Path) -> Vec<Value> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("web-group-") && n.ends_with(".json"))
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".json"))
         })
         .map(|p| read_json(&p))
+        .filter(|r| r["group"] == group)
         .collect()
+}
+
+/// The rss_bytes entry of a group report.
+fn group_rss(report: &Value) -> &Value {
+    report["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["resource"] == "rss_bytes")
+        .expect("rss_bytes in the group report")
 }
 
 /// The line of `script` marked `# LEAK`.
@@ -322,4 +350,155 @@ fn gunicorn_with_max_requests_and_no_leak_raises_no_group_alarm() {
     });
     let reports = group_reports(dir.path());
     assert!(reports.is_empty(), "{reports:#?}");
+}
+
+/// The name `serve` gives a pool found from the process tree: the master's program, with the
+/// master's PID after it when another pool of that program was named first (tests run in
+/// parallel).
+fn pool_name_of(program: &str, master: u32, dir: &Path) -> Option<String> {
+    [program.to_string(), format!("{program}-{master}")]
+        .into_iter()
+        .find(|name| {
+            group_reports_of(dir, name).iter().any(|r| {
+                r["members"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["pid"] == master))
+            })
+        })
+}
+
+/// gunicorn followed by a nameless `--match` (the pattern picks the master and its workers,
+/// as `--python` would, and names nothing): the pool is found from the process tree, named
+/// `gunicorn` after its master, and its leak masked by recycling gets the group verdict.
+#[test]
+fn a_gunicorn_pool_is_found_without_a_match_name() {
+    let _cpu = cpu_heavy_slot();
+    let (gunicorn, app) = gunicorn(20 * 1024);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
+    let pattern = format!(r"gunicorn .*--bind 127\.0\.0\.1:{} ", app.port());
+    let (daemon, addr) = serve(&[
+        "--match",
+        &pattern,
+        "--interval",
+        "500",
+        "--report-dir",
+        dir_arg,
+    ]);
+    let _load = Load::start(app);
+    let name = wait_until(
+        VERDICT_DEADLINE,
+        "a group report of the gunicorn pool",
+        || pool_name_of("gunicorn", gunicorn.pid(), dir.path()),
+    );
+    let report = group_reports_of(dir.path(), &name)
+        .into_iter()
+        .next()
+        .expect("a group report");
+    assert_eq!(report["source"], "parent", "{report:#}");
+    let rss = group_rss(&report);
+    assert_eq!(rss["verdict"], "leak", "{rss:#}");
+    assert_eq!(
+        rss["masked_by_recycling"],
+        true,
+        "{rss:#}\n{}",
+        daemon.output_so_far()
+    );
+    let members = report["members"].as_array().expect("members");
+    assert!(
+        members.iter().filter(|m| !m["end"].is_null()).count() >= 2,
+        "recycled workers: {members:#?}"
+    );
+    // Group series under the pool's name, without a pid.
+    let series = scrape(addr);
+    let found = scrape::find(
+        &series,
+        "leak_monitor_group_leak_suspected",
+        &[("target", &name), ("resource", "rss_bytes")],
+    );
+    assert!(
+        found
+            .first()
+            .is_some_and(|s| s.value == 1.0 && s.label("pid").is_none()),
+        "{found:?}"
+    );
+}
+
+/// A `multiprocessing.Pool` with `maxtasksperchild`, followed by a nameless `--match`: the
+/// script and its forked workers are one pool named after the script, and a leak per task that
+/// recycling hides gets the group verdict with its line; the same pool without the leak raises
+/// no group alarm.
+#[test]
+fn a_multiprocessing_pool_is_found_from_the_process_tree() {
+    let _cpu = cpu_heavy_slot();
+    for leak in [true, false] {
+        let tag = format!("mp{}-{}", u8::from(leak), std::process::id());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
+        let pattern = format!(r"mp_pool_recycling\.py .*--name {tag}$");
+        let (daemon, addr) = serve(&[
+            "--match",
+            &pattern,
+            "--interval",
+            "500",
+            "--report-dir",
+            dir_arg,
+        ]);
+        let mut args = vec!["--name", &tag];
+        if leak {
+            args.insert(0, "--leak");
+        }
+        let pool = Workload::start("mp_pool_recycling.py", &args);
+        let program = "mp_pool_recycling.py";
+        if leak {
+            let name = wait_until(VERDICT_DEADLINE, "a group report of the pool", || {
+                pool_name_of(program, pool.pid(), dir.path())
+            });
+            let line = leak_line(program);
+            let at_line = |site: &Value| {
+                site["file"].as_str().is_some_and(|f| f.ends_with(program)) && site["line"] == line
+            };
+            // The report is written again once the workers' attribution finds the line.
+            let report = wait_until(VERDICT_DEADLINE, "the pool's leaking line", || {
+                group_reports_of(dir.path(), &name).into_iter().find(|r| {
+                    group_rss(r)["sites"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().any(at_line))
+                })
+            });
+            assert_eq!(report["source"], "parent", "{report:#}");
+            let rss = group_rss(&report);
+            assert_eq!(rss["verdict"], "leak", "{rss:#}");
+            assert_eq!(
+                rss["masked_by_recycling"],
+                true,
+                "{rss:#}\n{}",
+                daemon.output_so_far()
+            );
+        } else {
+            wait_until(VERDICT_DEADLINE, "20 recycled pool workers", || {
+                let series = scrape(addr);
+                let name = [program.to_string(), format!("{program}-{}", pool.pid())];
+                let mut recycled = None;
+                for name in &name {
+                    let with = |n: &str| scrape::find(&series, n, &[("target", name)]);
+                    let suspected = with("leak_monitor_group_leak_suspected");
+                    assert!(
+                        suspected.iter().all(|s| s.value != 1.0),
+                        "{suspected:?}\n{}",
+                        daemon.output_so_far()
+                    );
+                    let n = with("leak_monitor_worker_recycles_total");
+                    recycled = recycled.or(n.first().map(|s| s.value).filter(|n| *n >= 20.0));
+                }
+                recycled
+            });
+            let reports: Vec<_> = fs::read_dir(dir.path())
+                .expect("read the report dir")
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().contains("-group-"))
+                .collect();
+            assert!(reports.is_empty(), "{reports:?}");
+        }
+    }
 }

@@ -1,13 +1,13 @@
 //! `serve`'s view of pools: feeds every target to the group tracker, and when a group of more
 //! than one process reaches `leak` for a resource, logs one line and writes a group report
-//! (`{group}-group-leak-{stamp}.json`) into `--report-dir`; while it leaks, writes it again when
+//! (`{group}-group-leak-{stamp}.json`, and `.md` beside it) into `--report-dir`; while it leaks, writes it again when
 //! the leaking line changes (the workers' attribution matures after the verdict).
 
 use super::report_files::write_private;
 use crate::detection::Verdict;
 use crate::monitor::group::{GroupTracker, GroupView, MemberSample};
 use crate::monitor::{Ended, TargetSnapshot};
-use crate::outputs::report::GroupReport;
+use crate::outputs::report::{render_group_markdown, GroupReport};
 use crate::resource::Resource;
 use crate::targets::TargetId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,10 +133,14 @@ impl GroupAlerts {
             super::serve::sanitize(&view.group),
             unix_seconds(now) as u64
         ));
-        let result = GroupReport::build(view, now)
+        let report = GroupReport::build(view, now);
+        let result = report
             .to_json()
             .map_err(anyhow::Error::from)
-            .and_then(|json| write_private(&path, &json));
+            .and_then(|json| write_private(&path, &json))
+            .and_then(|()| {
+                write_private(&path.with_extension("md"), &render_group_markdown(&report))
+            });
         match result {
             Ok(()) => (self.log)(&format!("group report written: {}", path.display())),
             Err(err) => (self.log)(&format!("cannot write group report: {err:#}")),

@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(hold.update(5.0, 6, growing).verdict, Verdict::Growing);
         assert_eq!(hold.update(10.0, 11, leak).verdict, Verdict::Leak);
         // Noise: growing for 19 s, then leak again; never published.
-        for t in 11..30 {
+        for t in 11u32..30 {
             let published = hold.update(f64::from(t), u64::from(t) + 1, growing);
             assert_eq!(published.verdict, Verdict::Leak, "at {t} s");
             assert_eq!(
@@ -124,7 +124,7 @@ mod tests {
         }
         assert_eq!(hold.update(30.0, 31, leak).verdict, Verdict::Leak);
         // A real change: stable for 20 s.
-        for t in 31..51 {
+        for t in 31u32..51 {
             assert_eq!(
                 hold.update(f64::from(t), u64::from(t) + 1, stable).verdict,
                 Verdict::Leak
