@@ -102,6 +102,22 @@ fn group_reports_of(dir: &Path, group: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The Markdown group reports of `group` (written beside the JSON ones) in `dir`.
+fn group_markdown_of(dir: &Path, group: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read the report dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("-group-") && n.ends_with(".md"))
+        })
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .filter(|text| text.starts_with(&format!("## Group Leak Report: {group}\n")))
+        .collect()
+}
+
 /// The rss_bytes entry of a group report.
 fn group_rss(report: &Value) -> &Value {
     report["resources"]
@@ -474,6 +490,16 @@ fn a_multiprocessing_pool_is_found_from_the_process_tree() {
                 true,
                 "{rss:#}\n{}",
                 daemon.output_so_far()
+            );
+            // The Markdown beside it: the verdict, the line merged across workers, the lives.
+            let markdown = group_markdown_of(dir.path(), &name);
+            let needle = format!("{program}:{line}`");
+            assert!(
+                markdown.iter().any(|text| text
+                    .contains("| rss_bytes | leak (masked by recycling) |")
+                    && text.contains(&needle)
+                    && text.contains("### Members")),
+                "{markdown:#?}"
             );
         } else {
             wait_until(VERDICT_DEADLINE, "20 recycled pool workers", || {
