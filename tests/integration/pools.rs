@@ -34,23 +34,29 @@ fn pool_and_daemon(
     tempfile::TempDir,
 ) {
     let name = format!("{kind}-{}", std::process::id());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
     // The escaped dot keeps the pattern from matching the daemon's own command line.
     let pattern = format!(r"web=prefork_recycling\.py .*--name {name}$");
-    let (daemon, addr) = serve(&[
-        "--match",
-        &pattern,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
+    let (daemon, addr, dir) = serve_matching(&pattern);
     // The name last, where the pattern expects it.
     let mut args = extra.to_vec();
     args.extend(["--name", &name]);
     let pool = Workload::start("prefork_recycling.py", &args);
     (pool, daemon, addr, dir)
+}
+
+/// `serve --match PATTERN --interval 500 --report-dir DIR` into a temp dir of its own.
+fn serve_matching(pattern: &str) -> (crate::support::LeakMonitor, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
+    let (daemon, addr) = serve(&[
+        "--match",
+        pattern,
+        "--interval",
+        "500",
+        "--report-dir",
+        dir_arg,
+    ]);
+    (daemon, addr, dir)
 }
 
 fn scrape(addr: SocketAddr) -> Vec<Series> {
@@ -276,17 +282,8 @@ fn gunicorn_pattern(app: SocketAddr) -> String {
 fn gunicorn_with_max_requests_and_a_leak_per_request_gets_a_group_verdict() {
     let _cpu = cpu_heavy_slot();
     let (_gunicorn, app) = gunicorn(20 * 1024);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
     let pattern = gunicorn_pattern(app);
-    let (daemon, _addr) = serve(&[
-        "--match",
-        &pattern,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
+    let (daemon, _addr, dir) = serve_matching(&pattern);
     let started = Instant::now();
     let _load = Load::start(app);
     let line = leak_line("flask_pool_app.py");
@@ -342,17 +339,8 @@ fn gunicorn_with_max_requests_and_a_leak_per_request_gets_a_group_verdict() {
 fn gunicorn_with_max_requests_and_no_leak_raises_no_group_alarm() {
     let _cpu = cpu_heavy_slot();
     let (_gunicorn, app) = gunicorn(0);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
     let pattern = gunicorn_pattern(app);
-    let (daemon, addr) = serve(&[
-        "--match",
-        &pattern,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
+    let (daemon, addr, dir) = serve_matching(&pattern);
     let _load = Load::start(app);
     wait_until(VERDICT_DEADLINE, "20 recycled gunicorn workers", || {
         let series = scrape(addr);
@@ -390,17 +378,8 @@ fn pool_name_of(program: &str, master: u32, dir: &Path) -> Option<String> {
 fn a_gunicorn_pool_is_found_without_a_match_name() {
     let _cpu = cpu_heavy_slot();
     let (gunicorn, app) = gunicorn(20 * 1024);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
     let pattern = format!(r"gunicorn .*--bind 127\.0\.0\.1:{} ", app.port());
-    let (daemon, addr) = serve(&[
-        "--match",
-        &pattern,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
+    let (daemon, addr, dir) = serve_matching(&pattern);
     let _load = Load::start(app);
     let name = wait_until(
         VERDICT_DEADLINE,
@@ -449,17 +428,8 @@ fn a_multiprocessing_pool_is_found_from_the_process_tree() {
     let _cpu = cpu_heavy_slot();
     for leak in [true, false] {
         let tag = format!("mp{}-{}", u8::from(leak), std::process::id());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
         let pattern = format!(r"mp_pool_recycling\.py .*--name {tag}$");
-        let (daemon, addr) = serve(&[
-            "--match",
-            &pattern,
-            "--interval",
-            "500",
-            "--report-dir",
-            dir_arg,
-        ]);
+        let (daemon, addr, dir) = serve_matching(&pattern);
         let mut args = vec!["--name", &tag];
         if leak {
             args.insert(0, "--leak");
