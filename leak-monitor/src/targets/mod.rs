@@ -54,7 +54,7 @@ impl TargetInfo {
     }
 }
 
-/// What named a target's group.
+/// What named a target's group, most explicit first (the order a group's source is chosen by).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupSource {

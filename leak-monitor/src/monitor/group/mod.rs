@@ -102,10 +102,12 @@ impl GroupTracker {
         }
     }
 
-    /// Records what named `group` (its members' `group_source`).
+    /// Records what named a member of `group` (its `group_source`). A group whose master a
+    /// `--match NAME=` named and whose workers joined it from the process tree is `match`: the
+    /// most explicit source of its members wins.
     pub fn set_source(&mut self, group: &str, source: GroupSource) {
         if let Some(entry) = self.groups.get_mut(group) {
-            entry.source = source;
+            entry.source = entry.source.min(source);
         }
     }
 

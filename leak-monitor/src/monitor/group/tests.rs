@@ -237,3 +237,27 @@ fn a_group_without_members_is_forgotten() {
     assert_eq!(tracker.views(200.0).len(), 1);
     assert!(tracker.views(101.0 + FORGET_AFTER_SECONDS + 1.0).is_empty());
 }
+
+#[test]
+fn a_member_that_joins_a_pool_leaves_its_old_group_without_a_recycle() {
+    let mut tracker = GroupTracker::new();
+    let master = MemberSample {
+        pid: 7,
+        start_unix: 10.0,
+        resources: vec![sample(Resource::OpenFds, 5.0, Verdict::Stable)],
+        requests: None,
+    };
+    tracker.observe("python3", 100.0, &master);
+    tracker.moved("python3", 7, 10.0);
+    tracker.observe("gunicorn", 101.0, &master);
+    tracker.set_source("gunicorn", GroupSource::Parent);
+    let views = tracker.views(101.0);
+    assert_eq!(views.len(), 1, "{views:#?}");
+    assert_eq!(views[0].group, "gunicorn");
+    assert_eq!(views[0].source, GroupSource::Parent);
+    assert_eq!(views[0].recycles_total, 0);
+    // A worker that joined a master named by --match keeps the group `match`.
+    tracker.set_source("gunicorn", GroupSource::Match);
+    tracker.set_source("gunicorn", GroupSource::Parent);
+    assert_eq!(tracker.views(102.0)[0].source, GroupSource::Match);
+}
