@@ -381,10 +381,23 @@ fn a_gunicorn_pool_is_found_without_a_match_name() {
     let pattern = format!(r"gunicorn .*--bind 127\.0\.0\.1:{} ", app.port());
     let (daemon, addr, dir) = serve_matching(&pattern);
     let _load = Load::start(app);
+    let started = Instant::now();
     let name = wait_until(
         VERDICT_DEADLINE,
         "a group report of the gunicorn pool",
-        || pool_name_of("gunicorn", gunicorn.pid(), dir.path()),
+        || {
+            let name = pool_name_of("gunicorn", gunicorn.pid(), dir.path());
+            if name.is_none() && started.elapsed() + Duration::from_secs(1) > VERDICT_DEADLINE {
+                // What the daemon saw, for the failure that follows.
+                let groups: Vec<String> = scrape(addr)
+                    .iter()
+                    .filter(|s| s.name.starts_with("leak_monitor_group"))
+                    .map(|s| format!("{s:?}"))
+                    .collect();
+                eprintln!("{}\n{groups:#?}", daemon.output_so_far());
+            }
+            name
+        },
     );
     let report = group_reports_of(dir.path(), &name)
         .into_iter()

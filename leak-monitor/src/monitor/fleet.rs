@@ -22,6 +22,8 @@ pub struct FleetTick {
     pub ended: Vec<(TargetSnapshot, Ended)>,
     /// Processes that matched but could not be attached (e.g. no permission), one line each.
     pub attach_errors: Vec<String>,
+    /// Targets that joined a pool found from the process tree this tick, with its name.
+    pub pooled: Vec<(TargetId, String)>,
 }
 
 pub struct Fleet {
@@ -75,7 +77,7 @@ impl Fleet {
     /// Puts each followed Python process the fleet's Python targets forked into its master's
     /// pool (`group::pool_groups`), named from the master; a second pool of the same program
     /// gets its master's PID after the name (`gunicorn-4242`).
-    fn group_pools(&mut self) {
+    fn group_pools(&mut self) -> Vec<(TargetId, String)> {
         let nodes: Vec<TreeNode> = self
             .monitors
             .values()
@@ -92,6 +94,7 @@ impl Fleet {
             })
             .collect();
         let members = pool_groups(&nodes);
+        let mut joined = Vec::new();
         self.pool_names
             .retain(|master, _| members.iter().any(|m| m.master == *master));
         for member in members {
@@ -109,9 +112,12 @@ impl Fleet {
                 }
             };
             if let Some(monitor) = self.monitors.get_mut(&member.id) {
-                monitor.join_pool(&name);
+                if monitor.join_pool(&name) {
+                    joined.push((member.id, name));
+                }
             }
         }
+        joined
     }
 
     /// Attaches the targets discovered from now on with `attribution`.
@@ -177,7 +183,7 @@ impl Fleet {
             .is_none_or(|at| now.duration_since(at) >= self.rediscover_every);
         if due && !self.selectors.is_empty() {
             self.discover(now, &mut result);
-            self.group_pools();
+            result.pooled = self.group_pools();
         }
         result
     }

@@ -248,12 +248,15 @@ impl TargetMonitor {
         self.tracing.as_ref()
     }
 
-    /// Puts this target in the pool `group` found from the process tree (`group::pool_groups`).
-    pub fn join_pool(&mut self, group: &str) {
-        if self.info.group != group || self.info.group_source != GroupSource::Parent {
-            self.info.group = group.to_string();
-            self.info.group_source = GroupSource::Parent;
+    /// Puts this target in the pool `group` found from the process tree (`group::pool_groups`);
+    /// true when that changed its group.
+    pub fn join_pool(&mut self, group: &str) -> bool {
+        if self.info.group == group && self.info.group_source == GroupSource::Parent {
+            return false;
         }
+        self.info.group = group.to_string();
+        self.info.group_source = GroupSource::Parent;
+        true
     }
 
     pub fn info(&self) -> &TargetInfo {
