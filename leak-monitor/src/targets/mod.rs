@@ -34,8 +34,12 @@ pub struct TargetInfo {
     /// The group name used as the `target` label: the `--match` name, the pool's name when
     /// its parent is a followed Python process, or the process name (`group_source` says which).
     pub group: String,
+    /// Absent from recordings made before it: `process`.
+    #[serde(default)]
     pub group_source: GroupSource,
-    /// The parent's PID when the target was identified (0 when unknown).
+    /// The parent's PID when the target was identified (0 when unknown, as in recordings made
+    /// before it).
+    #[serde(default)]
     pub ppid: i32,
     pub cmdline: Vec<String>,
     pub exe: Option<PathBuf>,
@@ -55,7 +59,9 @@ impl TargetInfo {
 }
 
 /// What named a target's group, most explicit first (the order a group's source is chosen by).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupSource {
     /// A selector's `NAME=` (`--match`, `--match-container`, `--match-unit`).
