@@ -201,6 +201,20 @@ fn a_worker_called_a_leak_gives_its_own_verdict_not_masked() {
 }
 
 #[test]
+fn a_few_workers_called_a_leak_on_their_own_do_not_unmask_the_pool() {
+    // On a loaded machine a slow worker now and then lives long enough for its own verdict;
+    // the pool still leaks through recycling.
+    let mut pool = Pool::new();
+    pool.run(2, 5.0, 10.0, leaking, Verdict::Leak, None);
+    pool.run(2, 5.0, 60.0, leaking, Verdict::Growing, None);
+    let rss = pool.rss();
+    assert_eq!(rss.verdict, Verdict::Leak, "{rss:?}");
+    assert!(rss.masked_by_recycling, "{rss:?}");
+    assert!(rss.members_called > 0, "{rss:?}");
+    assert!(rss.summary.contains("leak masked by recycling"), "{rss:?}");
+}
+
+#[test]
 fn one_ended_worker_is_not_recycling() {
     let mut pool = Pool::new();
     // One worker living 20 s within 24 s: it ends once.
