@@ -83,9 +83,9 @@ fn resource_section(out: &mut String, r: &GroupResourceReport) {
     let _ = writeln!(out, "\n{}", r.summary);
     let _ = writeln!(
         out,
-        "\n- Each worker grows {} over its life ({} while it lives); {} of {} judged workers grew.",
+        "\n- Each worker grows {} over its life ({}/s while it lives); {} of {} judged workers grew.",
         human::amount(unit, r.per_worker_growth),
-        human::rate(unit, r.report.rate_per_second),
+        human::amount(unit, r.report.rate_per_second),
         r.members_grown,
         r.members_judged
     );
@@ -144,11 +144,12 @@ fn members_section(out: &mut String, report: &GroupReport) {
                 .any(|m| m.growth.contains_key(r.as_str()))
         })
         .collect();
-    let _ = writeln!(
-        out,
-        "\n### Members (latest {MEMBER_ROWS} of {})\n",
-        report.members.len()
-    );
+    let total = report.members.len();
+    if total > MEMBER_ROWS {
+        let _ = writeln!(out, "\n### Members (latest {MEMBER_ROWS} of {total})\n");
+    } else {
+        let _ = writeln!(out, "\n### Members ({total})\n");
+    }
     out.push_str("| pid | life | ended |");
     for r in &resources {
         let _ = write!(out, " {r} growth |");
@@ -194,7 +195,7 @@ mod tests {
         assert!(text.contains("| rss_bytes | leak |"), "{text}");
         assert!(text.contains("### rss_bytes: leak"), "{text}");
         assert!(text.contains("| `/srv/app/render.py:17` |"), "{text}");
-        assert!(text.contains("### Members (latest 20 of 2)"), "{text}");
+        assert!(text.contains("### Members (2)"), "{text}");
         assert!(
             text.contains("| 42 |") && text.contains("| yes |"),
             "{text}"
