@@ -417,6 +417,21 @@ fn a_gunicorn_pool_is_found_without_a_match_name() {
         members.iter().filter(|m| !m["end"].is_null()).count() >= 2,
         "recycled workers: {members:#?}"
     );
+    // The Markdown beside it; where the kernel counts accepted connections, the leak per
+    // request (~20 KB) is in both.
+    let markdown = group_markdown_of(dir.path(), &name);
+    assert!(
+        markdown.iter().any(|t| t.contains("| rss_bytes | leak")),
+        "{markdown:#?}"
+    );
+    if let Some(amount) = rss["per_event"]["amount"].as_f64() {
+        assert_eq!(rss["per_event"]["event"], "request", "{rss:#}");
+        assert!((10e3..=60e3).contains(&amount), "per request: {rss:#}");
+        assert!(
+            markdown.iter().any(|t| t.contains(" per request |")),
+            "{markdown:#?}"
+        );
+    }
     // Group series under the pool's name, without a pid.
     let series = scrape(addr);
     let found = scrape::find(
