@@ -9,6 +9,7 @@
 //! docs/architecture.md draws the flow.
 
 pub mod attribution;
+pub mod background;
 pub mod capabilities;
 pub mod cli;
 pub mod commands;

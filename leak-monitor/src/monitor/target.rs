@@ -755,7 +755,7 @@ fn start_census(info: &TargetInfo) -> Result<HeapWatch, String> {
     let source = HeapSource::attach(info.id.pid)
         .map_err(|e| format!("the heap census cannot read this interpreter: {e}"))?;
     HeapWatch::start(source, is_user_file)
-        .map_err(|e| format!("cannot start the census thread: {e}"))
+        .map_err(|e| format!("cannot start the background reader thread: {e}"))
 }
 
 fn is_user_file(file: &str) -> bool {

@@ -1,6 +1,6 @@
 //! The heap census: what keeps a Python process's memory, read from outside.
 //!
-//! While a target's memory grows, a background thread shared by every target (`worker`) takes
+//! While a target's memory grows, the background thread shared by every target (`background`) takes
 //! censuses of its Python heap with
 //! `process_vm_readv` (no ptrace stop, nothing injected): every object on the collector's
 //! generation lists, counted by type, with the lengths of its containers (`census`), plus the
@@ -19,8 +19,8 @@ pub mod layout;
 pub mod objects;
 pub mod reader;
 pub mod roots;
-mod worker;
 
+use crate::background::{self, Paced};
 use crate::pyframes::layout::DEBUG_OFFSETS_PREFIX;
 use crate::pyframes::memory::{Memory, ProcessMemory};
 use crate::pyframes::threads::{find_runtime, thread_states};
@@ -304,7 +304,7 @@ impl HeapWatch {
             state: Mutex::new(State::default()),
             is_user_file,
         });
-        worker::shared().add(&shared)?;
+        background::shared().add(background::weak(&shared))?;
         Ok(HeapWatch { shared })
     }
 
@@ -319,7 +319,7 @@ impl HeapWatch {
             extends
         };
         if extended {
-            worker::shared().wake();
+            background::shared().wake();
         }
     }
 
@@ -345,7 +345,7 @@ impl HeapWatch {
     }
 }
 
-impl Shared {
+impl Paced for Shared {
     /// When the next census is due, if it is armed.
     fn due_at(&self, now: Instant) -> Option<Instant> {
         let timing = lock(&self.timing);
@@ -355,8 +355,12 @@ impl Shared {
             .then_some(timing.next_at)
     }
 
+    fn stopped(&self) -> &AtomicBool {
+        &self.stop
+    }
+
     /// Takes one census and sets when the next may start.
-    fn census_once(&self) {
+    fn run_once(&self) {
         let began = Instant::now();
         let at = began.duration_since(self.started).as_secs_f64();
         match self.source.census(Bounds::default(), &self.is_user_file) {
@@ -402,6 +406,6 @@ impl Drop for HeapWatch {
     fn drop(&mut self) {
         // A census under way finishes on the worker (its results are dropped with it).
         self.shared.stop.store(true, Ordering::Relaxed);
-        worker::shared().wake();
+        background::shared().wake();
     }
 }
