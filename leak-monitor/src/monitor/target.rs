@@ -14,6 +14,7 @@ use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict, VerdictHo
 use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::pyframes::PyFrames;
+use crate::memory::{BreakdownSource, BreakdownWatch};
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
@@ -102,6 +103,9 @@ pub struct TargetMonitor {
     /// Censuses of the Python heap, taken while memory grows; why not, for a Python target
     /// whose heap cannot be read; None for other targets.
     heap: Option<Result<HeapWatch, String>>,
+    /// Breakdowns of resident memory (parts per allocator), taken in the background; why not
+    /// (no attribution asked for, or no thread).
+    breakdown: Result<BreakdownWatch, String>,
     /// The lines that fill the census's holders, found once per holder.
     fills: Mutex<held::FillCache>,
     /// What this target is read with beyond procfs (kept to start it after an exec).
@@ -156,6 +160,7 @@ impl TargetMonitor {
             )
         };
         let now = Instant::now();
+        let breakdown = start_breakdown(&info, attribution, now);
         let mut monitor = TargetMonitor {
             info,
             sampler,
@@ -184,6 +189,7 @@ impl TargetMonitor {
             descriptions: Mutex::new(HashMap::new()),
             engage_failed: None,
             heap,
+            breakdown,
             fills: Mutex::default(),
             attribution,
             attached_comm,
@@ -317,6 +323,9 @@ impl TargetMonitor {
         if memory_grows {
             if let Some(Ok(heap)) = &self.heap {
                 heap.arm(now + CENSUS_HOLD);
+            }
+            if let Ok(breakdown) = &self.breakdown {
+                breakdown.arm(now + CENSUS_HOLD);
             }
         }
         if grew {
@@ -568,6 +577,10 @@ impl TargetMonitor {
                 .map(|t| (t.tracer.gate_stats(), self.engage_failed.clone())),
             stacks: self.stacks.clone(),
             heap,
+            memory: match &self.breakdown {
+                Ok(watch) => Ok(watch.findings()),
+                Err(why) => Err(why.clone()),
+            },
         }
     }
 
@@ -764,6 +777,20 @@ fn heap_census(info: &TargetInfo, attribution: Attribution) -> Option<Result<Hea
 fn read_comm(pid: i32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(comm.trim_end().to_owned())
+}
+
+/// Starts the breakdowns of a target's memory, unless only procfs is asked for.
+fn start_breakdown(
+    info: &TargetInfo,
+    attribution: Attribution,
+    started: Instant,
+) -> Result<BreakdownWatch, String> {
+    if !attribution.stacks {
+        return Err("the memory breakdown is off with stack attribution".to_string());
+    }
+    let source = BreakdownSource::new(info.id.pid, targets::is_python(info));
+    BreakdownWatch::start(source, started)
+        .map_err(|e| format!("cannot start the breakdown thread: {e}"))
 }
 
 /// Starts the heap census of a Python target; why not, when its heap cannot be read.

@@ -1,10 +1,12 @@
 //! Leak reports: the JSON report of the contract (`model`) and its Markdown rendering
 //! (`markdown`), both built from a `TargetSnapshot`; the group report of a pool (`group`).
 
+mod breakdown;
 mod group;
 mod markdown;
 mod model;
 
+pub use breakdown::{BreakdownReport, FirstLast, SeriesPoint};
 pub use group::{GroupReport, GROUP_SCHEMA};
 pub use markdown::render_markdown;
 pub use model::{

@@ -6,6 +6,8 @@ use crate::attribution::{Holder, LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
 use crate::events::{Engagement, GateStats, LedgerCounts};
+use super::breakdown::{self, BreakdownReport};
+use crate::memory::kind::MemoryKind;
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
@@ -138,6 +140,13 @@ pub struct ResourceReport {
     /// never changed from the first one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdict_changes: Vec<VerdictChangeRow>,
+    /// The kind of memory behind `rss_bytes` (an addition agreed in 2026-12; absent for other
+    /// resources and without breakdowns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_kind: Option<MemoryKind>,
+    /// Resident memory split into parts at the first and last breakdown (`rss_bytes` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<BreakdownReport>,
     /// Largest first.
     pub sites: Vec<SiteReport>,
 }
@@ -229,7 +238,17 @@ impl Report {
             resources: snapshot
                 .resources
                 .iter()
-                .map(|r| ResourceReport::build(r, snapshot.ledgers.as_ref()))
+                .map(|r| {
+                    let mut report = ResourceReport::build(r, snapshot.ledgers.as_ref());
+                    if let (Resource::RssBytes, Ok(findings)) = (r.resource, &snapshot.memory) {
+                        if let Some((kind, breakdown)) = breakdown::build(findings, report.verdict)
+                        {
+                            report.memory_kind = Some(kind);
+                            report.breakdown = Some(breakdown);
+                        }
+                    }
+                    report
+                })
                 .collect(),
             ledgers: snapshot.ledgers.as_ref().map(LedgerReport::build),
         }
@@ -435,6 +454,8 @@ impl ResourceReport {
                     to: c.to,
                 })
                 .collect(),
+            memory_kind: None,
+            breakdown: None,
             sites: snapshot.sites.iter().map(SiteReport::build).collect(),
         }
     }

@@ -1,0 +1,181 @@
+//! The report's `breakdown` of `rss_bytes` and its `memory_kind` (additions agreed in 2026-12):
+//! each part of resident memory at the first and the last breakdown, how each was measured,
+//! what kind of memory the growth is, and the fixes for that kind.
+
+use crate::detection::Verdict;
+use crate::memory::advice;
+use crate::memory::kind::{classify, GrowthShares, MemoryKind};
+use crate::memory::parts::{Breakdown, Part};
+use crate::memory::BreakdownFindings;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// First and last bytes of one part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstLast {
+    pub first: u64,
+    pub last: u64,
+}
+
+/// `resources[].breakdown` of `rss_bytes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BreakdownReport {
+    /// One entry per part (`python_objects`, `python_allocator_free`, `c_allocator`,
+    /// `c_allocator_free`, `native`, `file`, `shmem`).
+    #[serde(flatten)]
+    pub parts: BTreeMap<String, FirstLast>,
+    /// Parts whose figures are estimates, not read.
+    pub estimated: Vec<String>,
+    /// The sum of the mappings' resident bytes at the first and last breakdown (the parts add
+    /// up to it).
+    pub rss: FirstLast,
+    /// Seconds into the observation of the first and last breakdown.
+    pub first_at_seconds: f64,
+    pub last_at_seconds: f64,
+    /// The share of the growth in live Python objects, native memory, and allocator free space.
+    pub growth_shares: BTreeMap<String, f64>,
+    /// How each part was measured or estimated.
+    pub methods: BTreeMap<String, String>,
+    /// Fixes for this kind of memory, most useful first.
+    pub fixes: Vec<String>,
+    /// Why a reader could not be used; retention that is also a leak.
+    pub notes: Vec<String>,
+    /// Shared libraries loaded in the target, other than the interpreter and the C library's
+    /// own: the native code that native growth may come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_libraries: Vec<String>,
+    /// Every breakdown kept, oldest first: seconds and bytes per part (for charts).
+    pub series: Vec<SeriesPoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub at_seconds: f64,
+    #[serde(flatten)]
+    pub parts: BTreeMap<String, u64>,
+}
+
+/// Libraries every CPython process maps: not candidates for native growth.
+const COMMON_LIBRARIES: &[&str] = &[
+    "libc.so",
+    "libc-",
+    "ld-linux",
+    "libm.so",
+    "libpython",
+    "libpthread",
+    "libdl.so",
+    "librt.so",
+    "libutil.so",
+    "libz.so",
+    "liblzma",
+    "libbz2",
+    "libexpat",
+];
+
+fn method(part: Part, b: &Breakdown) -> String {
+    let pymalloc = b.pymalloc.is_some();
+    let glibc = b.glibc.is_some();
+    match part {
+        Part::PythonObjects if pymalloc => "read: blocks in use in pymalloc's pools (each pool header's count times its block size), i.e. live Python objects of up to 512 bytes; larger objects are in the C allocator's part".into(),
+        Part::PythonObjects => "not read: pymalloc's state is unknown for this interpreter, so small objects count as native".into(),
+        Part::PythonAllocatorFree if pymalloc => "estimated: pymalloc's carved pools minus the blocks in use (pools are counted resident once carved)".into(),
+        Part::PythonAllocatorFree => "not read (pymalloc's state is unknown)".into(),
+        Part::CAllocator if glibc => "read: resident bytes of [heap] and glibc's thread-arena heaps (smaps), times the share in use from the arenas' malloc_state (system_mem minus top chunk and binned free chunks)".into(),
+        Part::CAllocator => "estimated: resident bytes of [heap] and thread-arena heaps (smaps), all counted in use (glibc's arena headers could not be read)".into(),
+        Part::CAllocatorFree if glibc => "read: the rest of those mappings' resident bytes, held free by glibc".into(),
+        Part::CAllocatorFree => "not read (glibc's arena headers could not be read)".into(),
+        Part::Native => "read: other private anonymous resident bytes (smaps), minus pymalloc's pools: C extensions, ctypes, malloc's mmapped blocks, thread stacks, copied pages of libraries".into(),
+        Part::File => "read: resident file pages of the mappings (smaps Rss minus Anonymous)".into(),
+        Part::Shmem => "read: resident bytes of shared memory mappings (tmpfs, memfd, SysV, shared anonymous)".into(),
+    }
+}
+
+/// The kind and breakdown of `rss_bytes`, from the breakdowns taken; None without two.
+pub fn build(
+    findings: &BreakdownFindings,
+    verdict: Verdict,
+) -> Option<(MemoryKind, BreakdownReport)> {
+    let first = findings.series.first()?;
+    let last = findings.series.last()?;
+    let kind = classify(first, last);
+    let growth = GrowthShares::between(first, last);
+    let mut notes = last.notes.clone();
+    if kind == MemoryKind::AllocatorRetention && verdict == Verdict::Leak {
+        notes.push(
+            "both a leak and allocator retention: live objects do not account for the growth, but the memory the allocators keep grows without bound; trim or change the allocator (fixes), and look for what keeps fragmenting it".into(),
+        );
+    }
+    if let Some(name) = &findings.other_allocator {
+        notes.push(format!(
+            "{name} is mapped: if it replaces malloc, the C allocator's parts are read as if glibc's"
+        ));
+    }
+    if let Some(cost) = findings.last_cost {
+        notes.push(format!(
+            "the last breakdown read smaps ({} mappings) in {:.1} ms (the target's mmap lock is taken meanwhile), the allocators in {:.1} ms, {:.1} ms of CPU",
+            cost.mappings,
+            cost.smaps_seconds * 1e3,
+            cost.allocators_seconds * 1e3,
+            cost.cpu_seconds * 1e3
+        ));
+    }
+    let parts = Part::ALL
+        .iter()
+        .map(|&p| {
+            (
+                p.as_str().to_string(),
+                FirstLast {
+                    first: first.get(p),
+                    last: last.get(p),
+                },
+            )
+        })
+        .collect();
+    let growth_shares = growth
+        .shares()
+        .iter()
+        .map(|(k, s)| (k.as_str().to_string(), (s * 1000.0).round() / 1000.0))
+        .collect();
+    let native_libraries = last
+        .libraries
+        .iter()
+        .filter(|l| !COMMON_LIBRARIES.iter().any(|c| l.contains(c)))
+        .cloned()
+        .collect();
+    Some((
+        kind,
+        BreakdownReport {
+            parts,
+            estimated: last
+                .estimated
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect(),
+            rss: FirstLast {
+                first: first.smaps_rss,
+                last: last.smaps_rss,
+            },
+            first_at_seconds: first.at_seconds,
+            last_at_seconds: last.at_seconds,
+            growth_shares,
+            methods: Part::ALL
+                .iter()
+                .map(|&p| (p.as_str().to_string(), method(p, last)))
+                .collect(),
+            fixes: advice::fixes(kind, first, last, findings.other_allocator.as_deref()),
+            notes,
+            native_libraries,
+            series: findings
+                .series
+                .iter()
+                .map(|b| SeriesPoint {
+                    at_seconds: b.at_seconds,
+                    parts: Part::ALL
+                        .iter()
+                        .map(|&p| (p.as_str().to_string(), b.get(p)))
+                        .collect(),
+                })
+                .collect(),
+        },
+    ))
+}
