@@ -331,6 +331,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn batched_reads_skip_what_cannot_be_read() {
+        let data: Vec<u64> = (0..3000).collect();
+        let base = data.as_ptr() as u64;
+        let mut addresses: Vec<u64> = (0..3000).map(|i| base + i * 8).collect();
+        // An unmapped address in the middle of the second batch.
+        addresses[1500] = 8;
+        let mut out = vec![0u8; addresses.len() * 8];
+        let memory = ProcessMemory {
+            pid: std::process::id() as i32,
+        };
+        let ok = memory.read_many(&addresses, &mut out);
+        assert_eq!(ok.iter().filter(|o| !**o).count(), 1);
+        assert!(!ok[1500]);
+        for i in [0usize, 1499, 1501, 2999] {
+            assert_eq!(u64::from_le_bytes(out[i * 8..i * 8 + 8].try_into().unwrap()), i as u64);
+        }
+    }
+
+    #[test]
     fn thinning_keeps_the_ends() {
         let mut series: Vec<Breakdown> = (0..10)
             .map(|i| Breakdown {

@@ -26,6 +26,8 @@ const ALIGNMENT: u64 = 16;
 const SIZE_CLASSES: u32 = 32;
 /// More arena objects than this is not a real allocator (64 GiB of arenas).
 const MAX_ARENAS: u64 = 1 << 16;
+/// The bytes of a pool header read: `ref.count` (0) to `szidx` (36).
+const HEADER: usize = 40;
 /// `_obmalloc_mgmt` up to `narenas_highwater`.
 const MGMT_LEN: usize = 32 + (POOLS_IN_ARENA + 1) * 8 + 24;
 
@@ -161,8 +163,10 @@ pub fn read(memory: &dyn Memory, locator: Locator) -> Result<PymallocState, Stri
             state.arenas
         ));
     }
-    for header in read_each(memory, &headers, 40).into_iter().flatten() {
-        let count = word(&header, 0) & 0xFFFF_FFFF;
+    let mut bytes = vec![0u8; headers.len() * HEADER];
+    let read = memory.read_many(&headers, &mut bytes);
+    for (header, _) in bytes.chunks_exact(HEADER).zip(read).filter(|(_, ok)| *ok) {
+        let count = word(header, 0) & 0xFFFF_FFFF;
         let size_class = u32::from_le_bytes(header[36..40].try_into().unwrap_or_default());
         if count == 0 || size_class >= SIZE_CLASSES {
             continue;
@@ -173,17 +177,6 @@ pub fn read(memory: &dyn Memory, locator: Locator) -> Result<PymallocState, Stri
         state.pools_in_use += 1;
     }
     Ok(state)
-}
-
-/// Reads `len` bytes at each address; `None` where it could not.
-fn read_each(memory: &dyn Memory, addresses: &[u64], len: usize) -> Vec<Option<Vec<u8>>> {
-    addresses
-        .iter()
-        .map(|&a| {
-            let mut b = vec![0u8; len];
-            memory.read(a, &mut b).ok().map(|()| b)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ fn method(part: Part, b: &Breakdown) -> String {
     }
 }
 
-/// The kind and breakdown of `rss_bytes`, from the breakdowns taken; None without two.
+/// The kind and breakdown of `rss_bytes`, from the breakdowns taken; None without any.
 pub fn build(
     findings: &BreakdownFindings,
     verdict: Verdict,
@@ -140,6 +140,8 @@ pub fn build(
         .libraries
         .iter()
         .filter(|l| !COMMON_LIBRARIES.iter().any(|c| l.contains(c)))
+        // The standard library's own extensions, but ctypes: the door to any C library.
+        .filter(|l| !l.contains("/lib-dynload/") || l.contains("/lib-dynload/_ctypes"))
         .cloned()
         .collect();
     Some((
