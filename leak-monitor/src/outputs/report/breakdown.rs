@@ -8,7 +8,10 @@ use crate::memory::kind::{classify, GrowthShares, MemoryKind};
 use crate::memory::parts::{Breakdown, Part};
 use crate::memory::BreakdownFindings;
 use serde::{Deserialize, Serialize};
+use crate::humanize as human;
+use crate::resource::Unit;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// First and last bytes of one part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,4 +183,105 @@ pub fn build(
                 .collect(),
         },
     ))
+}
+
+/// The Markdown section of a breakdown: the kind, a table of the parts, how each was
+/// measured, and the fixes.
+pub fn render_markdown(out: &mut String, kind: MemoryKind, verdict: Verdict, b: &BreakdownReport) {
+    let both = if kind == MemoryKind::AllocatorRetention && verdict == Verdict::Leak {
+        " (and a leak: the retained memory keeps growing)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "\n### Memory breakdown: {}{both}\n",
+        kind.as_str()
+    );
+    let bytes = |v: u64| human::amount(Unit::Bytes, v as f64);
+    let shares: Vec<String> = b
+        .growth_shares
+        .iter()
+        .map(|(k, v)| format!("{k} {:.0}%", v * 100.0))
+        .collect();
+    let _ = writeln!(
+        out,
+        "Resident memory from {} to {} between {:.0} s and {:.0} s; growth by kind: {}.\n",
+        bytes(b.rss.first),
+        bytes(b.rss.last),
+        b.first_at_seconds,
+        b.last_at_seconds,
+        shares.join(", ")
+    );
+    let _ = writeln!(out, "| part | first | last | measured |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for part in Part::ALL {
+        let name = part.as_str();
+        let Some(fl) = b.parts.get(name) else {
+            continue;
+        };
+        let how = b.methods.get(name).map_or("", String::as_str);
+        let estimate = if b.estimated.iter().any(|e| e == name) {
+            " (estimate)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {}{estimate} |",
+            bytes(fl.first),
+            bytes(fl.last),
+            how.replace('|', "\\|")
+        );
+    }
+    if !b.native_libraries.is_empty() && kind != MemoryKind::PythonObjects {
+        let _ = writeln!(
+            out,
+            "\nNative code loaded (where native growth can come from): {}.",
+            b.native_libraries.join(", ")
+        );
+    }
+    for note in &b.notes {
+        let _ = writeln!(out, "\n- {note}");
+    }
+    if !b.fixes.is_empty() {
+        let _ = writeln!(out, "\n#### Fix\n");
+        for fix in &b.fixes {
+            let _ = writeln!(out, "- {fix}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::Capabilities;
+    use crate::outputs::fixtures::leaking_worker;
+    use crate::outputs::report::{render_markdown as markdown, Report};
+    use std::time::SystemTime;
+
+    #[test]
+    fn the_report_carries_the_kind_and_parts_that_add_up() {
+        let report = Report::build(
+            &leaking_worker(7),
+            &Capabilities::default(),
+            SystemTime::now(),
+        );
+        let rss = &report.resources[0];
+        assert_eq!(rss.memory_kind, Some(MemoryKind::PythonObjects));
+        let b = rss.breakdown.as_ref().unwrap();
+        let sum: u64 = b.parts.values().map(|p| p.last).sum();
+        assert_eq!(sum, b.rss.last);
+        assert_eq!(b.series.len(), 3);
+        assert!(b.growth_shares["python_objects"] > 0.9);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["resources"][0]["memory_kind"], "python_objects");
+        assert_eq!(
+            json["resources"][0]["breakdown"]["python_objects"]["last"],
+            74u64 << 20
+        );
+        let text = markdown(&[report]);
+        assert!(text.contains("### Memory breakdown: python_objects"), "{text}");
+        assert!(text.contains("| python_objects | 10"), "{text}");
+    }
 }

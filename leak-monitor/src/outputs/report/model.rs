@@ -597,7 +597,13 @@ mod tests {
     /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
     /// objects (arrays: element-wise as far as both go).
     /// Keys this build adds to the contract's example.
-    const ADDITIONS: &[&str] = &["method", "cut_short", "verdict_changes"];
+    const ADDITIONS: &[&str] = &[
+        "method",
+        "cut_short",
+        "verdict_changes",
+        "memory_kind",
+        "breakdown",
+    ];
 
     fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
         match (ours, theirs) {
