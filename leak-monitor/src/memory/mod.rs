@@ -163,7 +163,7 @@ impl BreakdownSource {
             .and_then(|arenas| glibc::read(&self.memory, &arenas));
         let memory = self.memory;
         let is_thread_heap = move |m: &smaps::Mapping| glibc::is_thread_heap(&memory, m);
-        let breakdown = parts::compose(
+        let mut breakdown = parts::compose(
             at_seconds,
             &maps,
             Allocators {
@@ -172,6 +172,7 @@ impl BreakdownSource {
                 is_thread_heap: &is_thread_heap,
             },
         );
+        breakdown.statm_rss = statm_rss(self.pid).unwrap_or(0);
         let cost = Cost {
             smaps_seconds,
             allocators_seconds: allocators_began.elapsed().as_secs_f64(),
@@ -186,6 +187,15 @@ impl BreakdownSource {
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?;
         advice::other_allocator(&maps)
     }
+}
+
+/// Resident bytes from `/proc/PID/statm` (its second field, in pages).
+fn statm_rss(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }
 
 /// CPU time of the calling thread.

@@ -63,6 +63,9 @@ pub struct Breakdown {
     pub estimated: Vec<Part>,
     /// The sum of `Rss:` over the mappings.
     pub smaps_rss: u64,
+    /// The process's RSS from `/proc/PID/statm` right after smaps was read: what the parts
+    /// are checked against.
+    pub statm_rss: u64,
     /// pymalloc and glibc as read (None: could not be read, and why is in `notes`).
     pub pymalloc: Option<PymallocState>,
     pub glibc: Option<GlibcState>,

@@ -32,6 +32,8 @@ pub struct BreakdownReport {
     /// The sum of the mappings' resident bytes at the first and last breakdown (the parts add
     /// up to it).
     pub rss: FirstLast,
+    /// The process's RSS (`/proc/PID/statm`) read right after each of those breakdowns.
+    pub rss_statm: FirstLast,
     /// Seconds into the observation of the first and last breakdown.
     pub first_at_seconds: f64,
     pub last_at_seconds: f64,
@@ -159,6 +161,10 @@ pub fn build(
             rss: FirstLast {
                 first: first.smaps_rss,
                 last: last.smaps_rss,
+            },
+            rss_statm: FirstLast {
+                first: first.statm_rss,
+                last: last.statm_rss,
             },
             first_at_seconds: first.at_seconds,
             last_at_seconds: last.at_seconds,
