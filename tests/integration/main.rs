@@ -11,7 +11,8 @@
 //! exec, no permission, a non-Python target, 50k fds, an event storm, 50 concurrent scrapes,
 //! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
 //! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
-//! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers.
+//! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers,
+//! `memory_breakdown` the split of RSS into Python objects, allocator free space and native memory.
 //! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -49,6 +50,7 @@ mod fleet_labels;
 mod heap_census;
 mod html_report;
 mod kernel_frames;
+mod memory_breakdown;
 mod metrics;
 mod pools;
 mod progress;

@@ -96,7 +96,11 @@ pub fn classify(first: &Breakdown, last: &Breakdown) -> MemoryKind {
     if live_change <= -notable {
         return MemoryKind::AllocatorRetention;
     }
-    let held = GrowthShares::between(&Breakdown::default(), last);
+    // What the private memory is (file-backed and shared memory are none of the kinds).
+    let held = GrowthShares {
+        other: 0,
+        ..GrowthShares::between(&Breakdown::default(), last)
+    };
     dominant(&held.shares())
 }
 
