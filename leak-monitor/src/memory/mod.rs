@@ -42,6 +42,8 @@ pub struct Cost {
     pub smaps_seconds: f64,
     /// The allocators' states, read with `process_vm_readv`.
     pub allocators_seconds: f64,
+    /// Of which pymalloc's arenas and pools.
+    pub pymalloc_seconds: f64,
     /// CPU time of the whole breakdown on the monitor's side.
     pub cpu_seconds: f64,
     pub mappings: usize,
@@ -159,6 +161,7 @@ impl BreakdownSource {
             Ok(locator) => pymalloc::read(&self.memory, *locator),
             Err(why) => Err(why.clone()),
         };
+        let pymalloc_seconds = allocators_began.elapsed().as_secs_f64();
         let glibc = glibc::find_arenas(&self.memory, &maps)
             .and_then(|arenas| glibc::read(&self.memory, &arenas));
         let memory = self.memory;
@@ -176,6 +179,7 @@ impl BreakdownSource {
         let cost = Cost {
             smaps_seconds,
             allocators_seconds: allocators_began.elapsed().as_secs_f64(),
+            pymalloc_seconds,
             cpu_seconds: thread_cpu_seconds() - cpu_before,
             mappings: maps.len(),
         };
