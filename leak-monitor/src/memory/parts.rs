@@ -138,6 +138,9 @@ pub fn compose(at_seconds: f64, maps: &[Mapping], allocators: Allocators<'_>) ->
             b.set(Part::PythonAllocatorFree, pools - used);
             other_anon -= pools;
             b.pymalloc = Some(state);
+            if state.sample_stride > 1 {
+                b.estimated.push(Part::PythonObjects);
+            }
             // Touched pools are counted as resident: pages never written are not.
             b.estimated.push(Part::PythonAllocatorFree);
         }
@@ -202,6 +205,7 @@ Anonymous:             0 kB
                     pool_bytes: 2000 * 1024,
                     used_bytes: 500 * 1024,
                     pools_in_use: 10,
+                    sample_stride: 1,
                 }),
                 glibc: Ok(GlibcState {
                     arenas: 1,

@@ -26,6 +26,9 @@ const ALIGNMENT: u64 = 16;
 const SIZE_CLASSES: u32 = 32;
 /// More arena objects than this is not a real allocator (64 GiB of arenas).
 const MAX_ARENAS: u64 = 1 << 16;
+/// Pool headers read at most per breakdown (16 MiB of pools each... 4 GiB of arenas in all):
+/// past that, one pool in n is read and the counts scaled, so a breakdown's cost stays bounded.
+const MAX_POOL_HEADERS: usize = 16 * 1024;
 /// The bytes of a pool header read: `ref.count` (0) to `szidx` (36).
 const HEADER: usize = 40;
 /// `_obmalloc_mgmt` up to `narenas_highwater`.
@@ -53,6 +56,9 @@ pub struct PymallocState {
     /// Bytes of blocks in use: live small objects.
     pub used_bytes: u64,
     pub pools_in_use: u64,
+    /// 1 when every pool header was read; n when one pool in n was, and the used figures are
+    /// scaled up from that sample.
+    pub sample_stride: u64,
 }
 
 impl PymallocState {
@@ -112,6 +118,15 @@ fn looks_like_mgmt(b: &[u8]) -> bool {
 
 /// Reads the allocator's state: the arena array, then each carved pool's header.
 pub fn read(memory: &dyn Memory, locator: Locator) -> Result<PymallocState, String> {
+    read_bounded(memory, locator, MAX_POOL_HEADERS)
+}
+
+/// `read`, reading at most about `max_headers` pool headers.
+fn read_bounded(
+    memory: &dyn Memory,
+    locator: Locator,
+    max_headers: usize,
+) -> Result<PymallocState, String> {
     let (array, max, current) = match locator {
         Locator::Mgmt(at) => {
             let mut b = vec![0u8; MGMT_LEN];
@@ -163,6 +178,9 @@ pub fn read(memory: &dyn Memory, locator: Locator) -> Result<PymallocState, Stri
             state.arenas
         ));
     }
+    let stride = headers.len().div_ceil(max_headers.max(1)).max(1);
+    let headers: Vec<u64> = headers.into_iter().step_by(stride).collect();
+    state.sample_stride = stride as u64;
     let mut bytes = vec![0u8; headers.len() * HEADER];
     let read = memory.read_many(&headers, &mut bytes);
     for (header, _) in bytes.chunks_exact(HEADER).zip(read).filter(|(_, ok)| *ok) {
@@ -173,9 +191,10 @@ pub fn read(memory: &dyn Memory, locator: Locator) -> Result<PymallocState, Stri
         }
         let block = u64::from(size_class + 1) * ALIGNMENT;
         // A pool holds at most POOL_SIZE / block blocks; more is a torn read.
-        state.used_bytes += (count * block).min(POOL_SIZE);
-        state.pools_in_use += 1;
+        state.used_bytes += (count * block).min(POOL_SIZE) * state.sample_stride;
+        state.pools_in_use += state.sample_stride;
     }
+    state.used_bytes = state.used_bytes.min(state.pool_bytes);
     Ok(state)
 }
 
@@ -238,6 +257,12 @@ mod tests {
         assert_eq!(state.pool_bytes, 3 * POOL_SIZE);
         assert_eq!(state.used_bytes, 3200 + 5120);
         assert_eq!(state.pools_in_use, 2);
+        assert_eq!(state.sample_stride, 1);
+        // One pool in two: the first and the third, counted twice each.
+        let sampled = read_bounded(&memory, Locator::Mgmt(0x1000), 2).unwrap();
+        assert_eq!(sampled.sample_stride, 2);
+        assert_eq!(sampled.used_bytes, 2 * (3200 + 5120));
+        assert_eq!(sampled.pools_in_use, 4);
         assert_eq!(state.free_bytes(), 3 * POOL_SIZE - 8320);
     }
 
