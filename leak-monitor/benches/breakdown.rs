@@ -78,17 +78,36 @@ fn worst_stall(target: &mut Python) -> f64 {
 
 fn main() {
     let args = args();
-    println!("memory breakdown: one breakdown of a target (median of {} rounds)", args.rounds);
     println!(
-        "{:>8} {:>9} {:>9} {:>9} {:>14} {:>12} {:>9} {:>15} {:>15}",
-        "target", "rss MiB", "mappings", "smaps ms", "allocators ms", "pymalloc ms", "cpu ms", "stall ms (bd)", "stall ms (idle)"
+        "memory breakdown: one breakdown of a target (median of {} rounds); load average {}",
+        args.rounds,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!(
+        "{:>8} {:>9} {:>9} {:>9} {:>14} {:>12} {:>9} {:>15} {:>18} {:>15}",
+        "target",
+        "rss MiB",
+        "mappings",
+        "smaps ms",
+        "allocators ms",
+        "pymalloc ms",
+        "cpu ms",
+        "stall ms (bd)",
+        "stall ms (smaps)",
+        "stall ms (idle)"
     );
     for &mb in &args.sizes {
         let mut target = Python::start(&["-c", TARGET, &mb.to_string()]);
         let mut source = BreakdownSource::new(target.pid(), true);
-        let (mut smaps, mut alloc, mut cpu, mut stall, mut idle): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut smaps: Vec<f64> = Vec::new();
+        let mut alloc: Vec<f64> = Vec::new();
+        let mut cpu: Vec<f64> = Vec::new();
+        let mut stall: Vec<f64> = Vec::new();
+        let mut idle: Vec<f64> = Vec::new();
         let mut pymalloc: Vec<f64> = Vec::new();
+        let mut smaps_stall: Vec<f64> = Vec::new();
         let mut rss = 0;
         let mut mappings = 0;
         for _ in 0..args.rounds {
@@ -100,6 +119,9 @@ fn main() {
             stall.push(worst_stall(&mut target));
             std::thread::sleep(spent.max(Duration::from_millis(50)));
             idle.push(worst_stall(&mut target));
+            // smaps alone: the part of the stall that is the page-table walk.
+            let _ = std::fs::read_to_string(format!("/proc/{}/smaps", target.pid()));
+            smaps_stall.push(worst_stall(&mut target));
             smaps.push(cost.smaps_seconds * 1e3);
             alloc.push(cost.allocators_seconds * 1e3);
             cpu.push(cost.cpu_seconds * 1e3);
@@ -111,7 +133,7 @@ fn main() {
             }
         }
         println!(
-            "{:>6}MB {:>9} {:>9} {:>9.1} {:>14.1} {:>12.1} {:>9.1} {:>15.2} {:>15.2}",
+            "{:>6}MB {:>9} {:>9} {:>9.1} {:>14.1} {:>12.1} {:>9.1} {:>15.2} {:>18.2} {:>15.2}",
             mb,
             rss,
             mappings,
@@ -120,6 +142,7 @@ fn main() {
             median(&pymalloc),
             median(&cpu),
             median(&stall),
+            median(&smaps_stall),
             median(&idle),
         );
     }

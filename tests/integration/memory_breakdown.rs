@@ -53,7 +53,10 @@ fn accounting_failure(script: &str, rss: &Value) -> Option<String> {
         "file",
         "shmem",
     ];
-    let sum: u64 = parts.iter().map(|p| b[p]["last"].as_u64().unwrap_or(0)).sum();
+    let sum: u64 = parts
+        .iter()
+        .map(|p| b[p]["last"].as_u64().unwrap_or(0))
+        .sum();
     let statm = b["rss_statm"]["last"].as_u64().unwrap_or(0) as f64;
     let off = (sum as f64 - statm).abs() / statm.max(1.0);
     if off > 0.05 {
@@ -105,9 +108,7 @@ fn kind_failure(script: &str, rss: &Value) -> Option<String> {
     let kind = rss["memory_kind"].as_str().unwrap_or("none");
     let summary = format!(
         "{script}: verdict {} kind {kind} shares {} parts {}",
-        rss["verdict"],
-        rss["breakdown"]["growth_shares"],
-        rss["breakdown"]["python_objects"]
+        rss["verdict"], rss["breakdown"]["growth_shares"], rss["breakdown"]["python_objects"]
     );
     let ok = match script {
         "breakdown_objects.py" => kind == "python_objects" && share(rss, "python_objects") >= 0.8,
@@ -129,14 +130,17 @@ fn kind_failure(script: &str, rss: &Value) -> Option<String> {
             kind == "allocator_retention"
                 && live_last * 10 < series_max(rss, "python_objects") * 7
                 && last_total * 10 >= peak_total * 9
-                && b["fixes"][0].as_str().is_some_and(|f| f.contains("pymalloc"))
+                && b["fixes"][0]
+                    .as_str()
+                    .is_some_and(|f| f.contains("pymalloc"))
         }
         "breakdown_thread_arenas.py" => {
             kind == "allocator_retention"
                 && rss["verdict"] != "leak"
-                && rss["breakdown"]["fixes"]
-                    .as_array()
-                    .is_some_and(|f| f.iter().any(|f| f.as_str().unwrap_or("").contains("MALLOC_ARENA_MAX")))
+                && rss["breakdown"]["fixes"].as_array().is_some_and(|f| {
+                    f.iter()
+                        .any(|f| f.as_str().unwrap_or("").contains("MALLOC_ARENA_MAX"))
+                })
         }
         _ => false,
     };

@@ -104,14 +104,19 @@ mod tests {
     fn finds_a_preloaded_allocator() {
         let maps = "7f00-7f10 r-xp 00000000 fe:00 1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n";
         assert_eq!(other_allocator(maps).as_deref(), Some("libjemalloc.so.2"));
-        assert_eq!(other_allocator("7f00-7f10 r-xp 0 fe:00 1 /lib/libc.so.6\n"), None);
+        assert_eq!(
+            other_allocator("7f00-7f10 r-xp 0 fe:00 1 /lib/libc.so.6\n"),
+            None
+        );
     }
 
     #[test]
     fn retention_gets_allocator_settings_with_costs() {
         let first = Breakdown::default();
-        let mut last = Breakdown::default();
-        last.bytes = [1 << 20, 0, 1 << 20, 200 << 20, 0, 0, 0];
+        let last = Breakdown {
+            bytes: [1 << 20, 0, 1 << 20, 200 << 20, 0, 0, 0],
+            ..Breakdown::default()
+        };
         let fixes = fixes(MemoryKind::AllocatorRetention, &first, &last, None);
         assert!(fixes[0].contains("MALLOC_ARENA_MAX") && fixes[0].contains("costs"));
         assert!(fixes.iter().any(|f| f.contains("malloc_trim")));

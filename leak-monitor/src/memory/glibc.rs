@@ -48,7 +48,9 @@ impl GlibcState {
 /// The mappings that are thread arenas' heaps: anonymous, writable, 64 MiB-aligned, with a
 /// `heap_info` whose size fits the mapping.
 pub fn is_thread_heap(memory: &dyn Memory, mapping: &Mapping) -> bool {
-    if !(mapping.is_anonymous() && mapping.is_writable()) || mapping.start % HEAP_MAX != 0 {
+    let candidate =
+        mapping.is_anonymous() && mapping.is_writable() && mapping.start.is_multiple_of(HEAP_MAX);
+    if !candidate {
         return false;
     }
     let mut info = [0u8; 32];
@@ -109,15 +111,16 @@ fn find_main_arena(memory: &dyn Memory, maps: &[Mapping]) -> Option<u64> {
     let mut previous_libc = false;
     for m in maps {
         let libc = m.name.contains("/libc.so") || m.name.contains("/libc-");
-        if m.is_writable() && (libc || (previous_libc && m.is_anonymous())) && m.len() <= 1 << 22
-        {
+        if m.is_writable() && (libc || (previous_libc && m.is_anonymous())) && m.len() <= 1 << 22 {
             let mut data = vec![0u8; usize::try_from(m.len()).ok()?];
             if memory.read(m.start, &mut data).is_ok() {
                 let mut at = 0;
                 while at + STATE_LEN <= data.len() {
                     let here = m.start + at as u64;
                     let top = word(&data, at + TOP as usize);
-                    if word(&data, at + NEXT as usize) == here && top >= heap.start && top < heap.end
+                    if word(&data, at + NEXT as usize) == here
+                        && top >= heap.start
+                        && top < heap.end
                     {
                         return Some(here);
                     }
@@ -163,7 +166,7 @@ pub fn read(memory: &dyn Memory, arenas: &[u64]) -> Result<GlibcState, String> {
                 // link's own address.
                 let raw = memory.read_u64(chunk + 16).unwrap_or(0);
                 chunk = raw ^ ((chunk + 16) >> 12);
-                if chunk % 16 != 0 {
+                if !chunk.is_multiple_of(16) {
                     break;
                 }
             }
@@ -227,7 +230,7 @@ mod tests {
         put(&mut h, s + NEXT, main);
         put(&mut h, s + SYSTEM_MEM, 0x10000);
         put(&mut h, 0x8000 + 8, 0x4000 | 1); // top chunk of 16 KiB
-        // One free chunk of 0x100 in bin 1 (unsorted): head <-> chunk.
+                                             // One free chunk of 0x100 in bin 1 (unsorted): head <-> chunk.
         let chunk = heap + 0x1000;
         let bin_head = state + BINS - 16;
         put(&mut h, s + BINS, chunk);

@@ -55,10 +55,15 @@ impl GrowthShares {
     /// Each kind's share of the growth (of the positive parts: a part that shrank does not
     /// make another's share bigger than the whole).
     pub fn shares(&self) -> [(MemoryKind, f64); 3] {
-        let positive = [self.python_objects, self.native, self.allocator_free, self.other]
-            .iter()
-            .map(|v| (*v).max(0) as f64)
-            .sum::<f64>();
+        let positive = [
+            self.python_objects,
+            self.native,
+            self.allocator_free,
+            self.other,
+        ]
+        .iter()
+        .map(|v| (*v).max(0) as f64)
+        .sum::<f64>();
         let share = |v: i64| {
             if positive > 0.0 {
                 v.max(0) as f64 / positive
@@ -116,9 +121,10 @@ mod tests {
     use super::*;
 
     fn b(python: u64, py_free: u64, c: u64, c_free: u64, native: u64) -> Breakdown {
-        let mut b = Breakdown::default();
-        b.bytes = [python, py_free, c, c_free, native, 10 << 20, 0];
-        b
+        Breakdown {
+            bytes: [python, py_free, c, c_free, native, 10 << 20, 0],
+            ..Breakdown::default()
+        }
     }
 
     const MB: u64 = 1 << 20;

@@ -103,8 +103,7 @@ impl BreakdownSource {
         let mut previous = false;
         for m in &parsed {
             let ours = m.name.trim_end_matches(" (deleted)") == path;
-            if m.is_writable() && (ours || (previous && m.name.is_empty())) && m.len() <= 16 << 20
-            {
+            if m.is_writable() && (ours || (previous && m.name.is_empty())) && m.len() <= 16 << 20 {
                 let mut data = vec![0u8; usize::try_from(m.len()).unwrap_or(0)];
                 if self.memory.read(m.start, &mut data).is_ok() {
                     if let Some(at) = pymalloc::find_mgmt(m.start, &data) {
@@ -125,11 +124,13 @@ impl BreakdownSource {
         let file = std::fs::File::open(format!("/proc/{}/root{path}", self.pid))
             .map_err(|e| format!("{path}: {e}"))?;
         let find = |name: &[u8]| {
-            static_symbol(&file, name).map(|s| s.address).ok_or_else(|| {
-                format!(
+            static_symbol(&file, name)
+                .map(|s| s.address)
+                .ok_or_else(|| {
+                    format!(
                     "{path} has no symbol table (stripped), so pymalloc's statics are not found"
                 )
-            })
+                })
         };
         let bias = match is_position_independent(&file) {
             Some(true) => load_bias(maps, path).ok_or("no mapping at file offset 0")?,
@@ -359,7 +360,10 @@ mod tests {
         assert_eq!(ok.iter().filter(|o| !**o).count(), 1);
         assert!(!ok[1500]);
         for i in [0usize, 1499, 1501, 2999] {
-            assert_eq!(u64::from_le_bytes(out[i * 8..i * 8 + 8].try_into().unwrap()), i as u64);
+            assert_eq!(
+                u64::from_le_bytes(out[i * 8..i * 8 + 8].try_into().unwrap()),
+                i as u64
+            );
         }
     }
 

@@ -225,7 +225,10 @@ Anonymous:             0 kB
         assert_eq!(kb(Part::PythonAllocatorFree), 1500);
         assert_eq!(kb(Part::Native), 3060 - 2000);
         assert_eq!(b.total(), b.smaps_rss);
-        assert_eq!(b.libraries, vec!["/usr/lib/libpython3.12.so.1.0".to_string()]);
+        assert_eq!(
+            b.libraries,
+            vec!["/usr/lib/libpython3.12.so.1.0".to_string()]
+        );
     }
 
     #[test]

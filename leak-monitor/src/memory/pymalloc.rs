@@ -96,11 +96,16 @@ fn looks_like_mgmt(b: &[u8]) -> bool {
     let arenas = word(b, 0);
     let max = word(b, 8) & 0xFFFF_FFFF;
     // `maxarenas` starts at 16 and doubles.
-    if arenas == 0 || arenas % 8 != 0 || max < 16 || max > MAX_ARENAS || !max.is_power_of_two() {
+    if arenas == 0
+        || !arenas.is_multiple_of(8)
+        || !(16..=MAX_ARENAS).contains(&max)
+        || !max.is_power_of_two()
+    {
         return false;
     }
     let end = arenas + max * ARENA_OBJECT;
-    let in_array = |p: u64| p == 0 || (p >= arenas && p < end && (p - arenas) % ARENA_OBJECT == 0);
+    let in_array =
+        |p: u64| p == 0 || (p >= arenas && p < end && (p - arenas).is_multiple_of(ARENA_OBJECT));
     if !(in_array(word(b, 16)) && in_array(word(b, 24))) {
         return false;
     }
@@ -134,7 +139,11 @@ fn read_bounded(
             if !looks_like_mgmt(&b) {
                 return Err("pymalloc's bookkeeping no longer has its shape".into());
             }
-            (word(&b, 0), word(&b, 8) & 0xFFFF_FFFF, word(&b, MGMT_LEN - 24))
+            (
+                word(&b, 0),
+                word(&b, 8) & 0xFFFF_FFFF,
+                word(&b, MGMT_LEN - 24),
+            )
         }
         Locator::Statics {
             arenas,
@@ -142,7 +151,11 @@ fn read_bounded(
             current,
         } => {
             let read = |a| memory.read_u64(a).map_err(|e| e.to_string());
-            (read(arenas)?, read(maxarenas)? & 0xFFFF_FFFF, read(current)?)
+            (
+                read(arenas)?,
+                read(maxarenas)? & 0xFFFF_FFFF,
+                read(current)?,
+            )
         }
     };
     if array == 0 || max == 0 || max > MAX_ARENAS || current > max {
@@ -151,7 +164,9 @@ fn read_bounded(
         ));
     }
     let mut objects = vec![0u8; usize::try_from(max * ARENA_OBJECT).unwrap_or(0)];
-    memory.read(array, &mut objects).map_err(|e| e.to_string())?;
+    memory
+        .read(array, &mut objects)
+        .map_err(|e| e.to_string())?;
     let mut headers = Vec::new();
     let mut state = PymallocState::default();
     for arena in objects.chunks_exact(ARENA_OBJECT as usize) {
@@ -163,7 +178,9 @@ fn read_bounded(
         let pool_address = word(arena, 8);
         let first = address.div_ceil(POOL_SIZE) * POOL_SIZE;
         if pool_address < first || pool_address > address + ARENA_SIZE {
-            return Err(format!("pymalloc arena at {address:#x} has no plausible pools"));
+            return Err(format!(
+                "pymalloc arena at {address:#x} has no plausible pools"
+            ));
         }
         state.pool_bytes += pool_address - address;
         let mut pool = first;

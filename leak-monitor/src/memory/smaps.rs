@@ -40,6 +40,10 @@ impl Mapping {
         self.name.is_empty() || self.name.starts_with("[anon:")
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
     pub fn len(&self) -> u64 {
         self.end.saturating_sub(self.start)
     }

@@ -3,8 +3,8 @@
 use crate::attribution::Site;
 use crate::detection::{Trend, VerdictChange};
 use crate::events::{GateStats, LedgerCounts};
-use crate::pyheap::growth::TypeGrowth;
 use crate::memory::BreakdownFindings;
+use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample};

@@ -13,8 +13,8 @@ use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod}
 use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict, VerdictHold};
 use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
-use crate::pyframes::PyFrames;
 use crate::memory::{BreakdownSource, BreakdownWatch};
+use crate::pyframes::PyFrames;
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};

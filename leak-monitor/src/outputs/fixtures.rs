@@ -3,10 +3,10 @@
 
 use crate::attribution::{Frame, LeakType, Site, SiteMethod};
 use crate::detection::{GrowthPattern, Trend, Verdict, VerdictChange};
-use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
-use crate::pyheap::growth::TypeGrowth;
 use crate::memory::parts::Breakdown;
 use crate::memory::BreakdownFindings;
+use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
+use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
 use crate::resource::{Bytes, Resource};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};

@@ -31,7 +31,10 @@ pub fn stacked_chart(b: &BreakdownReport) -> String {
     let totals: Vec<u64> = (0..b.series.len())
         .map(|i| Part::ALL.iter().map(|&p| value(i, p)).sum())
         .collect();
-    let (t0, t1) = (b.series[0].at_seconds, b.series[b.series.len() - 1].at_seconds);
+    let (t0, t1) = (
+        b.series[0].at_seconds,
+        b.series[b.series.len() - 1].at_seconds,
+    );
     let hi = totals.iter().copied().max().unwrap_or(0) as f64;
     let (lo, hi) = axis::value_range(0.0, hi, Unit::Bytes);
     let x = |t: f64| LEFT + (t - t0) / (t1 - t0).max(f64::EPSILON) * (WIDTH - LEFT - RIGHT);
@@ -68,10 +71,20 @@ pub fn stacked_chart(b: &BreakdownReport) -> String {
             .collect();
         let mut path = String::new();
         for (i, point) in b.series.iter().enumerate() {
-            let _ = write!(path, "{:.1},{:.1} ", x(point.at_seconds), y(above[i] as f64));
+            let _ = write!(
+                path,
+                "{:.1},{:.1} ",
+                x(point.at_seconds),
+                y(above[i] as f64)
+            );
         }
         for (i, point) in b.series.iter().enumerate().rev() {
-            let _ = write!(path, "{:.1},{:.1} ", x(point.at_seconds), y(below[i] as f64));
+            let _ = write!(
+                path,
+                "{:.1},{:.1} ",
+                x(point.at_seconds),
+                y(below[i] as f64)
+            );
         }
         let _ = write!(
             svg,

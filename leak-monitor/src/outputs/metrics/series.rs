@@ -5,8 +5,8 @@
 
 use crate::attribution::SiteMethod;
 use crate::detection::Verdict;
-use crate::monitor::{ResourceSnapshot, TargetSnapshot};
 use crate::memory::parts::Part;
+use crate::monitor::{ResourceSnapshot, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::sampling::FdKind;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};

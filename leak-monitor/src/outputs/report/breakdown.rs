@@ -2,14 +2,15 @@
 //! each part of resident memory at the first and the last breakdown, how each was measured,
 //! what kind of memory the growth is, and the fixes for that kind.
 
+use super::model::SiteReport;
 use crate::detection::Verdict;
+use crate::humanize as human;
 use crate::memory::advice;
 use crate::memory::kind::{classify, GrowthShares, MemoryKind};
 use crate::memory::parts::{Breakdown, Part};
 use crate::memory::BreakdownFindings;
-use serde::{Deserialize, Serialize};
-use crate::humanize as human;
 use crate::resource::Unit;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -96,10 +97,35 @@ fn method(part: Part, b: &Breakdown) -> String {
     }
 }
 
+/// For native growth: the Python line it enters native code from (the top `rss_bytes` site)
+/// and the native code loaded that it may be.
+fn native_fix(kind: MemoryKind, site: Option<&SiteReport>, libraries: &[String]) -> Option<String> {
+    if kind != MemoryKind::Native {
+        return None;
+    }
+    let site = site?;
+    let names: Vec<&str> = libraries
+        .iter()
+        .map(|l| l.rsplit('/').next().unwrap_or(l))
+        .collect();
+    let into = if names.is_empty() {
+        String::new()
+    } else {
+        format!(" into native code ({})", names.join(", "))
+    };
+    Some(format!(
+        "native memory grows from {}:{} ({}){into}: free what that call allocates (for ctypes, the matching free), or release the object of the library that owns it",
+        site.file,
+        site.line,
+        site.evidence.trim()
+    ))
+}
+
 /// The kind and breakdown of `rss_bytes`, from the breakdowns taken; None without any.
 pub fn build(
     findings: &BreakdownFindings,
     verdict: Verdict,
+    top_site: Option<&SiteReport>,
 ) -> Option<(MemoryKind, BreakdownReport)> {
     let first = findings.series.first()?;
     let last = findings.series.last()?;
@@ -142,7 +168,7 @@ pub fn build(
         .iter()
         .map(|(k, s)| (k.as_str().to_string(), (s * 1000.0).round() / 1000.0))
         .collect();
-    let native_libraries = last
+    let native_libraries: Vec<String> = last
         .libraries
         .iter()
         .filter(|l| !COMMON_LIBRARIES.iter().any(|c| l.contains(c)))
@@ -174,7 +200,15 @@ pub fn build(
                 .iter()
                 .map(|&p| (p.as_str().to_string(), method(p, last)))
                 .collect(),
-            fixes: advice::fixes(kind, first, last, findings.other_allocator.as_deref()),
+            fixes: native_fix(kind, top_site, &native_libraries)
+                .into_iter()
+                .chain(advice::fixes(
+                    kind,
+                    first,
+                    last,
+                    findings.other_allocator.as_deref(),
+                ))
+                .collect(),
             notes,
             native_libraries,
             series: findings
@@ -200,11 +234,7 @@ pub fn render_markdown(out: &mut String, kind: MemoryKind, verdict: Verdict, b: 
     } else {
         ""
     };
-    let _ = writeln!(
-        out,
-        "\n### Memory breakdown: {}{both}\n",
-        kind.as_str()
-    );
+    let _ = writeln!(out, "\n### Memory breakdown: {}{both}\n", kind.as_str());
     let bytes = |v: u64| human::amount(Unit::Bytes, v as f64);
     let shares: Vec<String> = b
         .growth_shares
@@ -288,7 +318,10 @@ mod tests {
             74u64 << 20
         );
         let text = markdown(&[report]);
-        assert!(text.contains("### Memory breakdown: python_objects"), "{text}");
+        assert!(
+            text.contains("### Memory breakdown: python_objects"),
+            "{text}"
+        );
         assert!(text.contains("| python_objects | 10"), "{text}");
     }
 }

@@ -2,11 +2,11 @@
 //! report". These types are the contract, kept apart from the engine's internal types so that an
 //! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
 
+use super::breakdown::{self, BreakdownReport};
 use crate::attribution::{Holder, LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
 use crate::events::{Engagement, GateStats, LedgerCounts};
-use super::breakdown::{self, BreakdownReport};
 use crate::memory::kind::MemoryKind;
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
@@ -241,8 +241,9 @@ impl Report {
                 .map(|r| {
                     let mut report = ResourceReport::build(r, snapshot.ledgers.as_ref());
                     if let (Resource::RssBytes, Ok(findings)) = (r.resource, &snapshot.memory) {
-                        if let Some((kind, breakdown)) = breakdown::build(findings, report.verdict)
-                        {
+                        let built =
+                            breakdown::build(findings, report.verdict, report.sites.first());
+                        if let Some((kind, breakdown)) = built {
                             report.memory_kind = Some(kind);
                             report.breakdown = Some(breakdown);
                         }
