@@ -122,16 +122,48 @@ fn native_fix(kind: MemoryKind, site: Option<&SiteReport>, libraries: &[String])
 }
 
 /// The kind and breakdown of `rss_bytes`, from the breakdowns taken; None without any.
+///
+/// `census_growth`: bytes the heap census saw Python types gain (GC-tracked objects only), used
+/// when pymalloc's state is unknown to tell some Python growth from native growth.
 pub fn build(
     findings: &BreakdownFindings,
     verdict: Verdict,
     top_site: Option<&SiteReport>,
+    census_growth: Option<u64>,
 ) -> Option<(MemoryKind, BreakdownReport)> {
-    let first = findings.series.first()?;
-    let last = findings.series.last()?;
-    let kind = classify(first, last);
+    let (first, last) = (findings.series.first()?, findings.series.last()?);
+    let mut last = last.clone();
+    let native_growth = last
+        .get(Part::Native)
+        .saturating_sub(first.get(Part::Native));
+    let census_used = match census_growth {
+        Some(grown) if last.pymalloc.is_none() && grown > 0 => {
+            // pymalloc's arenas sit in `native`: move what the census saw grow out of it.
+            let moved = grown.min(native_growth);
+            last.bytes[0] += moved;
+            last.bytes[4] -= moved;
+            last.estimated.push(Part::PythonObjects);
+            moved
+        }
+        _ => 0,
+    };
+    let census_used = census_used > 0;
+    let last = &last;
+    let mut kind = classify(first, last);
+    // Without pymalloc's state the census undercounts Python objects (it sees only the
+    // GC-tracked ones): native growth is not called native when the census saw Python growth
+    // worth a tenth of it.
+    if census_used
+        && kind == MemoryKind::Native
+        && last.get(Part::PythonObjects) * 10 >= native_growth
+    {
+        kind = MemoryKind::Mixed;
+    }
     let growth = GrowthShares::between(first, last);
     let mut notes = last.notes.clone();
+    if census_used {
+        notes.push("pymalloc's state is unknown: the growth of Python objects is the heap census's (GC-tracked objects only: their strings, bytes and ints are not counted), the rest of the anonymous growth counts as native".into());
+    }
     if kind == MemoryKind::AllocatorRetention && verdict == Verdict::Leak {
         notes.push(
             "both a leak and allocator retention: live objects do not account for the growth, but the memory the allocators keep grows without bound; trim or change the allocator (fixes), and look for what keeps fragmenting it".into(),
@@ -198,7 +230,14 @@ pub fn build(
             growth_shares,
             methods: Part::ALL
                 .iter()
-                .map(|&p| (p.as_str().to_string(), method(p, last)))
+                .map(|&p| {
+                    let how = if census_used && p == Part::PythonObjects {
+                        "estimated: the growth the heap census saw in Python types (GC-tracked objects' sizes times counts), taken out of native".to_string()
+                    } else {
+                        method(p, last)
+                    };
+                    (p.as_str().to_string(), how)
+                })
                 .collect(),
             fixes: native_fix(kind, top_site, &native_libraries)
                 .into_iter()
@@ -296,6 +335,30 @@ mod tests {
     use crate::outputs::fixtures::leaking_worker;
     use crate::outputs::report::{render_markdown as markdown, Report};
     use std::time::SystemTime;
+
+    #[test]
+    fn without_pymalloc_the_census_tells_python_growth_from_native() {
+        const MIB: u64 = 1 << 20;
+        let at = |native: u64| Breakdown {
+            bytes: [0, 0, 4 * MIB, 0, native, 9 * MIB, 0],
+            ..Breakdown::default()
+        };
+        let findings = BreakdownFindings {
+            series: vec![at(10 * MIB), at(70 * MIB)],
+            ..BreakdownFindings::default()
+        };
+        let kind = |census| build(&findings, Verdict::Leak, None, census).unwrap().0;
+        assert_eq!(kind(None), MemoryKind::Native);
+        assert_eq!(kind(Some(0)), MemoryKind::Native);
+        assert_eq!(kind(Some(55 * MIB)), MemoryKind::PythonObjects);
+        assert_eq!(kind(Some(25 * MIB)), MemoryKind::Mixed);
+        assert_eq!(kind(Some(10 * MIB)), MemoryKind::Mixed);
+        let (_, report) = build(&findings, Verdict::Leak, None, Some(25 * MIB)).unwrap();
+        assert!(report.estimated.contains(&"python_objects".to_string()));
+        assert!(report.methods["python_objects"].contains("heap census"));
+        let sum: u64 = report.parts.values().map(|p| p.last).sum();
+        assert_eq!(sum, 83 * MIB);
+    }
 
     #[test]
     fn the_report_carries_the_kind_and_parts_that_add_up() {

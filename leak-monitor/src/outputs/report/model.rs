@@ -241,8 +241,16 @@ impl Report {
                 .map(|r| {
                     let mut report = ResourceReport::build(r, snapshot.ledgers.as_ref());
                     if let (Resource::RssBytes, Ok(findings)) = (r.resource, &snapshot.memory) {
-                        let built =
-                            breakdown::build(findings, report.verdict, report.sites.first());
+                        let census_growth = match &snapshot.heap {
+                            Some(Ok(heap)) => Some(census_growth(heap)),
+                            _ => None,
+                        };
+                        let built = breakdown::build(
+                            findings,
+                            report.verdict,
+                            report.sites.first(),
+                            census_growth,
+                        );
                         if let Some((kind, breakdown)) = built {
                             report.memory_kind = Some(kind);
                             report.breakdown = Some(breakdown);
@@ -268,6 +276,25 @@ impl Report {
     pub fn has_leak(&self) -> bool {
         self.resources.iter().any(|r| r.verdict == Verdict::Leak)
     }
+}
+
+/// Bytes of Python objects the heap census saw added: the growing containers' new items at
+/// their mean size, or the growing types' bytes, whichever is more (they overlap).
+fn census_growth(heap: &HeapFindings) -> u64 {
+    let held: f64 = heap
+        .holders
+        .iter()
+        .filter_map(|(h, items)| {
+            let added = h.len_last.saturating_sub(h.len_first) as f64;
+            items.as_ref().map(|i| added * i.mean_bytes)
+        })
+        .sum();
+    let types: u64 = heap
+        .types
+        .iter()
+        .map(|t| t.bytes_last.saturating_sub(t.bytes_first))
+        .sum();
+    (held as u64).max(types)
 }
 
 impl LedgerReport {
