@@ -75,7 +75,7 @@ impl BreakdownSource {
         let mut source = BreakdownSource {
             pid,
             memory: ProcessMemory { pid },
-            locator: Err("not a Python process".into()),
+            locator: Err(parts::NOT_PYTHON.into()),
             python,
         };
         if python {

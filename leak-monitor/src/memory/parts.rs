@@ -68,6 +68,8 @@ pub struct Breakdown {
     pub statm_rss: u64,
     /// pymalloc and glibc as read (None: could not be read, and why is in `notes`).
     pub pymalloc: Option<PymallocState>,
+    /// Whether the process runs CPython (else it has no pymalloc to read).
+    pub python: bool,
     pub glibc: Option<GlibcState>,
     /// Why a reader could not be used, once per breakdown.
     pub notes: Vec<String>,
@@ -91,6 +93,9 @@ impl Breakdown {
         self.bytes.iter().sum()
     }
 }
+
+/// pymalloc's "state" of a process that is not Python: nothing to say about it.
+pub const NOT_PYTHON: &str = "not a Python process";
 
 /// What the allocators' readers found, for `compose`.
 pub struct Allocators<'a> {
@@ -128,6 +133,7 @@ pub fn compose(at_seconds: f64, maps: &[Mapping], allocators: Allocators<'_>) ->
     }
     b.set(Part::File, file);
     b.set(Part::Shmem, shmem);
+    b.python = !matches!(&allocators.pymalloc, Err(why) if why == NOT_PYTHON);
     match allocators.pymalloc {
         Ok(state) => {
             // Arenas are anonymous mmaps: their touched pools come out of the other anonymous
@@ -144,6 +150,7 @@ pub fn compose(at_seconds: f64, maps: &[Mapping], allocators: Allocators<'_>) ->
             // Touched pools are counted as resident: pages never written are not.
             b.estimated.push(Part::PythonAllocatorFree);
         }
+        Err(why) if why == NOT_PYTHON => {}
         Err(why) => b.notes.push(format!(
             "pymalloc's state could not be read ({why}): small Python objects count as native"
         )),

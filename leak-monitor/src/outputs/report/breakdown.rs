@@ -84,8 +84,10 @@ fn method(part: Part, b: &Breakdown) -> String {
     match part {
         Part::PythonObjects if b.pymalloc.is_some_and(|p| p.sample_stride > 1) => format!("estimated: blocks in use in one pymalloc pool in {} (each header's count times its block size), scaled up: live Python objects of up to 512 bytes; larger objects are in the C allocator's part", b.pymalloc.map_or(1, |p| p.sample_stride)),
         Part::PythonObjects if pymalloc => "read: blocks in use in pymalloc's pools (each pool header's count times its block size), i.e. live Python objects of up to 512 bytes; larger objects are in the C allocator's part".into(),
+        Part::PythonObjects if !b.python => "read: none (not a Python process)".into(),
         Part::PythonObjects => "not read: pymalloc's state is unknown for this interpreter, so small objects count as native".into(),
         Part::PythonAllocatorFree if pymalloc => "estimated: pymalloc's carved pools minus the blocks in use (pools are counted resident once carved)".into(),
+        Part::PythonAllocatorFree if !b.python => "read: none (not a Python process)".into(),
         Part::PythonAllocatorFree => "not read (pymalloc's state is unknown)".into(),
         Part::CAllocator if glibc => "read: resident bytes of [heap] and glibc's thread-arena heaps (smaps), times the share in use from the arenas' malloc_state (system_mem minus top chunk and binned free chunks)".into(),
         Part::CAllocator => "estimated: resident bytes of [heap] and thread-arena heaps (smaps), all counted in use (glibc's arena headers could not be read)".into(),
