@@ -382,6 +382,10 @@ mod tests {
             json["resources"][0]["breakdown"]["python_objects"]["last"],
             74u64 << 20
         );
+        // `replay` and `diff` read reports back.
+        let back = Report::from_json(&report.to_json().unwrap()).unwrap();
+        assert_eq!(back.resources[0].breakdown, rss.breakdown);
+        assert_eq!(back.resources[0].memory_kind, rss.memory_kind);
         let text = markdown(&[report]);
         assert!(
             text.contains("### Memory breakdown: python_objects"),
