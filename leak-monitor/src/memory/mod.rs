@@ -56,6 +56,8 @@ pub struct BreakdownFindings {
     pub series: Vec<Breakdown>,
     pub last_cost: Option<Cost>,
     pub error: Option<String>,
+    /// Breakdowns attempted so far (the series is thinned; this is not).
+    pub attempts: u64,
     /// Allocators preloaded or linked instead of glibc's (`libjemalloc`, `libmimalloc`...).
     pub other_allocator: Option<String>,
 }
@@ -229,6 +231,8 @@ struct Shared {
     growing_until: Mutex<Option<Instant>>,
     wake: Condvar,
     stop: AtomicBool,
+    /// Take one now (the end of a run), whatever the pace.
+    now: AtomicBool,
     findings: Mutex<BreakdownFindings>,
 }
 
@@ -247,6 +251,7 @@ impl BreakdownWatch {
             growing_until: Mutex::new(None),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
+            now: AtomicBool::new(false),
             findings: Mutex::new(BreakdownFindings {
                 other_allocator: source.other_allocator(),
                 ..BreakdownFindings::default()
@@ -273,6 +278,21 @@ impl BreakdownWatch {
         }
     }
 
+    /// Takes one breakdown now (the end of a run: the report's last figures are current), and
+    /// waits for it up to `timeout`.
+    pub fn take_now(&self, timeout: Duration) {
+        let before = lock(&self.shared.findings).attempts;
+        self.shared.now.store(true, Ordering::Relaxed);
+        {
+            let _armed = lock(&self.shared.growing_until);
+            self.shared.wake.notify_one();
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && lock(&self.shared.findings).attempts == before {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn findings(&self) -> BreakdownFindings {
         lock(&self.shared.findings).clone()
     }
@@ -283,7 +303,8 @@ impl Shared {
         let mut last: Option<(Instant, Duration)> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            if let Some((at, spent)) = last {
+            let forced = self.now.swap(false, Ordering::Relaxed);
+            if let (Some((at, spent)), false) = (last, forced) {
                 let growing = lock(&self.growing_until).is_some_and(|until| now < until);
                 let gap = if growing { GROWING_GAP } else { IDLE_GAP };
                 let due = at + gap.max(spent * PACE);
@@ -303,6 +324,7 @@ impl Shared {
             let at = began.duration_since(self.started).as_secs_f64();
             let result = source.take(at);
             let mut findings = lock(&self.findings);
+            findings.attempts += 1;
             match result {
                 Ok((breakdown, cost)) => {
                     if findings.series.len() >= KEPT {

@@ -596,6 +596,14 @@ impl TargetMonitor {
             })
     }
 
+    /// Takes a last breakdown of a live target's memory before its final report, so the
+    /// report ends on current figures (waits up to 2 s).
+    pub fn final_breakdown(&self) {
+        if let (Ok(watch), None) = (&self.breakdown, &self.ended) {
+            watch.take_now(Duration::from_secs(2));
+        }
+    }
+
     /// What the heap censuses found, or why there are none.
     fn heap_findings(&self) -> Option<Result<HeapFindings, String>> {
         self.heap.as_ref().map(|heap| match heap {
