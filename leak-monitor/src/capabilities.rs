@@ -67,7 +67,7 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
 }
 
 /// The contract's `capabilities` object.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Capabilities {
     pub procfs: bool,
     pub ebpf: bool,

@@ -45,6 +45,9 @@ for *.py files, skipping .git, __pycache__ and virtualenvs."
     /// Compare two JSON reports of one program (before and after a deploy): per resource and
     /// source line, the new leaks, the fixed ones, and rates up or down.
     Diff(DiffArgs),
+    /// Rebuild the reports of a recording (`run --record`) offline: the same verdicts, sites
+    /// and figures, without the process.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,7 +71,7 @@ pub struct SamplingArgs {
     /// what existed before is pre-existing. `always`: from the first moment; every syscall on
     /// the machine then takes the kernel's slow path (an open/close loop ran about 1.3x slower
     /// on our machines) [default: on-growth].
-    #[arg(long, value_enum, value_name = "WHEN", conflicts_with = "no_ebpf")]
+    #[arg(long, value_name = "WHEN", conflicts_with = "no_ebpf", value_parser = engagement())]
     pub kernel_tracing: Option<Engagement>,
     /// Do not take censuses of the Python heap while memory grows: rss_bytes sites are then the
     /// lines that allocated, not the containers that keep the memory [default: censuses on].
@@ -132,6 +135,32 @@ pub struct RunArgs {
     pub duration: f64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub outputs: ReportPaths,
+    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
+    #[arg(long)]
+    pub fail_on_leak: bool,
+    /// Record what the engine sees here (samples, sites, capabilities), to rebuild the reports
+    /// offline with `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording (`run --record FILE`).
+    #[arg(value_name = "FILE")]
+    pub recording: PathBuf,
+    #[command(flatten)]
+    pub outputs: ReportPaths,
+    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+/// Where the reports go (`run`, `replay`).
+#[derive(Debug, Args)]
+pub struct ReportPaths {
     /// Write the JSON report (schema leak-monitor/report/v1) here; with several PIDs, one file
     /// per PID (r.json becomes r.PID.json) [default: none].
     #[arg(long, value_name = "PATH")]
@@ -142,9 +171,6 @@ pub struct RunArgs {
     /// Write a self-contained HTML report (charts, flame graph) here [default: none].
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
-    /// Exit with status 3 when any resource has verdict `leak` [default: exit 0 on leaks].
-    #[arg(long)]
-    pub fail_on_leak: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +180,9 @@ pub struct WatchArgs {
     pub pid: i32,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Record what the engine sees here, for `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -183,8 +212,12 @@ pub struct ServeArgs {
     /// leaking target exits (created mode 0700) [default: no reports written].
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Record each target in this directory (one `GROUP-PID-START.lmrec` per process, created
+    /// mode 0700), for `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
     /// Read options from this TOML file (keys: pids, match, match_container, match_unit,
-    /// python, listen, report_dir,
+    /// python, listen, report_dir, record_dir,
     /// interval_ms, ebpf, track_allocations); flags given on the command line win
     /// [default: none].
     #[arg(long, value_name = "FILE")]
@@ -204,6 +237,9 @@ pub struct DemoArgs {
     /// Also write the HTML report here (it is always written beside the JSON and Markdown ones).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
+    /// Record what the engine sees here, for `leak-monitor replay FILE` [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +299,25 @@ pub struct DiffArgs {
 pub const MAX_SECONDS: f64 = 315_360_000.0;
 
 /// A `--duration`: a positive, finite number of seconds up to `MAX_SECONDS`.
+/// `--kernel-tracing WHEN`: the engine's `Engagement`, named as the flag spells it (the engine
+/// does not depend on clap).
+fn engagement() -> impl clap::builder::TypedValueParser<Value = Engagement> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new(Engagement::OnGrowth.as_str())
+            .help("While a followed process grows, and for a minute after (the default)"),
+        PossibleValue::new(Engagement::Always.as_str())
+            .help("From start to end: every fd, thread and page is traced"),
+    ])
+    .map(|name| {
+        if name == Engagement::Always.as_str() {
+            Engagement::Always
+        } else {
+            Engagement::OnGrowth
+        }
+    })
+}
+
 fn seconds(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .trim()

@@ -4,7 +4,9 @@
 //! The modules follow the data flow:
 //! `targets` (which processes) -> `sampling` (procfs, every tick) -> `detection` (trend, verdicts)
 //! -> `monitor` (the per-target engine that ties them together) -> `outputs` (Prometheus, reports).
+//! `recording` writes what the monitor saw and replays it through the same detectors.
 //! `commands` are the CLI verbs built on top; `main.rs` only parses and picks the exit code.
+//! docs/architecture.md draws the flow.
 
 pub mod attribution;
 pub mod capabilities;
@@ -18,6 +20,10 @@ pub mod monitor;
 pub mod outputs;
 pub mod pyframes;
 pub mod pyheap;
+pub mod recording;
 pub mod resource;
 pub mod sampling;
 pub mod targets;
+
+#[cfg(test)]
+mod layering;

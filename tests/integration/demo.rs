@@ -3,8 +3,8 @@
 
 use crate::scrape;
 use crate::support::{
-    demo_workload_script, free_local_addr, http_get, process_ended, promtool_check_metrics,
-    wait_until, LeakMonitor, Workload,
+    demo_workload_script, free_local_addr, http_get, leak_monitor, process_ended,
+    promtool_check_metrics, read_json, resource, wait_until, LeakMonitor, Workload,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -14,6 +14,7 @@ fn demo_runs_end_to_end_and_leaves_no_process_behind() {
     let addr = free_local_addr();
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("demo.html");
+    let recording = dir.path().join("demo.jsonl");
     let mut demo = LeakMonitor::spawn(&[
         "demo",
         "--duration",
@@ -22,6 +23,8 @@ fn demo_runs_end_to_end_and_leaves_no_process_behind() {
         &addr.to_string(),
         "--html",
         html.to_str().unwrap(),
+        "--record",
+        recording.to_str().unwrap(),
     ]);
     let (pid, body) = wait_until(Duration::from_secs(60), "the demo's metrics", || {
         assert!(
@@ -57,6 +60,44 @@ fn demo_runs_end_to_end_and_leaves_no_process_behind() {
     wait_until(Duration::from_secs(15), "the demo workload to end", || {
         process_ended(pid).then_some(())
     });
+
+    // Each of the three leaks is called and named at the line its `# LEAK` comment marks.
+    let reports_dir = outcome
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("leak-monitor: demo reports written to "))
+        .unwrap_or_else(|| panic!("no reports dir said: {outcome}"));
+    let report_path = std::path::Path::new(reports_dir).join("report.json");
+    let report = read_json(&report_path);
+    let script = std::fs::read_to_string(demo_workload_script()).unwrap();
+    for (name, marked) in [
+        ("rss_bytes", "self._page_cache"),
+        ("open_fds", "log = open("),
+        ("threads", "threading.Thread("),
+    ] {
+        let line = script
+            .lines()
+            .position(|l| l.contains(marked) && l.contains("# LEAK"))
+            .unwrap_or_else(|| panic!("no `# LEAK` line with {marked}"))
+            + 1;
+        let found = resource(&report, name);
+        assert_eq!(found["verdict"], "leak", "{name}: {found:#}");
+        assert_eq!(found["sites"][0]["line"], line, "{name}: {found:#}");
+    }
+
+    // Its recording replays to the same report, byte for byte.
+    let replayed = dir.path().join("replayed.json");
+    let outcome = leak_monitor(&[
+        "replay",
+        recording.to_str().unwrap(),
+        "--json",
+        replayed.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    assert_eq!(
+        std::fs::read_to_string(&replayed).unwrap(),
+        std::fs::read_to_string(&report_path).unwrap()
+    );
 }
 
 #[test]

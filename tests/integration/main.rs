@@ -12,7 +12,8 @@
 //! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
 //! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
 //! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers,
-//! `memory_breakdown` the split of RSS into Python objects, allocator free space and native memory.
+//! `recording` a run recorded and replayed offline, `memory_breakdown` the split of RSS into
+//! Python objects, allocator free space and native memory.
 //! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -55,6 +56,7 @@ mod metrics;
 mod pools;
 mod progress;
 mod prometheus;
+mod recording;
 mod safety;
 mod scrape;
 mod serve_config;

@@ -133,7 +133,7 @@ pub fn run(filter: Option<&str>, parallel: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build(root: &Path) -> anyhow::Result<()> {
+pub(crate) fn build(root: &Path) -> anyhow::Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "leak-monitor"])
         .current_dir(root)
@@ -264,7 +264,7 @@ fn marker_line(program: &Path) -> anyhow::Result<Option<u32>> {
         .map(|i| i as u32 + 1))
 }
 
-fn wait_ready(stdout: std::process::ChildStdout) -> anyhow::Result<()> {
+pub(crate) fn wait_ready(stdout: std::process::ChildStdout) -> anyhow::Result<()> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -278,7 +278,7 @@ fn wait_ready(stdout: std::process::ChildStdout) -> anyhow::Result<()> {
         .context("the program printed no READY within 60 s")
 }
 
-fn binary(root: &Path) -> PathBuf {
+pub(crate) fn binary(root: &Path) -> PathBuf {
     root.join("target/release/leak-monitor")
 }
 

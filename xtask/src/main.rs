@@ -10,6 +10,7 @@ mod ebpf;
 mod eval;
 mod fuzz;
 mod matrix;
+mod recordings;
 mod screenshots;
 mod setup;
 mod soak;
@@ -75,6 +76,9 @@ enum Task {
     /// Run the RSS, fd, thread, socket and census workloads under every CPython here (3.10 to
     /// 3.15) and print interpreter x resource -> verdict, top line, method (about 6 minutes).
     Matrix(matrix::Options),
+    /// Record the real workloads the replay tests read (tests/corpus/recordings/, about a
+    /// minute); re-record them when the detectors or the report change.
+    RecordFixtures,
     /// Run the daemon against churning matching processes and print its RSS and fd slopes.
     Soak {
         #[arg(long, default_value_t = 10.0)]
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Task::Screenshots => screenshots::run(),
         Task::Soak { minutes } => soak::run(minutes),
         Task::Matrix(options) => matrix::run(&options),
+        Task::RecordFixtures => recordings::run(),
         Task::Test { cargo_args } => test::run(&cargo_args),
     };
     match result {

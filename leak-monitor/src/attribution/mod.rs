@@ -18,6 +18,7 @@ pub mod sampled;
 pub mod source;
 pub mod stacks;
 
+pub use crate::pyframes::Frame;
 pub use describe::{describe_site, Description};
 
 use crate::resource::Resource;
@@ -78,26 +79,8 @@ impl SiteMethod {
     }
 }
 
-/// One Python frame.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct Frame {
-    pub file: String,
-    pub line: u32,
-    pub function: String,
-}
-
-impl Frame {
-    pub fn new(file: &str, line: u32, function: &str) -> Frame {
-        Frame {
-            file: file.to_owned(),
-            line,
-            function: function.to_owned(),
-        }
-    }
-}
-
 /// Growth attributed to one source line.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Site {
     pub file: String,
     pub line: u32,

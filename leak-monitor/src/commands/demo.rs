@@ -3,18 +3,20 @@
 //! the report. Needs nothing but `python3`.
 
 use super::metrics_server::MetricsServer;
+use super::record::Recording;
 use super::report_files::{create_private_dir, write_private};
+use super::session::Session;
 use super::ticker::StopFlag;
 use super::tracing;
-use super::view::follow_live;
+use super::view::LiveView;
 use super::UsageError;
-use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::{DemoArgs, SamplingArgs, TracingMode};
 use crate::events::Engagement;
 use crate::monitor::TargetMonitor;
 use crate::outputs::html;
 use crate::outputs::metrics::Metrics;
 use crate::outputs::report::{render_markdown, Report};
+use crate::recording::format::ReportInputs;
 use crate::targets;
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
@@ -36,6 +38,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    Recording::check(args.record.as_deref())?;
     let stop = StopFlag::on_signals()?;
     let workdir = tempfile::Builder::new()
         .prefix("leak-monitor-demo-")
@@ -48,16 +51,15 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let info = targets::identify(workload.pid(), Some("demo"))
         .with_context(|| format!("identifying the demo workload (pid {})", workload.pid()))?;
     let interval = SamplingArgs::DEFAULT_INTERVAL;
-    let mut monitor =
+    let monitor =
         TargetMonitor::attach(info, interval).context("attaching to the demo workload")?;
-
-    let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    let tracer = tracing::start_following(
-        &mut capabilities,
+    let mut session = Session::start(
+        vec![monitor],
         TracingMode::Events,
         Engagement::default(),
-        std::slice::from_mut(&mut monitor),
-    );
+        args.record.as_deref(),
+    )?;
+    let capabilities = session.capabilities.clone();
     capabilities.announce();
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
     let mut event_counters = tracing::EventCounters::declare(&metrics);
@@ -82,27 +84,33 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
-    follow_live(
-        &mut monitor,
-        interval,
-        Some(deadline),
-        &stop,
-        &footer,
-        |snapshot| {
-            metrics.update(std::slice::from_ref(snapshot));
-            event_counters.update(tracer.as_ref(), &metrics);
-        },
-    );
-    drop(workload);
+    let tracer = session.tracer().cloned();
+    let mut view = LiveView::new(footer);
+    session.observe(interval, Some(deadline), &stop, |_, monitors| {
+        let snapshot = view.show(&monitors[0]);
+        metrics.update(std::slice::from_ref(&snapshot));
+        event_counters.update(tracer.as_ref(), &metrics);
+    });
+    drop(view);
 
-    let report = Report::build(&monitor.snapshot(), &capabilities, SystemTime::now());
+    // The report is taken while the workload still runs: its exit ends its threads, and the
+    // kernel's thread ledger would lose the leaked ones and the line that started them.
+    let generated = SystemTime::now();
+    let snapshot = session.monitors[0].snapshot();
+    let report = Report::build(&snapshot, &capabilities, generated);
+    session.record_report(&snapshot, ReportInputs::new(generated, capabilities));
+    drop(workload);
+    session.finish_recording()?;
     let markdown = render_markdown(std::slice::from_ref(&report));
     print!("{markdown}");
     let out_dir = std::env::temp_dir().join(format!("leak-monitor-demo-{}", std::process::id()));
     create_private_dir(&out_dir)?;
     write_private(&out_dir.join("report.json"), &report.to_json()?)?;
     write_private(&out_dir.join("report.md"), &markdown)?;
-    let page = html::render(std::slice::from_ref(&report), &[monitor.series()]);
+    let page = html::render(
+        std::slice::from_ref(&report),
+        &[session.monitors[0].series()],
+    );
     write_private(&out_dir.join("report.html"), &page)?;
     if let Some(path) = &args.html {
         std::fs::write(path, &page).with_context(|| format!("writing {}", path.display()))?;

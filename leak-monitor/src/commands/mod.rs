@@ -8,11 +8,15 @@ mod diff;
 mod group_alerts;
 mod metrics_server;
 mod progress;
+mod record;
+mod replay;
 mod report_files;
+mod report_outputs;
 mod resolve;
 mod run;
 mod serve;
 pub mod serve_config;
+mod session;
 mod ticker;
 mod tracing;
 mod view;
@@ -35,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => completions::completions(args),
         Command::Audit(args) => audit::audit(args),
         Command::Diff(args) => diff::diff(args),
+        Command::Replay(args) => replay::replay(args),
     }
 }

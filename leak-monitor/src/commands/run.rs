@@ -1,16 +1,18 @@
 //! `leak-monitor run`: observe targets for a fixed time, then write the report(s).
 
-use super::report_files::{check_writable, write_or_fall_back};
+use super::record::Recording;
+use super::report_outputs::{check_report_paths, write_reports};
 use super::resolve::attach_pids;
-use super::ticker::{StopFlag, Ticker};
-use super::{progress::Progress, tracing, UsageError};
-use crate::capabilities::{Capabilities, Privileges};
+use super::session::Session;
+use super::ticker::StopFlag;
+use super::{progress::Progress, tracing};
+use crate::capabilities::Capabilities;
 use crate::cli::RunArgs;
-use crate::monitor::{Ended, StacksStatus, TargetMonitor};
-use crate::outputs::html;
-use crate::outputs::report::{render_markdown, Report};
+use crate::monitor::{Ended, StacksStatus, TargetMonitor, TargetSnapshot};
+use crate::outputs::report::Report;
+use crate::recording::format::ReportInputs;
+use crate::recording::unix_seconds;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,26 +21,19 @@ const EXIT_LEAK_FOUND: u8 = 3;
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // `--duration` is checked by its parser (positive, finite, bounded).
-    for path in [&args.json, &args.markdown, &args.html]
-        .into_iter()
-        .flatten()
-    {
-        check_writable(path).map_err(|err| UsageError(format!("{err:#}")))?;
-    }
+    check_report_paths(&args.outputs)?;
+    Recording::check(args.record.as_deref())?;
     let interval = args.sampling.interval();
     let stop = StopFlag::on_signals()?;
-    let mut monitors = attach_pids(&args.pids, interval, args.sampling.attribution())?;
-
-    let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    // Kept for the run: dropping it detaches the programs.
-    let tracer = tracing::start_following(
-        &mut capabilities,
+    let monitors = attach_pids(&args.pids, interval, args.sampling.attribution())?;
+    let mut session = Session::start(
+        monitors,
         args.sampling.tracing(),
         args.sampling.engagement(),
-        &mut monitors,
-    );
-    capabilities.announce();
-    for monitor in &monitors {
+        args.record.as_deref(),
+    )?;
+    session.capabilities.announce();
+    for monitor in &session.monitors {
         if let StacksStatus::Off(why) = monitor.stacks_status() {
             eprintln!(
                 "leak-monitor: PID {}: Python stacks are off: {why}",
@@ -48,11 +43,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let asked = Duration::from_secs_f64(args.duration);
-    let cut_short_by = observe(&mut monitors, asked, interval, &stop);
+    let mut progress = Progress::on_terminal(asked);
+    let cut_short_by = session.observe(
+        interval,
+        Some(Instant::now() + asked),
+        &stop,
+        |elapsed, monitors| progress.update(elapsed, monitors),
+    );
+    progress.finish();
 
-    let dropped = tracer.as_deref().map(tracing::dropped_by_kind);
-    let reports = build_reports(&monitors, &capabilities, cut_short_by, dropped.as_ref());
-    write_reports(&args, &reports, &monitors)?;
+    let dropped = session.tracer().map(|t| tracing::dropped_by_kind(t));
+    let built = build_reports(
+        &session.monitors,
+        &session.capabilities,
+        cut_short_by,
+        dropped.as_ref(),
+    );
+    for built in &built {
+        session.record_report(&built.snapshot, built.inputs.clone());
+    }
+    let reports: Vec<Report> = built.into_iter().map(|built| built.report).collect();
+    let series: Vec<_> = session.monitors.iter().map(TargetMonitor::series).collect();
+    write_reports(&args.outputs, &reports, &series)?;
+    session.finish_recording()?;
 
     let leak_found = reports.iter().any(Report::has_leak);
     Ok(if args.fail_on_leak && leak_found {
@@ -62,31 +75,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Samples every monitor until the duration is over, all targets have ended, or a signal
-/// arrives (then the report is written with what was seen). Returns the signal that cut the
-/// run short, if one did.
-fn observe(
-    monitors: &mut [TargetMonitor],
-    duration: Duration,
-    interval: Duration,
-    stop: &StopFlag,
-) -> Option<&'static str> {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut ticker = Ticker::new(interval);
-    let mut progress = Progress::on_terminal(duration);
-    while Instant::now() < deadline && monitors.iter().any(|m| m.ended().is_none()) {
-        let Some(now) = ticker.wait(stop) else {
-            break;
-        };
-        for monitor in monitors.iter_mut() {
-            // Errors are kept in the monitor (ended) or transient: the run goes on.
-            let _ = monitor.tick(now);
-        }
-        progress.update(now.duration_since(started), monitors);
-    }
-    progress.finish();
-    stop.signal()
+/// A target's report and what it was built from (a recording keeps both).
+struct Built {
+    report: Report,
+    snapshot: TargetSnapshot,
+    inputs: ReportInputs,
 }
 
 fn build_reports(
@@ -94,7 +87,7 @@ fn build_reports(
     capabilities: &Capabilities,
     cut_short_by: Option<&str>,
     dropped: Option<&BTreeMap<String, u64>>,
-) -> Vec<Report> {
+) -> Vec<Built> {
     let lost: u64 = dropped.map_or(0, |d| d.values().sum());
     let now = SystemTime::now();
     monitors
@@ -128,70 +121,21 @@ fn build_reports(
                 ));
             }
             let mut report = Report::build(&snapshot, &capabilities, now);
-            report.observation.dropped_events = dropped.cloned();
-            report.observation.cut_short = Some(cut_short_by.is_some());
-            report.observation.target_exited_after_seconds =
-                exited.then_some(snapshot.observed_seconds);
-            report
-        })
-        .collect()
-}
-
-/// Writes every report asked for. One that cannot be written where asked (its directory was
-/// removed during the run, the disk is full) goes to a fallback file or stdout, the others are
-/// still written, and the run then fails (exit 1) saying where each went.
-fn write_reports(
-    args: &RunArgs,
-    reports: &[Report],
-    monitors: &[TargetMonitor],
-) -> anyhow::Result<()> {
-    let mut outputs = Vec::new();
-    if let Some(path) = &args.json {
-        for (report, path) in reports.iter().zip(per_target_paths(path, reports)) {
-            outputs.push((path, report.to_json()?));
-        }
-    }
-    if let Some(path) = &args.markdown {
-        outputs.push((path.clone(), render_markdown(reports)));
-    }
-    if let Some(path) = &args.html {
-        let series: Vec<_> = monitors.iter().map(TargetMonitor::series).collect();
-        outputs.push((path.clone(), html::render(reports, &series)));
-    }
-    let mut misplaced = 0;
-    for (path, contents) in outputs {
-        if let Err(err) = write_or_fall_back(&path, &contents) {
-            eprintln!("leak-monitor: {err}");
-            misplaced += 1;
-        }
-    }
-    if args.json.is_none() && args.markdown.is_none() {
-        print!("{}", render_markdown(reports));
-    }
-    if misplaced > 0 {
-        anyhow::bail!("{misplaced} report file(s) could not be written where asked (see above)");
-    }
-    Ok(())
-}
-
-/// One JSON report per target: `PATH` itself for one target, `STEM.PID.EXT` for several, so
-/// each file stays a single `leak-monitor/report/v1` object.
-fn per_target_paths(path: &Path, reports: &[Report]) -> Vec<PathBuf> {
-    if reports.len() <= 1 {
-        return vec![path.to_path_buf()];
-    }
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let ext = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()));
-    reports
-        .iter()
-        .map(|r| {
-            path.with_file_name(format!(
-                "{stem}.{}{}",
-                r.target.pid,
-                ext.as_deref().unwrap_or("")
-            ))
+            let inputs = ReportInputs {
+                generated_unix: unix_seconds(now),
+                capabilities,
+                cut_short: Some(cut_short_by.is_some()),
+                target_exited_after_seconds: exited.then_some(snapshot.observed_seconds),
+                dropped_events: dropped.cloned(),
+            };
+            report.observation.dropped_events = inputs.dropped_events.clone();
+            report.observation.cut_short = inputs.cut_short;
+            report.observation.target_exited_after_seconds = inputs.target_exited_after_seconds;
+            Built {
+                report,
+                snapshot,
+                inputs,
+            }
         })
         .collect()
 }

@@ -4,6 +4,7 @@
 
 use super::group_alerts::GroupAlerts;
 use super::metrics_server::MetricsServer;
+use super::record::FleetRecordings;
 use super::report_files::{create_private_dir, write_private};
 use super::resolve::attach_pids;
 use super::serve_config::ServeConfig;
@@ -13,9 +14,10 @@ use super::UsageError;
 use crate::capabilities::{Capabilities, Privileges};
 use crate::cli::ServeArgs;
 use crate::detection::Verdict;
-use crate::monitor::{Ended, Fleet, TargetSnapshot};
+use crate::monitor::{Ended, Fleet, TargetMonitor, TargetSnapshot};
 use crate::outputs::metrics::Metrics;
 use crate::outputs::report::{render_markdown, Report};
+use crate::recording::format::ReportInputs;
 use crate::resource::Resource;
 use crate::targets::{TargetId, TargetInfo};
 use anyhow::Context;
@@ -32,7 +34,10 @@ const REDISCOVER_EVERY: Duration = Duration::from_secs(2);
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(&args)?;
     let stop = StopFlag::on_signals()?;
-    if let Some(dir) = &config.report_dir {
+    for dir in [&config.report_dir, &config.record_dir]
+        .into_iter()
+        .flatten()
+    {
         // A path the user gave that cannot be used: exit 2, as an unwritable `run --json`.
         create_private_dir(dir).map_err(|err| UsageError(format!("{err:#}")))?;
     }
@@ -61,11 +66,18 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log(&format!("following {}", describe_target(monitor.info())));
     }
     let mut groups = GroupAlerts::new(config.report_dir.clone(), log);
-    let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities);
+    let recordings = config
+        .record_dir
+        .clone()
+        .map(|dir| FleetRecordings::new(dir, capabilities.clone(), log));
+    let mut alerts = LeakAlerts::new(config.report_dir.clone(), capabilities, recordings);
+    // The samples the first targets took when they attached.
+    alerts.observe(fleet.monitors());
     let mut ticker = Ticker::new(config.interval);
     while let Some(now) = ticker.wait(&stop) {
         server.ensure_running()?;
         let tick = fleet.tick(now);
+        alerts.observe(fleet.monitors());
         for info in &tick.added {
             log(&format!("following {}", describe_target(info)));
         }
@@ -97,18 +109,32 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Writes a report when a resource first reaches `leak` (again after it recovered), and when a
 /// target ends with a leak.
+/// With `--record-dir`, each target's recording gets what those reports are built from.
 struct LeakAlerts {
     report_dir: Option<PathBuf>,
     capabilities: Capabilities,
     leaking: BTreeMap<TargetId, BTreeSet<Resource>>,
+    recordings: Option<FleetRecordings>,
 }
 
 impl LeakAlerts {
-    fn new(report_dir: Option<PathBuf>, capabilities: Capabilities) -> Self {
+    fn new(
+        report_dir: Option<PathBuf>,
+        capabilities: Capabilities,
+        recordings: Option<FleetRecordings>,
+    ) -> Self {
         LeakAlerts {
             report_dir,
             capabilities,
             leaking: BTreeMap::new(),
+            recordings,
+        }
+    }
+
+    /// Records what the monitors' last tick saw.
+    fn observe<'a>(&mut self, monitors: impl Iterator<Item = &'a TargetMonitor>) {
+        if let Some(recordings) = self.recordings.as_mut() {
+            recordings.observe(monitors);
         }
     }
 
@@ -142,18 +168,29 @@ impl LeakAlerts {
                 "exited",
                 Some("the target exited with a leak verdict"),
             );
+        } else if let Some(recordings) = self.recordings.as_mut() {
+            // No report is written, but the recording ends as the target did.
+            let mut capabilities = self.capabilities.for_target(&snapshot.info);
+            capabilities.note("the target exited");
+            recordings.report(snapshot, ReportInputs::new(SystemTime::now(), capabilities));
+        }
+        if let Some(recordings) = self.recordings.as_mut() {
+            recordings.ended(snapshot.info.id);
         }
     }
 
-    fn write(&self, snapshot: &TargetSnapshot, why: &str, note: Option<&str>) {
-        let Some(dir) = &self.report_dir else {
-            return;
-        };
+    fn write(&mut self, snapshot: &TargetSnapshot, why: &str, note: Option<&str>) {
         let mut capabilities = self.capabilities.for_target(&snapshot.info);
         if let Some(note) = note {
             capabilities.note(note);
         }
         let now = SystemTime::now();
+        if let Some(recordings) = self.recordings.as_mut() {
+            recordings.report(snapshot, ReportInputs::new(now, capabilities.clone()));
+        }
+        let Some(dir) = &self.report_dir else {
+            return;
+        };
         let report = Report::build(snapshot, &capabilities, now);
         let stamp = now
             .duration_since(UNIX_EPOCH)

@@ -24,6 +24,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// python = false
 /// listen = "127.0.0.1:9464"
 /// report_dir = "/var/lib/leak-monitor/reports"
+/// record_dir = "/var/lib/leak-monitor/recordings"   # as --record-dir
 /// interval_ms = 1000
 /// ebpf = true                 # false: as --no-ebpf
 /// track_allocations = false   # true: as --track-allocations
@@ -45,6 +46,7 @@ struct ConfigFile {
     python: bool,
     listen: Option<SocketAddr>,
     report_dir: Option<PathBuf>,
+    record_dir: Option<PathBuf>,
     interval_ms: Option<u64>,
     ebpf: Option<bool>,
     #[serde(default)]
@@ -60,6 +62,7 @@ pub struct ServeConfig {
     pub selectors: Vec<Selector>,
     pub listen: SocketAddr,
     pub report_dir: Option<PathBuf>,
+    pub record_dir: Option<PathBuf>,
     pub interval: Duration,
     pub tracing: TracingMode,
     pub engagement: Engagement,
@@ -142,6 +145,7 @@ impl ServeConfig {
             selectors,
             listen,
             report_dir: args.report_dir.clone().or(file.report_dir),
+            record_dir: args.record_dir.clone().or(file.record_dir),
             interval: interval_ms
                 .map(Duration::from_millis)
                 .unwrap_or(SamplingArgs::DEFAULT_INTERVAL),

@@ -191,32 +191,24 @@ fn short_name(resource: Resource) -> &'static str {
     }
 }
 
-/// Follows one monitor with the live view until `deadline` (if any), the target ends, or a
-/// signal. `on_tick` sees every snapshot (the demo exports it as metrics).
-pub fn follow_live(
-    monitor: &mut crate::monitor::TargetMonitor,
-    interval: std::time::Duration,
-    deadline: Option<std::time::Instant>,
-    stop: &super::ticker::StopFlag,
-    footer: &[String],
-    mut on_tick: impl FnMut(&TargetSnapshot),
-) {
-    let mut screen = LiveScreen::new();
-    let mut ticker = super::ticker::Ticker::new(interval);
-    let snapshot = monitor.snapshot();
-    on_tick(&snapshot);
-    screen.draw(&snapshot, footer);
-    while deadline.is_none_or(|d| std::time::Instant::now() < d) {
-        let Some(now) = ticker.wait(stop) else {
-            break;
-        };
-        // A failed tick is recorded in the monitor; the view shows the last good state.
-        let _ = monitor.tick(now);
-        let snapshot = monitor.snapshot();
-        on_tick(&snapshot);
-        screen.draw(&snapshot, footer);
-        if monitor.ended().is_some() {
-            break;
+/// The live view of one target during a session: redrawn after each tick, with a footer.
+pub struct LiveView {
+    screen: LiveScreen,
+    footer: Vec<String>,
+}
+
+impl LiveView {
+    pub fn new(footer: Vec<String>) -> Self {
+        LiveView {
+            screen: LiveScreen::new(),
+            footer,
         }
+    }
+
+    /// Draws `monitor` as it is now; returns the snapshot drawn (the demo exports it).
+    pub fn show(&mut self, monitor: &crate::monitor::TargetMonitor) -> TargetSnapshot {
+        let snapshot = monitor.snapshot();
+        self.screen.draw(&snapshot, &self.footer);
+        snapshot
     }
 }

@@ -1,41 +1,49 @@
 //! `leak-monitor watch`: the live view of one process; Ctrl-C ends it and prints the report.
 
+use super::record::Recording;
 use super::resolve::attach_pids;
+use super::session::Session;
 use super::ticker::StopFlag;
-use super::tracing;
-use super::view::follow_live;
-use crate::capabilities::{Capabilities, Privileges};
+use super::view::LiveView;
 use crate::cli::WatchArgs;
 use crate::monitor::Ended;
 use crate::outputs::report::{render_markdown, Report};
+use crate::recording::format::ReportInputs;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let interval = args.sampling.interval();
+    Recording::check(args.record.as_deref())?;
     let stop = StopFlag::on_signals()?;
-    let mut monitor = attach_pids(&[args.pid], interval, args.sampling.attribution())?
-        .pop()
-        .ok_or_else(|| anyhow::anyhow!("no monitor for PID {}", args.pid))?;
-    let mut capabilities = Capabilities::procfs_only(Privileges::current());
-    // Kept for the session: dropping it detaches the programs.
-    let _tracer = tracing::start_following(
-        &mut capabilities,
+    let monitors = attach_pids(&[args.pid], interval, args.sampling.attribution())?;
+    let mut session = Session::start(
+        monitors,
         args.sampling.tracing(),
         args.sampling.engagement(),
-        std::slice::from_mut(&mut monitor),
-    );
-    let mut capabilities = capabilities.for_target(monitor.info());
+        args.record.as_deref(),
+    )?;
+    let info = session.monitors[0].info().clone();
+    let mut capabilities = session.capabilities.for_target(&info);
     capabilities.announce();
 
     let mut footer = capabilities.notes.clone();
     footer.push("Ctrl-C ends the view and prints the report.".into());
-    follow_live(&mut monitor, interval, None, &stop, &footer, |_| {});
+    let mut view = LiveView::new(footer);
+    session.observe(interval, None, &stop, |_, monitors| {
+        view.show(&monitors[0]);
+    });
+    drop(view);
 
+    let monitor = &session.monitors[0];
     if monitor.ended() == Some(&Ended::Exited) {
         capabilities.note("the target exited during the watch");
     }
-    let report = Report::build(&monitor.snapshot(), &capabilities, SystemTime::now());
+    let generated = SystemTime::now();
+    let snapshot = monitor.snapshot();
+    let report = Report::build(&snapshot, &capabilities, generated);
     print!("{}", render_markdown(&[report]));
+    session.record_report(&snapshot, ReportInputs::new(generated, capabilities));
+    session.finish_recording()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub const HOLD: Duration = Duration::from_secs(60);
 
 /// When the syscall and page-fault programs are attached.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Engagement {
     /// While a followed process grows, and for a minute after (the default).
@@ -58,7 +58,7 @@ pub struct Gate {
 }
 
 /// How much the programs were attached, for reports and metrics.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GateStats {
     pub policy: Engagement,
     pub attached: bool,

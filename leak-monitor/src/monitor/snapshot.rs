@@ -1,5 +1,6 @@
 //! The read-only view of a target that the outputs (metrics, reports, live view) render.
 
+use super::trends::TrendFigures;
 use crate::attribution::Site;
 use crate::detection::{Trend, VerdictChange};
 use crate::events::{GateStats, LedgerCounts};
@@ -32,6 +33,29 @@ pub struct ResourceSnapshot {
     pub verdict_changes_total: u64,
 }
 
+impl ResourceSnapshot {
+    pub fn new(
+        resource: Resource,
+        figures: TrendFigures,
+        limit: Option<f64>,
+        sites: Vec<Site>,
+        heap_growth: Vec<TypeGrowth>,
+    ) -> Self {
+        ResourceSnapshot {
+            resource,
+            trend: figures.trend,
+            first: figures.first,
+            last: figures.last,
+            limit,
+            leak_since_seconds: figures.leak_since_seconds,
+            sites,
+            heap_growth,
+            verdict_changes: figures.verdict_changes,
+            verdict_changes_total: figures.verdict_changes_total,
+        }
+    }
+}
+
 /// Everything the outputs need about one target at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetSnapshot {
@@ -62,7 +86,7 @@ pub struct TargetSnapshot {
 }
 
 /// Python stack reading for one target.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StacksStatus {
     /// The stack reader is attached: growth is attributed to source lines.
     On,

@@ -5,12 +5,13 @@
 use super::rises::{Rise, Rises};
 use super::snapshot::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 use super::tracing::Tracing;
+use super::trends::Trends;
 use crate::attribution::frames::{origin, Origin};
 use crate::attribution::held;
 use crate::attribution::probe::Probe;
 use crate::attribution::stacks::{StackError, StackReader};
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
-use crate::detection::{DetectorConfig, Spike, Tracker, Trend, Verdict, VerdictHold};
+use crate::detection::{Trend, Verdict};
 use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::memory::{BreakdownSource, BreakdownWatch};
@@ -19,7 +20,7 @@ use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, TargetInfo};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,6 @@ const LIMITS_REFRESH: Duration = Duration::from_secs(30);
 const CENSUS_HOLD: Duration = Duration::from_secs(60);
 /// The share of a resource's growth its top site must have for an early leak verdict.
 const EARLY_SITE_SHARE: f64 = 0.5;
-
-/// Spikes kept for the stack sampler; older ones are dropped first.
-const MAX_PENDING_SPIKES: usize = 64;
 
 /// After a new high or a spike the stack probe reads for this many ticks (at least one second).
 const ARM_TICKS: u32 = 3;
@@ -70,8 +68,13 @@ pub struct TargetMonitor {
     sampler: Sampler,
     limits: Limits,
     limits_read_at: Instant,
-    trackers: Vec<ResourceTracker>,
+    /// The detectors and published verdicts, fed at seconds since `started`.
+    trends: Trends,
+    /// Per resource: the highest value seen and the rises that engage the kernel tracer.
+    highs: Vec<ResourceHigh>,
     latest: Option<Sample>,
+    /// The resources whose early leak attribution agreed with at the last publish.
+    agreed_early: Vec<Resource>,
     started: Instant,
     last_sample_at: Option<Instant>,
     /// CLOCK_MONOTONIC ns of the last sample, the kernel events' clock: once the process has
@@ -79,8 +82,6 @@ pub struct TargetMonitor {
     last_sample_ns: Option<u64>,
     samples: u64,
     interval: Duration,
-    trend_refresh: Duration,
-    spikes: VecDeque<(Resource, Spike)>,
     ended: Option<Ended>,
     /// The eBPF tracer following this process, when tracing is on.
     tracing: Option<Arc<Tracing>>,
@@ -166,18 +167,18 @@ impl TargetMonitor {
             sampler,
             limits,
             limits_read_at: now,
-            trackers: Resource::ALL
+            trends: Trends::new(0.0),
+            highs: Resource::ALL
                 .iter()
-                .map(|&r| ResourceTracker::new(r))
+                .map(|&r| ResourceHigh::new(r))
                 .collect(),
             latest: None,
+            agreed_early: Vec::new(),
             started: now,
             last_sample_at: None,
             last_sample_ns: None,
             samples: 0,
             interval,
-            trend_refresh: Duration::ZERO,
-            spikes: VecDeque::new(),
             ended: None,
             tracing: None,
             frames: None,
@@ -202,7 +203,7 @@ impl TargetMonitor {
     /// per resource at the tracker's cap, so a daemon following many targets spaces them out;
     /// a verdict is seconds to minutes in the making anyway.
     pub fn set_trend_refresh(&mut self, every: Duration) {
-        self.trend_refresh = every;
+        self.trends.set_refresh_every(every.as_secs_f64());
     }
 
     /// Follows this process in the kernel too: its fd, thread and page ledgers start now,
@@ -292,31 +293,21 @@ impl TargetMonitor {
             }
             self.limits_read_at = now;
         }
-        let t = now.duration_since(self.started).as_secs_f64();
+        let t = self.seconds_at(now);
         let mut grew = false;
-        let mut memory_grows = false;
         let mut rise = Rise::None;
-        for tracked in &mut self.trackers {
-            let resource = tracked.resource;
-            let value = sample.value(resource);
-            rise = rise.max(tracked.rises.observe(value, now));
-            let new_high = tracked.high.is_some_and(|high| value > high);
+        for high in &mut self.highs {
+            let (new_high, rose) = high.observe(sample.value(high.resource), now);
             grew |= new_high;
-            if resource == Resource::RssBytes {
-                memory_grows = new_high || tracked.trend.verdict != Verdict::Stable;
-            }
-            tracked.high = Some(tracked.high.map_or(value, |high| high.max(value)));
-            if let Some(spike) = tracked.tracker.push(t, value) {
-                grew = true;
-                if self.spikes.len() == MAX_PENDING_SPIKES {
-                    self.spikes.pop_front();
-                }
-                self.spikes.push_back((resource, spike));
-            }
-            let limit = self.limits.for_resource(resource);
-            tracked.refresh_if_older_than(self.trend_refresh, now, limit);
+            rise = rise.max(rose);
         }
-        self.publish_trends(now);
+        let memory_grows = self
+            .highs
+            .iter()
+            .any(|h| h.resource == Resource::RssBytes && h.last_was_new)
+            || self.trends.trend(Resource::RssBytes).verdict != Verdict::Stable;
+        grew |= !self.trends.observe(t, &sample, &self.limits).is_empty();
+        self.publish_trends(t);
         self.follow_exec();
         self.retry_stacks(now);
         self.gate_tracing(rise, now, &sample);
@@ -350,10 +341,7 @@ impl TargetMonitor {
         tracing
             .tracer
             .resync_if_drifted(self.info.id.pid, sample.fds.total(), sample.threads);
-        let suspected = self
-            .trackers
-            .iter()
-            .any(|t| t.trend.verdict != Verdict::Stable);
+        let suspected = self.trends.any_suspected();
         let engage = rise.engages(suspected, || tracing.tracer.gate_stats().attached);
         let settled = if engage {
             tracing.tracer.engage(self.info.id.pid, now + HOLD)
@@ -442,65 +430,58 @@ impl TargetMonitor {
         self.probe.as_ref()
     }
 
-    /// The growth spikes seen since the last call, oldest first.
-    pub fn drain_spikes(&mut self) -> impl Iterator<Item = (Resource, Spike)> + '_ {
-        self.spikes.drain(..)
-    }
-
     /// The current trend of one resource (refreshed at most every few seconds).
     pub fn trend(&self, resource: Resource) -> Trend {
-        self.trackers
-            .iter()
-            .find(|t| t.resource == resource)
-            .map(|t| t.trend)
-            .unwrap_or(Trend::UNKNOWN)
-    }
-
-    /// Recomputes every trend now, e.g. before a final report.
-    pub fn refresh_trends(&mut self) {
-        let now = Instant::now();
-        for tracked in &mut self.trackers {
-            let limit = self.limits.for_resource(tracked.resource);
-            tracked.refresh(now, limit);
-        }
-        self.publish_trends(now);
+        self.trends.trend(resource)
     }
 
     /// Publishes the trends computed this tick: an early leak (every gate passed but time) is
-    /// a leak when attribution agrees; then each goes through its resource's `VerdictHold`.
-    fn publish_trends(&mut self, now: Instant) {
-        let t = now.duration_since(self.started).as_secs_f64();
-        let early: Vec<Resource> = self
-            .trackers
-            .iter()
-            .filter(|tracked| tracked.fresh.is_some_and(|raw| raw.early_leak))
-            .map(|tracked| tracked.resource)
+    /// a leak when attribution agrees (`Trends::publish`).
+    fn publish_trends(&mut self, t: f64) {
+        self.agreed_early = self
+            .trends
+            .early_candidates()
+            .into_iter()
             .filter(|&resource| self.growth_does_not_give_back(resource))
             .collect();
-        for tracked in &mut self.trackers {
-            let Some(mut raw) = tracked.fresh.take() else {
-                continue;
-            };
-            if early.contains(&tracked.resource) {
-                raw.verdict = Verdict::Leak;
-                raw.confidence = raw.confidence.max(tracked.tracker.config().leak_confidence);
-            }
-            tracked.trend = tracked.hold.update(t, raw);
-            tracked.leak_since = match tracked.trend.verdict {
-                Verdict::Leak => tracked.leak_since.or(Some(now)),
-                _ => None,
-            };
-        }
+        self.trends.publish(t, &self.agreed_early);
+    }
+
+    fn seconds_at(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.started).as_secs_f64()
+    }
+
+    /// What the last tick fed the detectors, for a recording: its time, sample and limits, and
+    /// the early leaks attribution agreed with (`None` before the first sample).
+    pub fn last_tick(&self) -> Option<TickInputs<'_>> {
+        Some(TickInputs {
+            seq: self.samples,
+            t: self.seconds_at(self.last_sample_at?),
+            sample: self.latest.as_ref()?,
+            limits: &self.limits,
+            agreed_early: &self.agreed_early,
+        })
+    }
+
+    /// The early leaks attribution agreed with at the last publish.
+    pub fn agreed_early(&self) -> &[Resource] {
+        &self.agreed_early
+    }
+
+    /// The trend refresh period, seconds (0: every sample).
+    pub fn trend_refresh_seconds(&self) -> f64 {
+        self.trends.refresh_every()
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 
     /// Whether the growth of `resource` comes from a source that does not give back: its top
     /// site, with most of the growth, is a line the catalog knows for this kind of leak (a
     /// file never closed, a thread never joined, a collection that only grows).
     fn growth_does_not_give_back(&self, resource: Resource) -> bool {
-        let Some(tracked) = self.trackers.iter().find(|t| t.resource == resource) else {
-            return false;
-        };
-        let growth = tracked.tracker.last().unwrap_or(0.0) - tracked.tracker.first().unwrap_or(0.0);
+        let growth = self.trends.growth(resource);
         let live = self.live_by_site();
         let heap = self.heap_findings();
         let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
@@ -511,13 +492,7 @@ impl TargetMonitor {
 
     /// The samples kept for every resource, for charts.
     pub fn series(&self) -> Vec<ResourceSeries> {
-        self.trackers
-            .iter()
-            .map(|t| ResourceSeries {
-                resource: t.resource,
-                points: t.tracker.points().collect(),
-            })
-            .collect()
+        self.trends.series()
     }
 
     pub fn snapshot(&self) -> TargetSnapshot {
@@ -525,32 +500,24 @@ impl TargetMonitor {
         let live = self.live_by_site();
         let heap = self.heap_findings();
         let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
-        let resources = self
-            .trackers
+        let resources = Resource::ALL
             .iter()
-            .map(|t| ResourceSnapshot {
-                heap_growth: match (t.resource, findings) {
+            .filter_map(|&resource| {
+                let figures = self.trends.figures(resource)?;
+                let heap_growth = match (resource, findings) {
                     (Resource::RssBytes, Some(f)) => {
                         f.types.iter().take(HEAP_GROWTH_ROWS).cloned().collect()
                     }
                     _ => Vec::new(),
-                },
-                resource: t.resource,
-                trend: t.trend,
-                first: t.tracker.first().unwrap_or(0.0),
-                last: t.tracker.last().unwrap_or(0.0),
-                limit: self.limits.for_resource(t.resource),
-                leak_since_seconds: t
-                    .leak_since
-                    .map(|at| at.saturating_duration_since(self.started).as_secs_f64()),
-                verdict_changes: t.hold.changes().copied().collect(),
-                verdict_changes_total: t.hold.total_changes(),
-                sites: self.sites(
-                    t.resource,
-                    t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0),
-                    live.as_ref(),
-                    findings,
-                ),
+                };
+                let growth = figures.last - figures.first;
+                Some(ResourceSnapshot::new(
+                    resource,
+                    figures,
+                    self.limits.for_resource(resource),
+                    self.sites(resource, growth, live.as_ref(), findings),
+                    heap_growth,
+                ))
             })
             .collect::<Vec<_>>();
         let observed_seconds = self
@@ -838,53 +805,43 @@ fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>, bool) {
     }
 }
 
-/// One resource's detector and its last conclusion.
-struct ResourceTracker {
+/// The highest value one resource has reached, and its rises: a new high arms the stack probe,
+/// a rise engages the kernel tracer.
+struct ResourceHigh {
     resource: Resource,
-    tracker: Tracker,
-    trend: Trend,
-    computed_at: Option<Instant>,
-    /// The highest value seen: a new high arms the stack probe.
     high: Option<f64>,
-    /// Rises that engage the kernel tracer.
+    last_was_new: bool,
     rises: Rises,
-    /// When the verdict became `leak` (and has stayed so since).
-    leak_since: Option<Instant>,
-    /// The trend computed this tick, not yet published.
-    fresh: Option<Trend>,
-    /// The published verdict and its changes.
-    hold: VerdictHold,
 }
 
-impl ResourceTracker {
+impl ResourceHigh {
     fn new(resource: Resource) -> Self {
-        ResourceTracker {
+        ResourceHigh {
             resource,
-            tracker: Tracker::new(DetectorConfig::for_unit(resource.unit())),
-            trend: Trend::UNKNOWN,
-            computed_at: None,
             high: None,
+            last_was_new: false,
             rises: Rises::new(resource),
-            leak_since: None,
-            fresh: None,
-            hold: VerdictHold::default(),
         }
     }
 
-    fn refresh_if_older_than(&mut self, max_age: Duration, now: Instant, limit: Option<f64>) {
-        let stale = self
-            .computed_at
-            .is_none_or(|at| now.duration_since(at) >= max_age);
-        if stale {
-            self.refresh(now, limit);
-        }
+    /// Whether `value` is a new high, and how it rises.
+    fn observe(&mut self, value: f64, now: Instant) -> (bool, Rise) {
+        let rise = self.rises.observe(value, now);
+        self.last_was_new = self.high.is_some_and(|high| value > high);
+        self.high = Some(self.high.map_or(value, |high| high.max(value)));
+        (self.last_was_new, rise)
     }
+}
 
-    /// Computes the trend; `TargetMonitor::publish_trends` publishes it.
-    fn refresh(&mut self, now: Instant, limit: Option<f64>) {
-        self.fresh = Some(self.tracker.trend(limit));
-        self.computed_at = Some(now);
-    }
+/// What one tick fed the detectors (`TargetMonitor::last_tick`).
+pub struct TickInputs<'a> {
+    /// Counts the samples taken: a recording writes each once.
+    pub seq: u64,
+    /// Seconds since the observation started.
+    pub t: f64,
+    pub sample: &'a Sample,
+    pub limits: &'a Limits,
+    pub agreed_early: &'a [Resource],
 }
 
 impl Drop for TargetMonitor {

@@ -25,7 +25,6 @@ pub mod walk;
 #[cfg(test)]
 mod fixtures;
 
-use crate::attribution::Frame;
 use crate::events::{PyMaps, Tracer};
 use code::CodeCache;
 use layout::Layout;
@@ -36,6 +35,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// One Python frame: where a stack read from outside (or walked in the kernel) stands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Frame {
+    pub file: String,
+    pub line: u32,
+    pub function: String,
+}
+
+impl Frame {
+    pub fn new(file: &str, line: u32, function: &str) -> Frame {
+        Frame {
+            file: file.to_owned(),
+            line,
+            function: function.to_owned(),
+        }
+    }
+}
 
 /// How often the thread map is re-read when nothing else asks for it.
 const REFRESH_EVERY: Duration = Duration::from_millis(250);

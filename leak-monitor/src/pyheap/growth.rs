@@ -33,7 +33,7 @@ struct Series {
 }
 
 /// A container that keeps growing.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GrowingHolder {
     pub address: u64,
     pub type_name: String,
@@ -47,7 +47,7 @@ pub struct GrowingHolder {
 }
 
 /// A type whose instance count keeps rising.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TypeGrowth {
     pub type_name: String,
     pub count_first: u64,

@@ -14,7 +14,7 @@ const SAMPLED: usize = 48;
 const MAX_TYPES: usize = 4;
 
 /// A container's items, summarised.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Items {
     /// Bytes one item keeps, on average over the sample (the container's own slot included).
     pub mean_bytes: f64,

@@ -48,7 +48,7 @@ const SUMMARISED: usize = 4;
 const TOP_TYPES: usize = 20;
 
 /// What the censuses of one target have found so far.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeapFindings {
     pub censuses: usize,
     /// The containers that keep growing, fastest first, with what they hold.
@@ -63,7 +63,7 @@ pub struct HeapFindings {
 }
 
 /// The cost and completeness of the last census.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CensusStats {
     pub objects: u64,
     pub partial: bool,

@@ -26,7 +26,7 @@ const MAX_FRAMES: usize = 256;
 const MAX_NAME: usize = 200;
 
 /// One step of a path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Step {
     /// A module in `sys.modules`.
     Module(String),
@@ -52,7 +52,7 @@ pub enum Step {
 }
 
 /// How a named container was reached.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Path {
     pub steps: Vec<Step>,
     /// The source files that define the path's module and the classes along it: where the

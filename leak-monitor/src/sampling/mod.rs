@@ -33,7 +33,9 @@ pub struct Memory {
 }
 
 /// What an open file descriptor points at. The names are the contract's `kind` label values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FdKind {
     File,
@@ -80,7 +82,9 @@ impl FdCounts {
 }
 
 /// Socket protocol, as the contract's `protocol` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     Tcp,
@@ -139,7 +143,7 @@ impl Sample {
 }
 
 /// The limits a target's resources run into.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Limits {
     /// `Max open files` soft limit.
     pub max_fds: Option<u64>,

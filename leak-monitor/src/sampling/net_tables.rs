@@ -176,6 +176,18 @@ pub fn udp_state_name(code: u8) -> &'static str {
     }
 }
 
+/// The `state` label named `name`, as the tables' state names spell it (a recording read back);
+/// `unknown` for a name no table gives.
+pub fn known_state(name: &str) -> &'static str {
+    let unix = (0..=4).map(|state| unix_state_name(0, state));
+    (0..=0x0C)
+        .map(tcp_state_name)
+        .chain([udp_state_name(0x07), unix_state_name(SO_ACCEPTCON, 0)])
+        .chain(unix)
+        .find(|known| *known == name)
+        .unwrap_or("unknown")
+}
+
 /// `__SO_ACCEPTCON` in the unix table's Flags column: the socket listens.
 const SO_ACCEPTCON: u32 = 0x0001_0000;
 

@@ -19,14 +19,16 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 /// PID plus start time (clock ticks after boot, field 22 of /proc/PID/stat).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 pub struct TargetId {
     pub pid: i32,
     pub start_ticks: u64,
 }
 
 /// What is known about a target when it is first seen.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TargetInfo {
     pub id: TargetId,
     /// The group name used as the `target` label: the `--match` name, or the process name.

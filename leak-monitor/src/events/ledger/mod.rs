@@ -47,7 +47,7 @@ pub struct TargetLedger {
 }
 
 /// The ledgers' sizes, for reports and metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerCounts {
     pub fds: u64,
     pub fds_preexisting: u64,

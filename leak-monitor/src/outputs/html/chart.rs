@@ -7,6 +7,7 @@ use super::escape;
 use crate::detection::Verdict;
 use crate::humanize;
 use crate::outputs::report::ResourceReport;
+use crate::resource::Unit;
 use std::fmt::Write as _;
 
 /// About the width a chart gets in the page's two columns, so its text is drawn near 1:1.
@@ -16,6 +17,33 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 30.0;
+
+/// Where a chart's values and times land: the plotted ranges mapped onto the drawing area.
+struct Plot {
+    t0: f64,
+    t1: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Plot {
+    fn x(&self, t: f64) -> f64 {
+        LEFT + (t - self.t0) / (self.t1 - self.t0).max(f64::EPSILON) * (WIDTH - LEFT - RIGHT)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        TOP + (self.hi - v) / (self.hi - self.lo) * (HEIGHT - TOP - BOTTOM)
+    }
+}
+
+/// The lines a chart draws beside its samples, with their texts.
+struct Guides {
+    /// The trend line's text, when the verdict is not `stable`.
+    trend: Option<String>,
+    /// The limit's text, when there is one; `limit_drawn` when it is near enough to draw.
+    limit: Option<String>,
+    limit_drawn: Option<f64>,
+}
 
 /// Draws `points` ((seconds since the start, value), oldest first) of one resource, then its
 /// legend.
@@ -35,16 +63,30 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     }
     // The limit is drawn only when it is within reach of the plotted range; otherwise it would
     // flatten the series into a line at the bottom (the legend still names it).
-    let limit = resource
+    let limit_drawn = resource
         .limit
         .filter(|&l| l > hi && l < hi + 2.0 * (hi - lo).max(1.0));
-    if let Some(l) = limit {
+    if let Some(l) = limit_drawn {
         hi = l;
     }
     let (lo, hi) = axis::value_range(lo, hi, unit);
-    let x = |t: f64| LEFT + (t - t0) / (t1 - t0).max(f64::EPSILON) * (WIDTH - LEFT - RIGHT);
-    let y = |v: f64| TOP + (hi - v) / (hi - lo) * (HEIGHT - TOP - BOTTOM);
-    let (bottom, right) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
+    let plot = Plot { t0, t1, lo, hi };
+    let guides = Guides {
+        trend: show_trend.then(|| {
+            format!(
+                "trend {}",
+                humanize::per_second(unit, resource.rate_per_second)
+            )
+        }),
+        limit: resource.limit.map(|l| {
+            let when = resource
+                .seconds_to_limit
+                .map(|s| format!(", reached in {}", humanize::duration(s)))
+                .unwrap_or_default();
+            format!("limit {}{when}", humanize::amount(unit, l))
+        }),
+        limit_drawn,
+    };
 
     let mut svg = String::new();
     let _ = write!(
@@ -52,93 +94,103 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
         "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{} over time\">",
         escape(resource.resource.as_str())
     );
-    for v in axis::value_ticks(lo, hi, unit) {
+    draw_axes(&mut svg, &plot, unit);
+    if let (Some(l), Some(text)) = (guides.limit_drawn, &guides.limit) {
+        draw_limit(&mut svg, &plot, l, text);
+    }
+    draw_series(&mut svg, &plot, points);
+    if let Some(text) = &guides.trend {
+        draw_trend(&mut svg, &plot, trend_at, text);
+    }
+    svg.push_str("</svg>");
+    legend(&mut svg, &guides);
+    svg
+}
+
+/// The value grid with its labels, the time ticks, and the two axes.
+fn draw_axes(svg: &mut String, plot: &Plot, unit: Unit) {
+    let (bottom, right) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
+    for v in axis::value_ticks(plot.lo, plot.hi, unit) {
         let _ = write!(
             svg,
             "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{yv:.1}\" x2=\"{right}\" y2=\"{yv:.1}\"/><text class=\"label\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             LEFT - 6.0,
-            y(v) + 4.0,
+            plot.y(v) + 4.0,
             escape(&humanize::amount(unit, v)),
-            yv = y(v),
+            yv = plot.y(v),
         );
     }
-    for (t, label) in axis::time_ticks(t0, t1) {
+    for (t, label) in axis::time_ticks(plot.t0, plot.t1) {
         let _ = write!(
             svg,
             "<line class=\"axis\" x1=\"{xt:.1}\" y1=\"{bottom}\" x2=\"{xt:.1}\" y2=\"{}\"/><text class=\"label time\" x=\"{xt:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
             bottom + 4.0,
             HEIGHT - 10.0,
             escape(&label),
-            xt = x(t),
+            xt = plot.x(t),
         );
     }
     let _ = write!(
         svg,
         "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\"/><line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\"/>",
     );
-    let limit_text = resource.limit.map(|l| {
-        let when = resource
-            .seconds_to_limit
-            .map(|s| format!(", reached in {}", humanize::duration(s)))
-            .unwrap_or_default();
-        format!("limit {}{when}", humanize::amount(unit, l))
-    });
-    if let (Some(l), Some(text)) = (limit, &limit_text) {
-        let _ = write!(
-            svg,
-            "<line class=\"limit\" x1=\"{LEFT}\" y1=\"{yl:.1}\" x2=\"{right}\" y2=\"{yl:.1}\"/><text class=\"label limit-label\" x=\"{}\" y=\"{:.1}\">{}</text>",
-            LEFT + 6.0,
-            y(l) + 13.0,
-            escape(text),
-            yl = y(l),
-        );
-    }
+}
+
+fn draw_limit(svg: &mut String, plot: &Plot, limit: f64, text: &str) {
+    let right = WIDTH - RIGHT;
+    let _ = write!(
+        svg,
+        "<line class=\"limit\" x1=\"{LEFT}\" y1=\"{yl:.1}\" x2=\"{right}\" y2=\"{yl:.1}\"/><text class=\"label limit-label\" x=\"{}\" y=\"{:.1}\">{}</text>",
+        LEFT + 6.0,
+        plot.y(limit) + 13.0,
+        escape(text),
+        yl = plot.y(limit),
+    );
+}
+
+fn draw_series(svg: &mut String, plot: &Plot, points: &[(f64, f64)]) {
     let mut line = String::new();
     for &(t, v) in points {
-        let _ = write!(line, "{:.1},{:.1} ", x(t), y(v));
+        let _ = write!(line, "{:.1},{:.1} ", plot.x(t), plot.y(v));
     }
     let _ = write!(
         svg,
         "<polyline class=\"series\" points=\"{}\"/>",
         line.trim_end()
     );
-    let trend_text = format!(
-        "trend {}",
-        humanize::per_second(unit, resource.rate_per_second)
-    );
-    if show_trend {
-        let label_at = t0 + (t1 - t0) / 3.0;
-        let _ = write!(
-            svg,
-            "<line class=\"trend\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"><title>{text}</title></line><text class=\"label trend-label\" x=\"{:.1}\" y=\"{:.1}\">{text}</text>",
-            x(t0),
-            y(trend_at(t0)),
-            x(t1),
-            y(trend_at(t1)),
-            x(label_at),
-            // Above the line, a third of the way along, where a rising series leaves room;
-            // below it when the line runs along the top.
-            if y(trend_at(label_at)) - TOP > 18.0 {
-                y(trend_at(label_at)) - 8.0
-            } else {
-                y(trend_at(label_at)) + 16.0
-            },
-            text = escape(&trend_text),
-        );
-    }
-    svg.push_str("</svg>");
+}
 
-    // The legend: what each line is, and the limit even when it is too far away to draw.
+/// The trend line over the plotted time, labelled a third of the way along: above the line,
+/// where a rising series leaves room; below it when the line runs along the top.
+fn draw_trend(svg: &mut String, plot: &Plot, trend_at: impl Fn(f64) -> f64, text: &str) {
+    let (t0, t1) = (plot.t0, plot.t1);
+    let label_at = t0 + (t1 - t0) / 3.0;
+    let label_y = plot.y(trend_at(label_at));
+    let _ = write!(
+        svg,
+        "<line class=\"trend\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"><title>{text}</title></line><text class=\"label trend-label\" x=\"{:.1}\" y=\"{:.1}\">{text}</text>",
+        plot.x(t0),
+        plot.y(trend_at(t0)),
+        plot.x(t1),
+        plot.y(trend_at(t1)),
+        plot.x(label_at),
+        if label_y - TOP > 18.0 {
+            label_y - 8.0
+        } else {
+            label_y + 16.0
+        },
+        text = escape(text),
+    );
+}
+
+/// What each line is, and the limit even when it is too far away to draw.
+fn legend(svg: &mut String, guides: &Guides) {
     svg.push_str("<p class=\"legend\"><span class=\"key series\"></span>samples");
-    if show_trend {
-        let _ = write!(
-            svg,
-            " <span class=\"key trend\"></span>{}",
-            escape(&trend_text)
-        );
+    if let Some(text) = &guides.trend {
+        let _ = write!(svg, " <span class=\"key trend\"></span>{}", escape(text));
     }
-    if let Some(text) = &limit_text {
-        let off = if limit.is_some() {
+    if let Some(text) = &guides.limit {
+        let off = if guides.limit_drawn.is_some() {
             ""
         } else {
             " (off the chart)"
@@ -150,7 +202,6 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
         );
     }
     svg.push_str("</p>");
-    svg
 }
 
 #[cfg(test)]

@@ -123,7 +123,9 @@ fn judge(cx: &Cx<'_>, unit: Node<'_>, call: &Call<'_>, what: &'static str) -> Op
                 where_(unit, source)
             ),
             fix: format!(
-                "The `with` closes the {what} only when its block exits: keep the block short,                  move long-running loops out of it, and check for `{opened}` inside a loop that                  never leaves the block."
+                "The `with` closes the {what} only when its block exits: keep the block short, \
+                 move long-running loops out of it, and check for `{opened}` inside a loop that \
+                 never leaves the block."
             ),
             strong: false,
         });

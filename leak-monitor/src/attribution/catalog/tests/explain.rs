@@ -33,6 +33,9 @@ fn fd_growth_at_open_is_resource_not_closed() {
     let managed = "def f(p):\n    with open(p) as fh:\n        return fh.read()\n";
     let e = explain(managed, 2, Resource::OpenFds);
     assert_eq!(e.leak_type, LeakType::ResourceNotClosed);
+    // Its fix reads as one sentence (the source's line continuations are not in it).
+    assert!(e.fix.contains("block short, move"), "{}", e.fix);
+    assert!(!e.fix.contains("   "), "{}", e.fix);
 }
 
 #[test]
