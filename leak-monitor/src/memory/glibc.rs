@@ -28,7 +28,7 @@ const MAX_FREE_CHUNKS: usize = 20_000;
 const MAX_ARENAS: usize = 1024;
 
 /// What glibc's arenas hold at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GlibcState {
     pub arenas: u64,
     /// Bytes the arenas got from the system (`system_mem`, summed).

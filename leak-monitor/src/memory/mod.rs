@@ -36,7 +36,7 @@ const IDLE_GAP: Duration = Duration::from_secs(15);
 const PACE: u32 = 50;
 
 /// The cost of one breakdown.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cost {
     /// Reading smaps: about the time the target's mmap lock is held (taken per VMA walk).
     pub smaps_seconds: f64,
@@ -50,7 +50,7 @@ pub struct Cost {
 }
 
 /// What the breakdowns of one target have found so far.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BreakdownFindings {
     /// Oldest first; the first is from attach.
     pub series: Vec<Breakdown>,

@@ -53,7 +53,7 @@ impl Part {
 }
 
 /// Resident bytes per part at one moment, and how each was found.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Breakdown {
     /// Seconds since the observation started.
     pub at_seconds: f64,

@@ -48,7 +48,7 @@ pub enum Locator {
 }
 
 /// The allocator's state at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PymallocState {
     pub arenas: u64,
     /// Bytes of pools carved from the arenas so far (touched, so resident unless swapped).
