@@ -14,14 +14,42 @@ use crate::pyframes::memory::Memory;
 
 /// `HEAP_MAX_SIZE` on 64-bit: thread arenas' heaps are aligned to it.
 pub const HEAP_MAX: u64 = 64 << 20;
-const STATE_LEN: usize = 2200;
-const FASTBINS: u64 = 16;
 const NFASTBINS: usize = 10;
-const TOP: u64 = 96;
-const BINS: u64 = 112;
 const NBINS: usize = 127;
-const NEXT: u64 = 2160;
-const SYSTEM_MEM: u64 = 2184;
+
+/// Where `struct malloc_state` keeps what is read, for one range of glibc versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateLayout {
+    /// `fastbinsY` (none since glibc 2.43, which dropped fast bins).
+    pub fastbins: Option<u64>,
+    pub top: u64,
+    pub bins: u64,
+    pub next: u64,
+    pub system_mem: u64,
+    pub len: usize,
+}
+
+/// glibc 2.27-2.42: `mutex`, `flags`, `have_fastchunks`, `fastbinsY[10]`, `top`, ...
+pub const WITH_FASTBINS: StateLayout = StateLayout {
+    fastbins: Some(16),
+    top: 96,
+    bins: 112,
+    next: 2160,
+    system_mem: 2184,
+    len: 2200,
+};
+
+/// glibc 2.43+: `mutex`, `flags`, `top`, `last_remainder`, `bins`, ...
+pub const NO_FASTBINS: StateLayout = StateLayout {
+    fastbins: None,
+    top: 8,
+    bins: 24,
+    next: 2072,
+    system_mem: 2096,
+    len: 2112,
+};
+
+const LAYOUTS: [StateLayout; 2] = [WITH_FASTBINS, NO_FASTBINS];
 /// Free chunks read per arena at most: a heap cut to crumbs gives an estimate, not a stall.
 const MAX_FREE_CHUNKS: usize = 20_000;
 /// Arenas followed at most (glibc's default cap is 8 per core).
@@ -69,28 +97,47 @@ fn word(bytes: &[u8], at: usize) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
-/// Finds every arena: from the thread heaps' `ar_ptr` and the `next` chain, or, without thread
-/// arenas, `main_arena` in libc's writable data by its `next` pointing to itself.
-pub fn find_arenas(memory: &dyn Memory, maps: &[Mapping]) -> Result<Vec<u64>, String> {
-    let mut start = None;
+/// Finds every arena and the layout of their state: from the thread heaps' `ar_ptr` and the
+/// `next` chain, or, without thread arenas, `main_arena` in libc's writable data by its `next`
+/// pointing to itself. Each layout is tried; the one whose chain closes into a ring wins.
+pub fn find_arenas(
+    memory: &dyn Memory,
+    maps: &[Mapping],
+) -> Result<(Vec<u64>, StateLayout), String> {
+    let mut thread_state = None;
     for m in maps.iter().filter(|m| is_thread_heap(memory, m)) {
         if let Ok(ar_ptr) = memory.read_u64(m.start) {
             // The first heap of an arena holds its state right after `heap_info`.
             if ar_ptr > m.start && ar_ptr < m.start + 128 {
-                start = Some(ar_ptr);
+                thread_state = Some(ar_ptr);
                 break;
             }
         }
     }
-    let start = match start {
-        Some(s) => s,
-        None => find_main_arena(memory, maps).ok_or("no glibc malloc arena found")?,
-    };
+    let mut why = String::from("no glibc malloc arena found");
+    for layout in LAYOUTS {
+        let start = match thread_state {
+            Some(s) => s,
+            None => match find_main_arena(memory, maps, &layout) {
+                Some(s) => s,
+                None => continue,
+            },
+        };
+        match ring(memory, start, &layout) {
+            Ok(arenas) => return Ok((arenas, layout)),
+            Err(e) => why = e,
+        }
+    }
+    Err(why)
+}
+
+/// The arenas on the `next` ring from `start`.
+fn ring(memory: &dyn Memory, start: u64, layout: &StateLayout) -> Result<Vec<u64>, String> {
     let mut arenas = vec![start];
     let mut at = start;
     for _ in 0..MAX_ARENAS {
         let next = memory
-            .read_u64(at + NEXT)
+            .read_u64(at + layout.next)
             .map_err(|e| format!("malloc_state.next: {e}"))?;
         if next == start {
             return Ok(arenas);
@@ -106,7 +153,7 @@ pub fn find_arenas(memory: &dyn Memory, maps: &[Mapping]) -> Result<Vec<u64>, St
 
 /// `main_arena`: in a writable mapping of libc (or the anonymous one right after it), the one
 /// 8-aligned place whose `next` is itself and whose top chunk lies in `[heap]`.
-fn find_main_arena(memory: &dyn Memory, maps: &[Mapping]) -> Option<u64> {
+fn find_main_arena(memory: &dyn Memory, maps: &[Mapping], layout: &StateLayout) -> Option<u64> {
     let heap = maps.iter().find(|m| m.name == "[heap]")?;
     let mut previous_libc = false;
     for m in maps {
@@ -115,10 +162,10 @@ fn find_main_arena(memory: &dyn Memory, maps: &[Mapping]) -> Option<u64> {
             let mut data = vec![0u8; usize::try_from(m.len()).ok()?];
             if memory.read(m.start, &mut data).is_ok() {
                 let mut at = 0;
-                while at + STATE_LEN <= data.len() {
+                while at + layout.len <= data.len() {
                     let here = m.start + at as u64;
-                    let top = word(&data, at + TOP as usize);
-                    if word(&data, at + NEXT as usize) == here
+                    let top = word(&data, at + layout.top as usize);
+                    if word(&data, at + layout.next as usize) == here
                         && top >= heap.start
                         && top < heap.end
                     {
@@ -134,15 +181,19 @@ fn find_main_arena(memory: &dyn Memory, maps: &[Mapping]) -> Option<u64> {
 }
 
 /// Sums what every arena got from the system and keeps free.
-pub fn read(memory: &dyn Memory, arenas: &[u64]) -> Result<GlibcState, String> {
+pub fn read(
+    memory: &dyn Memory,
+    arenas: &[u64],
+    layout: &StateLayout,
+) -> Result<GlibcState, String> {
     let mut state = GlibcState::default();
     for &arena in arenas {
-        let mut b = vec![0u8; STATE_LEN];
+        let mut b = vec![0u8; layout.len];
         memory
             .read(arena, &mut b)
             .map_err(|e| format!("malloc_state: {e}"))?;
-        let system = word(&b, SYSTEM_MEM as usize);
-        let top = word(&b, TOP as usize);
+        let system = word(&b, layout.system_mem as usize);
+        let top = word(&b, layout.top as usize);
         let top_size = memory
             .read_u64(top + 8)
             .map_err(|e| format!("top chunk: {e}"))?
@@ -154,8 +205,9 @@ pub fn read(memory: &dyn Memory, arenas: &[u64]) -> Result<GlibcState, String> {
         }
         let mut free = top_size;
         let mut budget = MAX_FREE_CHUNKS;
-        for i in 0..NFASTBINS {
-            let mut chunk = word(&b, (FASTBINS as usize) + i * 8);
+        let fastbins = layout.fastbins.map_or(0, |_| NFASTBINS);
+        for i in 0..fastbins {
+            let mut chunk = word(&b, layout.fastbins.unwrap_or(0) as usize + i * 8);
             while chunk != 0 && budget > 0 {
                 budget -= 1;
                 let Ok(size) = memory.read_u64(chunk + 8) else {
@@ -172,8 +224,8 @@ pub fn read(memory: &dyn Memory, arenas: &[u64]) -> Result<GlibcState, String> {
             }
         }
         for i in 0..NBINS {
-            let head = arena + BINS + (i as u64) * 16 - 16;
-            let mut chunk = word(&b, (BINS as usize) + i * 16);
+            let head = arena + layout.bins + (i as u64) * 16 - 16;
+            let mut chunk = word(&b, (layout.bins as usize) + i * 16);
             while chunk != head && chunk != 0 && budget > 0 {
                 budget -= 1;
                 let mut c = [0u8; 24];
@@ -196,6 +248,12 @@ pub fn read(memory: &dyn Memory, arenas: &[u64]) -> Result<GlibcState, String> {
 mod tests {
     use super::*;
     use crate::pyframes::memory::FixtureMemory;
+
+    const L: StateLayout = WITH_FASTBINS;
+    const TOP: u64 = L.top;
+    const BINS: u64 = L.bins;
+    const NEXT: u64 = L.next;
+    const SYSTEM_MEM: u64 = L.system_mem;
 
     fn mapping(start: u64, len: u64, name: &str) -> Mapping {
         Mapping {
@@ -259,9 +317,10 @@ mod tests {
             mapping(heap, 0x10000, ""),
             mapping(libc, 0x1000, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
         ];
-        let arenas = find_arenas(&memory, &maps).unwrap();
+        let (arenas, layout) = find_arenas(&memory, &maps).unwrap();
         assert_eq!(arenas, vec![state, main]);
-        let read = read(&memory, &arenas).unwrap();
+        assert_eq!(layout, WITH_FASTBINS);
+        let read = read(&memory, &arenas, &layout).unwrap();
         assert_eq!(read.arenas, 2);
         assert_eq!(read.system_bytes, 0x10000 + 0x21000);
         assert_eq!(read.free_bytes, 0x4000 + 0x100 + 0x20f00);
@@ -281,7 +340,38 @@ mod tests {
             mapping(0x5600_0000, 0x21000, "[heap]"),
             mapping(libc, 0x1000, "/lib/libc.so.6"),
         ];
-        assert_eq!(find_arenas(&memory, &maps).unwrap(), vec![libc + 0x200]);
+        assert_eq!(
+            find_arenas(&memory, &maps).unwrap(),
+            (vec![libc + 0x200], WITH_FASTBINS)
+        );
         assert!(find_arenas(&memory, &maps[1..]).is_err());
+    }
+
+    #[test]
+    fn glibc_without_fast_bins_is_read_with_its_own_layout() {
+        // glibc 2.43: `top` at 8, `next` at 2072.
+        let libc = 0x7f10_0000_0000u64;
+        let brk = 0x5600_0000u64;
+        let mut memory = FixtureMemory::default();
+        let mut l = vec![0u8; 0x1000];
+        put(&mut l, 0x300 + NO_FASTBINS.top, brk + 0x100);
+        put(&mut l, 0x300 + NO_FASTBINS.next, libc + 0x300);
+        put(&mut l, 0x300 + NO_FASTBINS.system_mem, 0x21000);
+        memory.put(libc, l);
+        let mut brk_bytes = vec![0u8; 0x200];
+        put(&mut brk_bytes, 0x108, 0x1000 | 1);
+        memory.put(brk, brk_bytes);
+        let maps = vec![
+            mapping(brk, 0x21000, "[heap]"),
+            mapping(libc, 0x1000, "/lib/libc.so.6"),
+        ];
+        let (arenas, layout) = find_arenas(&memory, &maps).unwrap();
+        assert_eq!(
+            (arenas.as_slice(), layout),
+            (&[libc + 0x300][..], NO_FASTBINS)
+        );
+        let state = read(&memory, &arenas, &layout).unwrap();
+        assert_eq!(state.free_bytes, 0x1000);
+        assert_eq!(state.in_use_bytes(), 0x20000);
     }
 }

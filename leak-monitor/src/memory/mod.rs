@@ -166,7 +166,7 @@ impl BreakdownSource {
         };
         let pymalloc_seconds = allocators_began.elapsed().as_secs_f64();
         let glibc = glibc::find_arenas(&self.memory, &maps)
-            .and_then(|arenas| glibc::read(&self.memory, &arenas));
+            .and_then(|(arenas, layout)| glibc::read(&self.memory, &arenas, &layout));
         let memory = self.memory;
         let is_thread_heap = move |m: &smaps::Mapping| glibc::is_thread_heap(&memory, m);
         let mut breakdown = parts::compose(
