@@ -144,18 +144,39 @@ pub fn build(
             let moved = grown.min(native_growth);
             last.bytes[0] += moved;
             last.bytes[4] -= moved;
-            last.estimated.push(Part::PythonObjects);
             moved
+        }
+        Some(grown) if grown > 0 => {
+            // Objects over 512 bytes (a bytearray's buffer, a big list's array) live in the C
+            // allocator or in malloc's own mmaps: what the census saw added beyond pymalloc's
+            // growth is taken out of those.
+            let small = last
+                .get(Part::PythonObjects)
+                .saturating_sub(first.get(Part::PythonObjects));
+            let large = grown.saturating_sub(small);
+            let c_growth = last
+                .get(Part::CAllocator)
+                .saturating_sub(first.get(Part::CAllocator));
+            let from_c = large.min(c_growth);
+            let from_native = (large - from_c).min(native_growth);
+            last.bytes[0] += from_c + from_native;
+            last.bytes[2] -= from_c;
+            last.bytes[4] -= from_native;
+            from_c + from_native
         }
         _ => 0,
     };
     let census_used = census_used > 0;
+    if census_used {
+        last.estimated.push(Part::PythonObjects);
+    }
     let last = &last;
     let mut kind = classify(first, last);
     // Without pymalloc's state the census undercounts Python objects (it sees only the
     // GC-tracked ones): native growth is not called native when the census saw Python growth
     // worth a tenth of it.
     if census_used
+        && last.pymalloc.is_none()
         && kind == MemoryKind::Native
         && last.get(Part::PythonObjects) * 10 >= native_growth
     {
@@ -163,7 +184,9 @@ pub fn build(
     }
     let growth = GrowthShares::between(first, last);
     let mut notes = last.notes.clone();
-    if census_used {
+    if census_used && last.pymalloc.is_some() {
+        notes.push("objects over 512 bytes that the heap census saw added to growing containers are counted as Python objects (an estimate taken out of the C allocator's and native parts)".into());
+    } else if census_used {
         notes.push("pymalloc's state is unknown: the growth of Python objects is the heap census's (GC-tracked objects only: their strings, bytes and ints are not counted), the rest of the anonymous growth counts as native".into());
     }
     if kind == MemoryKind::AllocatorRetention && verdict == Verdict::Leak {
@@ -233,7 +256,9 @@ pub fn build(
             methods: Part::ALL
                 .iter()
                 .map(|&p| {
-                    let how = if census_used && p == Part::PythonObjects {
+                    let how = if census_used && p == Part::PythonObjects && last.pymalloc.is_some() {
+                        format!("{} (plus, estimated: objects over 512 bytes the heap census saw added to growing containers)", method(p, last))
+                    } else if census_used && p == Part::PythonObjects {
                         "estimated: the growth the heap census saw in Python types (GC-tracked objects' sizes times counts), taken out of native".to_string()
                     } else {
                         method(p, last)
@@ -360,6 +385,30 @@ mod tests {
         assert!(report.methods["python_objects"].contains("heap census"));
         let sum: u64 = report.parts.values().map(|p| p.last).sum();
         assert_eq!(sum, 83 * MIB);
+    }
+
+    #[test]
+    fn large_objects_the_census_saw_are_python_objects_not_c_heap() {
+        use crate::memory::pymalloc::PymallocState;
+        const MIB: u64 = 1 << 20;
+        let at = |python: u64, c: u64| Breakdown {
+            bytes: [python, MIB, c, 0, 2 * MIB, 9 * MIB, 0],
+            pymalloc: Some(PymallocState::default()),
+            python: true,
+            ..Breakdown::default()
+        };
+        let findings = BreakdownFindings {
+            series: vec![at(4 * MIB, 2 * MIB), at(5 * MIB, 52 * MIB)],
+            ..BreakdownFindings::default()
+        };
+        let kind = |census| build(&findings, Verdict::Leak, None, census).unwrap().0;
+        assert_eq!(kind(None), MemoryKind::Native);
+        // The census saw 46 MiB added; 1 MiB of it is pymalloc's growth already.
+        assert_eq!(kind(Some(46 * MIB)), MemoryKind::PythonObjects);
+        let (_, report) = build(&findings, Verdict::Leak, None, Some(46 * MIB)).unwrap();
+        assert_eq!(report.parts["python_objects"].last, 50 * MIB);
+        assert_eq!(report.parts["c_allocator"].last, 7 * MIB);
+        assert!(report.estimated.contains(&"python_objects".to_string()));
     }
 
     #[test]
