@@ -2,7 +2,9 @@
 //! that cannot be created or vanish during the run. Whatever happens, the user gets one clear
 //! line, the usual exit code, and never loses the observation.
 
-use crate::support::{leak_monitor, read_json, resource, LeakMonitor, Outcome, Workload};
+use crate::support::{
+    leak_monitor, read_json, resource, run_json_report, LeakMonitor, Outcome, Workload,
+};
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -125,19 +127,8 @@ fn a_run_ended_by_sigint_says_it_was_cut_short_in_markdown() {
 #[test]
 fn a_run_that_ends_on_time_is_not_cut_short() {
     let workload = idle_python();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let outcome = leak_monitor(&[
-        "run",
-        "--pid",
-        &workload.pid_arg(),
-        "--duration",
-        "2",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let (outcome, report) = run_json_report(workload.pid(), 2, 1000, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
-    let report = read_json(&json);
     assert_eq!(report["observation"]["cut_short"], false, "{report:#}");
 }
 
@@ -191,19 +182,8 @@ fn a_report_dir_that_vanishes_during_the_run_falls_back_and_exits_1() {
 #[test]
 fn a_report_says_which_kernel_events_it_lost_per_kind() {
     let workload = idle_python();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let outcome = leak_monitor(&[
-        "run",
-        "--pid",
-        &workload.pid_arg(),
-        "--duration",
-        "2",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let (outcome, report) = run_json_report(workload.pid(), 2, 1000, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
-    let report = read_json(&json);
     assert_eq!(report["capabilities"]["ebpf"], true, "as root: {report:#}");
     let dropped = report["observation"]["dropped_events"]
         .as_object()
@@ -218,40 +198,16 @@ fn a_report_says_which_kernel_events_it_lost_per_kind() {
         assert!(dropped[kind].is_u64(), "{kind} in {dropped:?}");
     }
     // Without eBPF there is nothing to lose, and no such field.
-    let outcome = leak_monitor(&[
-        "run",
-        "--pid",
-        &workload.pid_arg(),
-        "--duration",
-        "1",
-        "--no-ebpf",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let (outcome, report) = run_json_report(workload.pid(), 1, 1000, &["--no-ebpf"]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
-    assert!(read_json(&json)["observation"]
-        .get("dropped_events")
-        .is_none());
+    assert!(report["observation"].get("dropped_events").is_none());
 }
 
 #[test]
 fn a_target_that_exits_mid_run_keeps_its_sites() {
     let workload = Workload::start("leak_then_exit.py", &["--seconds", "25"]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let outcome = leak_monitor(&[
-        "run",
-        "--pid",
-        &workload.pid_arg(),
-        "--duration",
-        "90",
-        "--interval",
-        "500",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let (outcome, report) = run_json_report(workload.pid(), 90, 500, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
-    let report = read_json(&json);
     assert!(
         report["observation"]["target_exited_after_seconds"].is_f64(),
         "{report:#}"

@@ -48,7 +48,7 @@ pub fn run(targets: usize, seconds: u64) -> anyhow::Result<()> {
     }
 
     println!();
-    let daemon = super::bench_daemon::measure(targets, seconds)?.lines();
+    let daemon = super::bench_daemon::summary_lines(targets, seconds)?;
     for line in &daemon {
         println!("{line}");
     }

@@ -231,6 +231,12 @@ const WORKLOADS: &[Workload] = &[
         script: "bench_requests.py",
         args: &["--leak-bytes", "30720"],
         unit: "requests/s",
+    }, // The leak engages the on-growth tracing, which then sees every open and close.
+    Workload {
+        name: "slow fd leak (1/s) under fd churn",
+        script: "bench_fd_churn.py",
+        args: &["--leak-fds-per-second", "1"],
+        unit: "opens/s",
     },
 ];
 

@@ -10,6 +10,8 @@ mod ebpf;
 mod eval;
 mod fuzz;
 mod matrix;
+mod matrix_baseline;
+mod matrix_interpreters;
 mod recordings;
 mod screenshots;
 mod setup;
@@ -38,13 +40,9 @@ enum Task {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
-    /// Measure the daemon's own RSS and CPU while it follows many idle Python processes.
-    BenchDaemon {
-        #[arg(long, default_value_t = 50)]
-        targets: usize,
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-    },
+    /// Measure the daemon's own CPU, RSS and threads while it follows fleets of idle and growing
+    /// Python processes, with and without eBPF, and its memory over a long leaking run.
+    BenchDaemon(bench_daemon::Options),
     /// Measure leak-monitor against py-spy, memray, Austin and BCC memleak on the same Python
     /// workloads, side by side (throughput ratio, the tool's CPU and RSS; about 10 minutes).
     BenchPeers(bench_peers::Options),
@@ -96,7 +94,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup => setup::run(),
         Task::Bench { targets, seconds } => bench::run(targets, seconds),
-        Task::BenchDaemon { targets, seconds } => bench_daemon::run(targets, seconds),
+        Task::BenchDaemon(options) => bench_daemon::run(&options),
         Task::BenchPeers(options) => bench_peers::run(&options),
         Task::BuildEbpf { check } => ebpf::run(check),
         Task::Eval { only, parallel } => eval::run(only.as_deref(), parallel),

@@ -16,11 +16,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Debian packages that provide no command, and a file each installs: a font, so Chromium's
-/// screenshots show text.
-const DEBIAN_FILES: &[(&str, &str)] = &[(
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "fonts-dejavu-core",
-)];
+/// screenshots show text; Debian's own static CPython 3.11 (`cargo xtask matrix`'s `3.11
+/// debian` rows).
+const DEBIAN_FILES: &[(&str, &str)] = &[
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "fonts-dejavu-core",
+    ),
+    ("/usr/bin/python3.11", "python3.11"),
+];
 
 pub fn run() -> anyhow::Result<()> {
     if !have("python3") {
@@ -46,14 +50,20 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// CPython releases newer than pyenv has here, which the tests run under: unpacked from
-/// Debian unstable's packages into /opt/newer-python by `xtask/newer-python.sh`.
+/// Debian unstable's packages into /opt/newer-python by `xtask/newer-python.sh`, each with
+/// Debian's non-PIE build of it beside it (`python3.14-nopie`).
 const NEWER_PYTHONS: &[&str] = &["3.14", "3.15"];
 
 pub(crate) fn install_newer_pythons() -> anyhow::Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/newer-python.sh");
     for version in NEWER_PYTHONS {
         let python = format!("/opt/newer-python/{version}/usr/bin/python{version}");
-        if std::path::Path::new(&python).exists() {
+        // The matrix runs 3.14's non-PIE build too (`python3.14-nopie`, unpacked beside it;
+        // `.no-nopie` marks a version Debian has none of).
+        let exists = |path: String| std::path::Path::new(&path).exists();
+        let nopie = exists(format!("{python}-nopie"))
+            || exists(format!("/opt/newer-python/{version}/.no-nopie"));
+        if exists(python) && nopie {
             continue;
         }
         if !is_root() {

@@ -208,6 +208,10 @@ impl SiteResolver for KernelSites {
         lock(&self.resolvers).remove(&tgid);
         self.recent.sites.retain(|key, _| key.tgid != tgid);
     }
+
+    fn programs_attached(&mut self) {
+        crate::pyframes::refresh_all_soon();
+    }
 }
 
 #[cfg(test)]

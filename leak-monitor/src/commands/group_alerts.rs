@@ -1,20 +1,24 @@
 //! `serve`'s view of pools: feeds every target to the group tracker, and when a group of more
 //! than one process reaches `leak` for a resource, logs one line and writes a group report
-//! (`{group}-group-leak-{stamp}.json`) into `--report-dir`; while it leaks, writes it again when
+//! (`{group}-group-leak-{stamp}.json`, and `.md` beside it) into `--report-dir`; while it leaks, writes it again when
 //! the leaking line changes (the workers' attribution matures after the verdict).
 
 use super::report_files::write_private;
 use crate::detection::Verdict;
 use crate::monitor::group::{GroupTracker, GroupView, MemberSample};
 use crate::monitor::{Ended, TargetSnapshot};
-use crate::outputs::report::GroupReport;
+use crate::outputs::report::{render_group_markdown, GroupReport};
 use crate::resource::Resource;
+use crate::targets::TargetId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct GroupAlerts {
     tracker: GroupTracker,
+    /// The group each current target was last observed in: a target that joins a pool found
+    /// from the process tree leaves the group of its process name.
+    member_of: BTreeMap<TargetId, String>,
     report_dir: Option<PathBuf>,
     /// The resources each group was last seen to leak.
     leaking: BTreeMap<String, BTreeSet<Resource>>,
@@ -27,6 +31,7 @@ impl GroupAlerts {
     pub fn new(report_dir: Option<PathBuf>, log: fn(&str)) -> Self {
         GroupAlerts {
             tracker: GroupTracker::new(),
+            member_of: BTreeMap::new(),
             report_dir,
             leaking: BTreeMap::new(),
             reported_lines: BTreeMap::new(),
@@ -45,14 +50,13 @@ impl GroupAlerts {
         let at = unix_seconds(now);
         for (snapshot, _) in ended {
             let info = &snapshot.info;
-            self.tracker
-                .observe(&info.group, at, &MemberSample::from(snapshot));
+            self.observe(snapshot, at);
+            self.member_of.remove(&info.id);
             self.tracker
                 .ended(&info.group, info.id.pid, info.start_time_unix, at);
         }
         for snapshot in current {
-            self.tracker
-                .observe(&snapshot.info.group, at, &MemberSample::from(snapshot));
+            self.observe(snapshot, at);
         }
         let views = self.tracker.views(at);
         self.leaking
@@ -63,6 +67,17 @@ impl GroupAlerts {
             self.check(view, now);
         }
         views
+    }
+
+    fn observe(&mut self, snapshot: &TargetSnapshot, at: f64) {
+        let info = &snapshot.info;
+        let before = self.member_of.insert(info.id, info.group.clone());
+        if let Some(old) = before.filter(|old| *old != info.group) {
+            self.tracker.moved(&old, info.id.pid, info.start_time_unix);
+        }
+        self.tracker
+            .observe(&info.group, at, &MemberSample::from(snapshot));
+        self.tracker.set_source(&info.group, info.group_source);
     }
 
     fn check(&mut self, view: &GroupView, now: SystemTime) {
@@ -118,10 +133,14 @@ impl GroupAlerts {
             super::serve::sanitize(&view.group),
             unix_seconds(now) as u64
         ));
-        let result = GroupReport::build(view, now)
+        let report = GroupReport::build(view, now);
+        let result = report
             .to_json()
             .map_err(anyhow::Error::from)
-            .and_then(|json| write_private(&path, &json));
+            .and_then(|json| write_private(&path, &json))
+            .and_then(|()| {
+                write_private(&path.with_extension("md"), &render_group_markdown(&report))
+            });
         match result {
             Ok(()) => (self.log)(&format!("group report written: {}", path.display())),
             Err(err) => (self.log)(&format!("cannot write group report: {err:#}")),

@@ -81,6 +81,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         for info in &tick.added {
             log(&format!("following {}", describe_target(info)));
         }
+        for (id, pool) in &tick.pooled {
+            log(&format!(
+                "pid {} is in pool {pool} (a master and the workers it forked)",
+                id.pid
+            ));
+        }
         for error in &tick.attach_errors {
             log(&format!("cannot follow a matching process: {error}"));
         }

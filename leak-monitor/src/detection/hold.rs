@@ -16,6 +16,9 @@ const KEPT: usize = 32;
 pub struct VerdictChange {
     /// Seconds since the observation started.
     pub at_seconds: f64,
+    /// Samples taken by then: the observation's length whatever the machine's load did to
+    /// the ticks (`at_seconds` is wall time).
+    pub samples: u64,
     pub from: Verdict,
     pub to: Verdict,
 }
@@ -31,21 +34,22 @@ pub struct VerdictHold {
 }
 
 impl VerdictHold {
-    /// Takes the trend computed at `t` seconds; returns the trend to publish.
-    pub fn update(&mut self, t: f64, trend: Trend) -> Trend {
+    /// Takes the trend computed at `t` seconds, after `samples` samples; returns the trend to
+    /// publish.
+    pub fn update(&mut self, t: f64, samples: u64, trend: Trend) -> Trend {
         let Some(published) = self.published else {
             self.published = Some(trend);
             return trend;
         };
         if trend.verdict >= published.verdict {
             self.lower_since = None;
-            self.publish(t, published.verdict, trend);
+            self.publish(t, samples, published.verdict, trend);
             return trend;
         }
         let since = *self.lower_since.get_or_insert(t);
         if t - since >= HOLD_SECONDS {
             self.lower_since = None;
-            self.publish(t, published.verdict, trend);
+            self.publish(t, samples, published.verdict, trend);
             return trend;
         }
         // Held: the published verdict stands, with the confidence that made it.
@@ -56,7 +60,7 @@ impl VerdictHold {
         }
     }
 
-    fn publish(&mut self, t: f64, from: Verdict, trend: Trend) {
+    fn publish(&mut self, t: f64, samples: u64, from: Verdict, trend: Trend) {
         self.published = Some(trend);
         if trend.verdict == from {
             return;
@@ -66,6 +70,7 @@ impl VerdictHold {
         }
         self.changes.push_back(VerdictChange {
             at_seconds: t,
+            samples,
             from,
             to: trend.verdict,
         });
@@ -105,34 +110,37 @@ mod tests {
         let stable = trend(Verdict::Stable, 0.0);
         let growing = trend(Verdict::Growing, 0.5);
         let leak = trend(Verdict::Leak, 0.95);
-        assert_eq!(hold.update(0.0, stable).verdict, Verdict::Stable);
-        assert_eq!(hold.update(5.0, growing).verdict, Verdict::Growing);
-        assert_eq!(hold.update(10.0, leak).verdict, Verdict::Leak);
+        assert_eq!(hold.update(0.0, 1, stable).verdict, Verdict::Stable);
+        assert_eq!(hold.update(5.0, 6, growing).verdict, Verdict::Growing);
+        assert_eq!(hold.update(10.0, 11, leak).verdict, Verdict::Leak);
         // Noise: growing for 19 s, then leak again; never published.
-        for t in 11..30 {
-            let published = hold.update(f64::from(t), growing);
+        for t in 11u32..30 {
+            let published = hold.update(f64::from(t), u64::from(t) + 1, growing);
             assert_eq!(published.verdict, Verdict::Leak, "at {t} s");
             assert_eq!(
                 published.confidence, 0.95,
                 "the confidence agrees with the verdict"
             );
         }
-        assert_eq!(hold.update(30.0, leak).verdict, Verdict::Leak);
+        assert_eq!(hold.update(30.0, 31, leak).verdict, Verdict::Leak);
         // A real change: stable for 20 s.
-        for t in 31..51 {
-            assert_eq!(hold.update(f64::from(t), stable).verdict, Verdict::Leak);
+        for t in 31u32..51 {
+            assert_eq!(
+                hold.update(f64::from(t), u64::from(t) + 1, stable).verdict,
+                Verdict::Leak
+            );
         }
-        assert_eq!(hold.update(51.0, stable).verdict, Verdict::Stable);
-        let changes: Vec<(f64, Verdict, Verdict)> = hold
+        assert_eq!(hold.update(51.0, 52, stable).verdict, Verdict::Stable);
+        let changes: Vec<(f64, u64, Verdict, Verdict)> = hold
             .changes()
-            .map(|c| (c.at_seconds, c.from, c.to))
+            .map(|c| (c.at_seconds, c.samples, c.from, c.to))
             .collect();
         assert_eq!(
             changes,
             [
-                (5.0, Verdict::Stable, Verdict::Growing),
-                (10.0, Verdict::Growing, Verdict::Leak),
-                (51.0, Verdict::Leak, Verdict::Stable),
+                (5.0, 6, Verdict::Stable, Verdict::Growing),
+                (10.0, 11, Verdict::Growing, Verdict::Leak),
+                (51.0, 52, Verdict::Leak, Verdict::Stable),
             ]
         );
         assert_eq!(hold.total_changes(), 3);
@@ -143,10 +151,10 @@ mod tests {
         let mut hold = VerdictHold::default();
         let mut t = 0.0;
         for _ in 0..100 {
-            hold.update(t, trend(Verdict::Leak, 0.95));
+            hold.update(t, 0, trend(Verdict::Leak, 0.95));
             t += HOLD_SECONDS + 1.0;
-            hold.update(t, trend(Verdict::Stable, 0.0));
-            hold.update(t + HOLD_SECONDS, trend(Verdict::Stable, 0.0));
+            hold.update(t, 0, trend(Verdict::Stable, 0.0));
+            hold.update(t + HOLD_SECONDS, 0, trend(Verdict::Stable, 0.0));
             t += HOLD_SECONDS + 1.0;
         }
         assert_eq!(hold.changes().count(), KEPT);

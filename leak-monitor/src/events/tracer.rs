@@ -62,6 +62,9 @@ pub trait SiteResolver: Send {
     fn site_for(&mut self, traced: &Traced) -> Option<SiteId>;
     /// The process is no longer followed.
     fn forget(&mut self, _tgid: u32) {}
+    /// The gated programs attached again: what the resolver learns from their events (new
+    /// threads) went unreported while they were detached.
+    fn programs_attached(&mut self) {}
 }
 
 /// Events received and lost, per metric kind.
@@ -233,6 +236,9 @@ impl Tracer {
                 // the attach (as in `follow`) so none created in between is missed.
                 for (tgid, ledger) in lock(&self.shared.ledgers).iter_mut() {
                     resync(*tgid, ledger);
+                }
+                if let Some(resolver) = lock(&self.shared.resolver).as_mut() {
+                    resolver.programs_attached();
                 }
             }
             (false, true) => gated.detach(&mut lock(&self.ebpf), now),

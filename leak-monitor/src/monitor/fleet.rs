@@ -1,6 +1,7 @@
 //! The daemon's set of monitors: fixed PIDs plus whatever the selectors match, re-discovered
 //! periodically. Ended targets are handed back once, with their last snapshot, and dropped.
 
+use super::group::{pool_groups, TreeNode};
 use super::snapshot::TargetSnapshot;
 use super::target::{Attribution, Ended, TargetMonitor};
 use super::tracing::Tracing;
@@ -21,6 +22,8 @@ pub struct FleetTick {
     pub ended: Vec<(TargetSnapshot, Ended)>,
     /// Processes that matched but could not be attached (e.g. no permission), one line each.
     pub attach_errors: Vec<String>,
+    /// Targets that joined a pool found from the process tree this tick, with its name.
+    pub pooled: Vec<(TargetId, String)>,
 }
 
 pub struct Fleet {
@@ -36,6 +39,9 @@ pub struct Fleet {
     tracer: Option<Arc<Tracing>>,
     /// What new targets are attached with.
     attribution: Attribution,
+    /// The name each pool found from the process tree got, by its master: kept while the
+    /// master lives, so a second pool of the same program gets a name of its own.
+    pool_names: BTreeMap<TargetId, String>,
 }
 
 impl Fleet {
@@ -47,7 +53,7 @@ impl Fleet {
         interval: Duration,
         rediscover_every: Duration,
     ) -> Self {
-        Fleet {
+        let mut fleet = Fleet {
             selectors,
             interval,
             rediscover_every,
@@ -62,7 +68,56 @@ impl Fleet {
             refused: BTreeSet::new(),
             tracer: None,
             attribution: Attribution::default(),
+            pool_names: BTreeMap::new(),
+        };
+        fleet.group_pools();
+        fleet
+    }
+
+    /// Puts each followed Python process the fleet's Python targets forked into its master's
+    /// pool (`group::pool_groups`), named from the master; a second pool of the same program
+    /// gets its master's PID after the name (`gunicorn-4242`).
+    fn group_pools(&mut self) -> Vec<(TargetId, String)> {
+        let nodes: Vec<TreeNode> = self
+            .monitors
+            .values()
+            .map(|m| {
+                let info = m.info();
+                TreeNode {
+                    id: info.id,
+                    ppid: info.ppid,
+                    python: targets::is_python(info),
+                    group: info.group.clone(),
+                    source: info.group_source,
+                    cmdline: info.cmdline.clone(),
+                }
+            })
+            .collect();
+        let members = pool_groups(&nodes);
+        let mut joined = Vec::new();
+        self.pool_names
+            .retain(|master, _| members.iter().any(|m| m.master == *master));
+        for member in members {
+            let name = match self.pool_names.get(&member.master) {
+                Some(name) => name.clone(),
+                None => {
+                    let taken = self.pool_names.values().any(|n| *n == member.name);
+                    let name = if taken {
+                        format!("{}-{}", member.name, member.master.pid)
+                    } else {
+                        member.name
+                    };
+                    self.pool_names.insert(member.master, name.clone());
+                    name
+                }
+            };
+            if let Some(monitor) = self.monitors.get_mut(&member.id) {
+                if monitor.join_pool(&name) {
+                    joined.push((member.id, name));
+                }
+            }
         }
+        joined
     }
 
     /// Attaches the targets discovered from now on with `attribution`.
@@ -128,6 +183,7 @@ impl Fleet {
             .is_none_or(|at| now.duration_since(at) >= self.rediscover_every);
         if due && !self.selectors.is_empty() {
             self.discover(now, &mut result);
+            result.pooled = self.group_pools();
         }
         result
     }

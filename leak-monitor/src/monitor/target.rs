@@ -19,7 +19,7 @@ use crate::pyframes::PyFrames;
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
-use crate::targets::{self, TargetInfo};
+use crate::targets::{self, GroupSource, TargetInfo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -254,6 +254,17 @@ impl TargetMonitor {
         self.tracing.as_ref()
     }
 
+    /// Puts this target in the pool `group` found from the process tree (`group::pool_groups`);
+    /// true when that changed its group.
+    pub fn join_pool(&mut self, group: &str) -> bool {
+        if self.info.group == group && self.info.group_source == GroupSource::Parent {
+            return false;
+        }
+        self.info.group = group.to_string();
+        self.info.group_source = GroupSource::Parent;
+        true
+    }
+
     pub fn info(&self) -> &TargetInfo {
         &self.info
     }
@@ -373,13 +384,19 @@ impl TargetMonitor {
             return;
         }
         let named = (self.info.group != self.attached_comm).then_some(self.info.group.as_str());
+        let was_named = named.is_some();
         let Ok(info) = targets::identify(pid, named) else {
             return;
         };
         if info.id != self.info.id {
             return;
         }
-        self.info = info;
+        // A pool's name came from the process tree, not a selector.
+        let source = self.info.group_source;
+        self.info = TargetInfo {
+            group_source: if was_named { source } else { info.group_source },
+            ..info
+        };
         if !targets::is_python(&self.info) || !self.attribution.stacks {
             return;
         }

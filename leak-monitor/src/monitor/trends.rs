@@ -106,7 +106,7 @@ impl Trends {
                 raw.verdict = Verdict::Leak;
                 raw.confidence = raw.confidence.max(tracked.tracker.config().leak_confidence);
             }
-            tracked.trend = tracked.hold.update(t, raw);
+            tracked.trend = tracked.hold.update(t, tracked.tracker.samples(), raw);
             tracked.leak_since = match tracked.trend.verdict {
                 Verdict::Leak => tracked.leak_since.or(Some(t)),
                 _ => None,

@@ -10,7 +10,7 @@ use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
 use crate::resource::{Bytes, Resource};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
-use crate::targets::{TargetId, TargetInfo, TargetLabels};
+use crate::targets::{GroupSource, TargetId, TargetInfo, TargetLabels};
 use std::path::PathBuf;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -87,11 +87,13 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
     rss.verdict_changes = vec![
         VerdictChange {
             at_seconds: 8.0,
+            samples: 9,
             from: Verdict::Stable,
             to: Verdict::Growing,
         },
         VerdictChange {
             at_seconds: 25.0,
+            samples: 26,
             from: Verdict::Growing,
             to: Verdict::Leak,
         },
@@ -143,6 +145,8 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
                 start_ticks: 123_456,
             },
             group: "web".to_string(),
+            group_source: GroupSource::Match,
+            ppid: 1,
             cmdline: vec!["python3".to_string(), "app.py".to_string()],
             exe: Some(PathBuf::from("/usr/bin/python3.11")),
             python_version: Some("3.11.7".to_string()),
@@ -203,6 +207,8 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
                 start_ticks: 99,
             },
             group: group.to_string(),
+            group_source: GroupSource::Match,
+            ppid: 1,
             cmdline: vec!["sleep".to_string(), "1000".to_string()],
             exe: None,
             python_version: None,

@@ -4,8 +4,9 @@
 //! when it creates an fd, a thread or a page, and sends the code object address and
 //! instruction offset of each frame. It needs two things per process, which `PyFrames::attach`
 //! installs: the struct offsets of that process's CPython (`layout`, the only module that
-//! knows versions) and each thread's `PyThreadState` address (`threads`, kept current by a
-//! background refresh every 250 ms and soon after each THREAD_NEW the resolver reports; the
+//! knows versions) and each thread's `PyThreadState` address (`threads`, kept current by one
+//! `refresher` thread shared by every process: soon after each THREAD_NEW the resolver reports,
+//! for every process when the syscall programs attach again, and on a slow shared timer; the
 //! kernel drops an exiting thread's entry itself). `resolve` turns a stack into frames by reading each code object once
 //! (`code`) and decoding its line table (`linetable`, pure). A layout from a table (3.10-3.12)
 //! is checked against the live process first (`check`); `walk` is the kernel's walk in user
@@ -19,6 +20,7 @@ pub mod code;
 pub mod layout;
 pub mod linetable;
 pub mod memory;
+mod refresher;
 pub mod threads;
 pub mod walk;
 
@@ -32,8 +34,7 @@ use leak_monitor_common::PyStack;
 use memory::{Memory, ProcessMemory};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// One Python frame: where a stack read from outside (or walked in the kernel) stands.
@@ -53,11 +54,6 @@ impl Frame {
         }
     }
 }
-
-/// How often the thread map is re-read when nothing else asks for it.
-const REFRESH_EVERY: Duration = Duration::from_millis(250);
-/// After a new thread, how long to wait for it to publish its `native_thread_id`.
-const NEW_THREAD_SETTLE: Duration = Duration::from_millis(5);
 
 /// Why the frames of a process cannot be read in the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +97,9 @@ struct Inner {
     /// What PY_THREADS holds for this process.
     threads: Mutex<HashMap<u32, u64>>,
     code: Mutex<CodeCache>,
+    /// Set (before the thread map is emptied) when the process is let go, so a refresh that
+    /// was under way cannot put its entries back.
     stop: AtomicBool,
-    /// Set by `thread_created`; the refresher waits on it.
-    wake: (Mutex<bool>, Condvar),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,7 +112,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// process and takes its entries out of the kernel's maps.
 pub struct PyFrames {
     inner: Arc<Inner>,
-    refresher: Option<JoinHandle<()>>,
 }
 
 /// A shareable handle for the event thread: resolves stacks, hears of new threads.
@@ -146,22 +141,14 @@ impl PyFrames {
             threads: Mutex::new(HashMap::new()),
             code: Mutex::new(CodeCache::default()),
             stop: AtomicBool::new(false),
-            wake: (Mutex::new(false), Condvar::new()),
         });
         // Threads first, so the first stacked event already finds its thread.
         inner.refresh()?;
         inner.maps.set_layout(tgid, layout.kernel)?;
-        let refresher = {
-            let inner = Arc::clone(&inner);
-            std::thread::Builder::new()
-                .name("leak-monitor-pythreads".into())
-                .spawn(move || inner.keep_fresh())
-                .map_err(|e| FramesError::Proc(format!("starting the thread refresher: {e}")))?
-        };
-        Ok(PyFrames {
-            inner,
-            refresher: Some(refresher),
-        })
+        refresher::shared()
+            .add(&inner)
+            .map_err(|e| FramesError::Proc(format!("starting the thread refresher: {e}")))?;
+        Ok(PyFrames { inner })
     }
 
     /// The CPython version and offsets in use.
@@ -198,18 +185,20 @@ impl FrameResolver {
 
     /// A THREAD_NEW event: re-read the thread list soon, once the thread has started.
     pub fn thread_created(&self) {
-        *lock(&self.inner.wake.0) = true;
-        self.inner.wake.1.notify_one();
+        refresher::shared().soon(self.inner.tgid);
     }
+}
+
+/// The syscall programs attached again after a pause: the threads started meanwhile were not
+/// reported, so every process's thread list is re-read soon.
+pub fn refresh_all_soon() {
+    refresher::shared().all_soon();
 }
 
 impl Drop for PyFrames {
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Relaxed);
-        self.inner.wake.1.notify_one();
-        if let Some(thread) = self.refresher.take() {
-            let _ = thread.join();
-        }
+        refresher::shared().remove(self.inner.tgid);
+        self.inner.stop.store(true, Ordering::Release);
         self.inner.maps.remove_layout(self.inner.tgid);
         for tid in lock(&self.inner.threads).drain().map(|(tid, _)| tid) {
             self.inner.maps.remove_thread(tid);
@@ -262,6 +251,9 @@ impl Inner {
     fn refresh(&self) -> Result<usize, FramesError> {
         let live = threads::thread_states(&self.memory, &self.layout, self.runtime)?;
         let mut known = lock(&self.threads);
+        if self.stop.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         for (tid, tstate) in &live {
             if known.get(tid) != Some(tstate) {
                 self.maps.set_thread(*tid, *tstate)?;
@@ -273,27 +265,6 @@ impl Inner {
         let count = live.len();
         *known = live;
         Ok(count)
-    }
-
-    fn keep_fresh(&self) {
-        while !self.stop.load(Ordering::Relaxed) {
-            let woken = {
-                let guard = lock(&self.wake.0);
-                let (mut guard, _) = self
-                    .wake
-                    .1
-                    .wait_timeout_while(guard, REFRESH_EVERY, |woken| {
-                        !*woken && !self.stop.load(Ordering::Relaxed)
-                    })
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                std::mem::take(&mut *guard)
-            };
-            if woken {
-                std::thread::sleep(NEW_THREAD_SETTLE);
-            }
-            // A process that ended or a list read mid-change: try again next time.
-            let _ = self.refresh();
-        }
     }
 
     fn resolve(&self, stack: &PyStack) -> Vec<Frame> {

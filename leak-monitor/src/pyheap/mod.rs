@@ -1,6 +1,7 @@
 //! The heap census: what keeps a Python process's memory, read from outside.
 //!
-//! While a target's memory grows, a background thread takes censuses of its Python heap with
+//! While a target's memory grows, a background thread shared by every target (`worker`) takes
+//! censuses of its Python heap with
 //! `process_vm_readv` (no ptrace stop, nothing injected): every object on the collector's
 //! generation lists, counted by type, with the lengths of its containers (`census`), plus the
 //! containers reachable from the application's module globals and its threads' frames, each
@@ -18,6 +19,7 @@ pub mod layout;
 pub mod objects;
 pub mod reader;
 pub mod roots;
+mod worker;
 
 use crate::pyframes::layout::DEBUG_OFFSETS_PREFIX;
 use crate::pyframes::memory::{Memory, ProcessMemory};
@@ -33,8 +35,7 @@ use reader::{Mappings, Reader};
 use roots::{FrameRoot, Named, Roots};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The shortest gap between two censuses.
@@ -260,12 +261,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Shared {
     source: HeapSource,
     started: Instant,
-    /// Censuses are taken until this moment; `arm` moves it on while memory grows.
-    armed_until: Mutex<Option<Instant>>,
-    wake: Condvar,
+    timing: Mutex<Timing>,
     stop: AtomicBool,
     state: Mutex<State>,
     is_user_file: fn(&str) -> bool,
+}
+
+/// When this target's next census is due.
+struct Timing {
+    /// Censuses are taken until this moment; `arm` moves it on while memory grows.
+    armed_until: Option<Instant>,
+    /// The pace: not before this moment.
+    next_at: Instant,
 }
 
 #[derive(Default)]
@@ -280,39 +287,39 @@ struct State {
 /// Censuses of one target, taken in the background while its memory grows.
 pub struct HeapWatch {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl HeapWatch {
-    /// Starts the census thread for a source; it sleeps until `arm`.
+    /// Hands a source to the census worker; nothing is read until `arm`.
     pub fn start(source: HeapSource, is_user_file: fn(&str) -> bool) -> std::io::Result<HeapWatch> {
+        let now = Instant::now();
         let shared = Arc::new(Shared {
             source,
-            started: Instant::now(),
-            armed_until: Mutex::new(None),
-            wake: Condvar::new(),
+            started: now,
+            timing: Mutex::new(Timing {
+                armed_until: None,
+                next_at: now,
+            }),
             stop: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             is_user_file,
         });
-        let thread = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("leak-monitor-census".into())
-                .spawn(move || shared.run())?
-        };
-        Ok(HeapWatch {
-            shared,
-            thread: Some(thread),
-        })
+        worker::shared().add(&shared)?;
+        Ok(HeapWatch { shared })
     }
 
     /// Keeps taking censuses until `until`.
     pub fn arm(&self, until: Instant) {
-        let mut armed = lock(&self.shared.armed_until);
-        if armed.is_none_or(|at| at < until) {
-            *armed = Some(until);
-            self.shared.wake.notify_one();
+        let extended = {
+            let mut timing = lock(&self.shared.timing);
+            let extends = timing.armed_until.is_none_or(|at| at < until);
+            if extends {
+                timing.armed_until = Some(until);
+            }
+            extends
+        };
+        if extended {
+            worker::shared().wake();
         }
     }
 
@@ -339,74 +346,62 @@ impl HeapWatch {
 }
 
 impl Shared {
-    fn run(&self) {
-        let mut next_at = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
-            {
-                let armed = lock(&self.armed_until);
-                let now = Instant::now();
-                let active = armed.is_some_and(|until| now < until);
-                let wait = if !active {
-                    Duration::from_secs(3600)
-                } else {
-                    next_at.saturating_duration_since(now)
-                };
-                if !wait.is_zero() {
-                    let _unused = self
-                        .wake
-                        .wait_timeout(armed, wait.min(Duration::from_millis(500)))
-                        .unwrap_or_else(|p| p.into_inner());
-                    continue;
-                }
+    /// When the next census is due, if it is armed.
+    fn due_at(&self, now: Instant) -> Option<Instant> {
+        let timing = lock(&self.timing);
+        timing
+            .armed_until
+            .is_some_and(|until| now < until)
+            .then_some(timing.next_at)
+    }
+
+    /// Takes one census and sets when the next may start.
+    fn census_once(&self) {
+        let began = Instant::now();
+        let at = began.duration_since(self.started).as_secs_f64();
+        match self.source.census(Bounds::default(), &self.is_user_file) {
+            Ok((census, named)) => {
+                let mut state = lock(&self.state);
+                state.history.push(at, &census, &named);
+                state.error = None;
+                state.last = Some(CensusStats {
+                    objects: census.objects,
+                    partial: census.partial,
+                    unreadable: census.unreadable,
+                    wall_seconds: census.wall.as_secs_f64(),
+                    reads: census.reads.reads,
+                    bytes_read: census.reads.bytes,
+                });
+                let mut top: Vec<(String, u64, u64)> = census
+                    .types
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.count, c.bytes))
+                    .collect();
+                top.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
+                top.truncate(TOP_TYPES);
+                state.top_types = top;
+                let growing: Vec<u64> = state
+                    .history
+                    .growing()
+                    .iter()
+                    .take(SUMMARISED)
+                    .map(|h| h.address)
+                    .collect();
+                drop(state);
+                let items = self.source.items(&growing);
+                lock(&self.state).items = items;
             }
-            let began = Instant::now();
-            let at = began.duration_since(self.started).as_secs_f64();
-            match self.source.census(Bounds::default(), &self.is_user_file) {
-                Ok((census, named)) => {
-                    let mut state = lock(&self.state);
-                    state.history.push(at, &census, &named);
-                    state.error = None;
-                    state.last = Some(CensusStats {
-                        objects: census.objects,
-                        partial: census.partial,
-                        unreadable: census.unreadable,
-                        wall_seconds: census.wall.as_secs_f64(),
-                        reads: census.reads.reads,
-                        bytes_read: census.reads.bytes,
-                    });
-                    let mut top: Vec<(String, u64, u64)> = census
-                        .types
-                        .iter()
-                        .map(|(n, c)| (n.clone(), c.count, c.bytes))
-                        .collect();
-                    top.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
-                    top.truncate(TOP_TYPES);
-                    state.top_types = top;
-                    let growing: Vec<u64> = state
-                        .history
-                        .growing()
-                        .iter()
-                        .take(SUMMARISED)
-                        .map(|h| h.address)
-                        .collect();
-                    drop(state);
-                    let items = self.source.items(&growing);
-                    lock(&self.state).items = items;
-                }
-                Err(err) => lock(&self.state).error = Some(err),
-            }
-            let spent = began.elapsed();
-            next_at = Instant::now() + (spent * PACE).max(MIN_GAP);
+            Err(err) => lock(&self.state).error = Some(err),
         }
+        let spent = began.elapsed();
+        lock(&self.timing).next_at = Instant::now() + (spent * PACE).max(MIN_GAP);
     }
 }
 
 impl Drop for HeapWatch {
     fn drop(&mut self) {
+        // A census under way finishes on the worker (its results are dropped with it).
         self.shared.stop.store(true, Ordering::Relaxed);
-        self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        worker::shared().wake();
     }
 }

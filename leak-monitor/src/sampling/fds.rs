@@ -1,7 +1,7 @@
 //! Open file descriptors by kind, from the link targets in /proc/PID/fd.
 //!
-//! The directory is opened once and rewound every tick; entries are read into a reusable
-//! buffer and each link is read into a stack buffer, so a tick costs one `getdents64` per
+//! The directory is opened once and rewound every tick; entries are read into a buffer shared
+//! by every scanner of the thread (one per target would be 32 KiB each in a fleet) and each link is read into a stack buffer, so a tick costs one `getdents64` per
 //! directory page plus one `readlinkat` per fd, and allocates nothing.
 
 use super::procfile::io_error;
@@ -10,6 +10,7 @@ use procfs::process::Process;
 use rustix::fd::OwnedFd;
 use rustix::fs::{OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 /// What one fd link says.
@@ -84,22 +85,24 @@ pub(crate) fn kind_index(kind: FdKind) -> usize {
 /// Reads /proc/PID/fd once per tick through a directory fd opened at attach time.
 pub(crate) struct FdScanner {
     dir: OwnedFd,
-    dirents: Vec<MaybeUninit<u8>>,
 }
 
 /// Longest link prefix read; classification only looks at the start of the link.
 const LINK_PREFIX: usize = 64;
 const DIRENT_BUFFER: usize = 32 * 1024;
 
+thread_local! {
+    /// The directory entries of the scan under way on this thread.
+    static DIRENTS: RefCell<Vec<MaybeUninit<u8>>> =
+        RefCell::new(vec![MaybeUninit::uninit(); DIRENT_BUFFER]);
+}
+
 impl FdScanner {
     pub(crate) fn open(process: &Process) -> Result<Self, SampleError> {
         let dir = process
             .open_relative_flags("fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC)
             .map_err(|err| super::procfile::proc_error(process.pid, "fd", err))?;
-        Ok(Self {
-            dir: dir.into(),
-            dirents: vec![MaybeUninit::uninit(); DIRENT_BUFFER],
-        })
+        Ok(Self { dir: dir.into() })
     }
 
     /// Counts the fds by kind and appends every socket to `sockets`.
@@ -108,10 +111,19 @@ impl FdScanner {
         pid: i32,
         sockets: &mut Vec<SocketFd>,
     ) -> Result<KindCounts, SampleError> {
+        DIRENTS.with_borrow_mut(|dirents| self.scan_into(dirents, pid, sockets))
+    }
+
+    fn scan_into(
+        &self,
+        dirents: &mut [MaybeUninit<u8>],
+        pid: i32,
+        sockets: &mut Vec<SocketFd>,
+    ) -> Result<KindCounts, SampleError> {
         let fail = |errno: Errno| io_error(pid, "fd", errno.into());
         rustix::fs::seek(&self.dir, SeekFrom::Start(0)).map_err(fail)?;
         let mut counts = KindCounts::default();
-        let mut entries = RawDir::new(&self.dir, self.dirents.as_mut_slice());
+        let mut entries = RawDir::new(&self.dir, dirents);
         while let Some(entry) = entries.next() {
             let entry = entry.map_err(fail)?;
             let name = entry.file_name();

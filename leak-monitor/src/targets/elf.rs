@@ -269,6 +269,19 @@ mod tests {
     }
 
     #[test]
+    fn tells_a_fixed_address_executable_from_a_position_independent_file() {
+        // e_type at 16: ET_EXEC (Debian's python3.X, python3.14-nopie: symbols are absolute
+        // addresses), ET_DYN (libpython, a PIE: symbols are relative to the load bias).
+        let mut elf = build_elf(&[("_PyRuntime", 0)]);
+        elf[16..18].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(is_position_independent(elf.as_slice()), Some(false));
+        elf[16..18].copy_from_slice(&3u16.to_le_bytes());
+        assert_eq!(is_position_independent(elf.as_slice()), Some(true));
+        elf[16..18].copy_from_slice(&4u16.to_le_bytes());
+        assert_eq!(is_position_independent(elf.as_slice()), None);
+    }
+
+    #[test]
     fn truncated_or_corrupt_files_give_none() {
         let elf = build_elf(&[("Py_Version", 0x030B_07F0)]);
         for len in [0, 10, 64, 100, elf.len() - 1] {

@@ -5,7 +5,7 @@ use super::labels::{read_labels, TargetLabels};
 use super::python;
 use super::selector::Selector;
 use super::stat::{parse_stat, StatFields};
-use super::{TargetError, TargetId, TargetInfo};
+use super::{GroupSource, TargetError, TargetId, TargetInfo};
 use procfs::process::Process;
 use procfs::ProcError;
 use std::io::Read;
@@ -168,6 +168,12 @@ fn describe(
             start_ticks: stat.start_ticks,
         },
         group: group.unwrap_or(stat.comm).to_owned(),
+        group_source: if group.is_some() {
+            GroupSource::Match
+        } else {
+            GroupSource::Process
+        },
+        ppid: stat.ppid,
         cmdline,
         exe,
         python_version,

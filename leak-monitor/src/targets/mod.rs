@@ -31,8 +31,16 @@ pub struct TargetId {
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TargetInfo {
     pub id: TargetId,
-    /// The group name used as the `target` label: the `--match` name, or the process name.
+    /// The group name used as the `target` label: the `--match` name, the pool's name when
+    /// its parent is a followed Python process, or the process name (`group_source` says which).
     pub group: String,
+    /// Absent from recordings made before it: `process`.
+    #[serde(default)]
+    pub group_source: GroupSource,
+    /// The parent's PID when the target was identified (0 when unknown, as in recordings made
+    /// before it).
+    #[serde(default)]
+    pub ppid: i32,
     pub cmdline: Vec<String>,
     pub exe: Option<PathBuf>,
     pub python_version: Option<String>,
@@ -47,6 +55,32 @@ impl TargetInfo {
     pub fn identity(&self) -> Option<String> {
         let owned = self.labels.container_id.is_some() || self.labels.unit.is_some();
         owned.then(|| stable_identity(&self.labels, &self.cmdline))
+    }
+}
+
+/// What named a target's group, most explicit first (the order a group's source is chosen by).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupSource {
+    /// A selector's `NAME=` (`--match`, `--match-container`, `--match-unit`).
+    Match,
+    /// A pool found from the process tree: a followed Python process and the followed Python
+    /// processes it forked (a pre-fork master and its workers), named from the master.
+    Parent,
+    /// The process's own name: a target on its own.
+    #[default]
+    Process,
+}
+
+impl GroupSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupSource::Match => "match",
+            GroupSource::Parent => "parent",
+            GroupSource::Process => "process",
+        }
     }
 }
 

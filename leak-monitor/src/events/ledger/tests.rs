@@ -214,6 +214,45 @@ fn the_page_ledger_is_bounded() {
 }
 
 #[test]
+fn a_steady_leak_costs_runs_not_pages() {
+    let mut pages = PageLedger::default();
+    let leak = Origin {
+        tid: 1,
+        at_ns: 0,
+        site: Some(7),
+    };
+    let other = Origin {
+        tid: 2,
+        at_ns: 0,
+        site: Some(8),
+    };
+    // 10 000 pages faulted in order by one line, in two orders of arrival: one run.
+    for i in (0..5_000u64).chain((5_000..10_000).rev()) {
+        pages.fault(0x1000_0000 + i * PAGE_SIZE, leak);
+    }
+    assert_eq!((pages.len(), pages.runs()), (10_000, 1));
+    // Another line's page in a hole of it, then an unmap through the middle of both.
+    pages.remove(0x1000_0000 + 100 * PAGE_SIZE, PAGE_SIZE);
+    pages.fault(0x1000_0000 + 100 * PAGE_SIZE, other);
+    assert_eq!((pages.len(), pages.runs()), (10_000, 3));
+    pages.remove(0x1000_0000 + 50 * PAGE_SIZE, 100 * PAGE_SIZE);
+    assert_eq!(pages.len(), 9_900);
+    assert_eq!(pages.pages_by_site().get(&7), Some(&9_900));
+    assert_eq!(pages.pages_by_site().get(&8), None);
+    // Moving the tail elsewhere keeps its origin and count; a refault changes nothing.
+    pages.remap(
+        0x1000_0000 + 9_000 * PAGE_SIZE,
+        1_000 * PAGE_SIZE,
+        0x9000_0000,
+        500 * PAGE_SIZE,
+    );
+    assert_eq!(pages.len(), 9_400);
+    pages.fault(0x9000_0000, other);
+    assert_eq!(pages.pages_by_site().get(&7), Some(&9_400));
+    assert_eq!(pages.runs(), 3);
+}
+
+#[test]
 fn huge_unmaps_cost_what_is_tracked_not_their_length() {
     let mut pages = PageLedger::default();
     let origin = Origin {

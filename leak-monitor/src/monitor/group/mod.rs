@@ -7,12 +7,15 @@
 mod member;
 #[cfg(test)]
 mod tests;
+mod tree;
 mod verdict;
 
 pub use member::{MemberSample, ResourceSample};
+pub use tree::{pool_groups, program_name, PoolMember, TreeNode};
 pub use verdict::GroupResource;
 
 use crate::resource::Resource;
+use crate::targets::GroupSource;
 use member::Member;
 use std::collections::{BTreeMap, VecDeque};
 use verdict::Judged;
@@ -38,6 +41,9 @@ pub struct MemberView {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupView {
     pub group: String,
+    /// What named it: a `--match` name, the process tree (a master and its workers), or a
+    /// process name shared by unrelated processes.
+    pub source: GroupSource,
     /// Current members.
     pub members: usize,
     /// Members seen to end since the group was first seen (not bounded by `MAX_ENDED`).
@@ -56,6 +62,7 @@ impl GroupView {
 
 #[derive(Debug, Default)]
 struct Group {
+    source: GroupSource,
     current: BTreeMap<(i32, u64), Member>,
     ended: VecDeque<Member>,
     ended_total: u64,
@@ -92,6 +99,28 @@ impl GroupTracker {
             .or_insert_with(|| Member::new(at, sample));
         if entry.first_totals.is_empty() {
             entry.first_totals = totals(entry.current.values());
+        }
+    }
+
+    /// Records what named a member of `group` (its `group_source`). A group whose master a
+    /// `--match NAME=` named and whose workers joined it from the process tree is `match`: the
+    /// most explicit source of its members wins.
+    pub fn set_source(&mut self, group: &str, source: GroupSource) {
+        if let Some(entry) = self.groups.get_mut(group) {
+            entry.source = entry.source.min(source);
+        }
+    }
+
+    /// Forgets the member `pid` (started at `start_unix`) of `group`, which now belongs to
+    /// another group (it joined a pool found from the process tree): not a recycle. A group
+    /// left with no member at all goes with it.
+    pub fn moved(&mut self, group: &str, pid: i32, start_unix: f64) {
+        let Some(entry) = self.groups.get_mut(group) else {
+            return;
+        };
+        entry.current.remove(&key(pid, start_unix));
+        if entry.current.is_empty() && entry.ended.is_empty() {
+            self.groups.remove(group);
         }
     }
 
@@ -186,6 +215,7 @@ impl Group {
         member_views.sort_by(|a, b| a.start_unix.total_cmp(&b.start_unix));
         GroupView {
             group: name.to_string(),
+            source: self.source,
             members: current.len(),
             recycles_total: self.ended_total,
             member_views,

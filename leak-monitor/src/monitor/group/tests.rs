@@ -201,6 +201,20 @@ fn a_worker_called_a_leak_gives_its_own_verdict_not_masked() {
 }
 
 #[test]
+fn a_few_workers_called_a_leak_on_their_own_do_not_unmask_the_pool() {
+    // On a loaded machine a slow worker now and then lives long enough for its own verdict;
+    // the pool still leaks through recycling.
+    let mut pool = Pool::new();
+    pool.run(2, 5.0, 10.0, leaking, Verdict::Leak, None);
+    pool.run(2, 5.0, 60.0, leaking, Verdict::Growing, None);
+    let rss = pool.rss();
+    assert_eq!(rss.verdict, Verdict::Leak, "{rss:?}");
+    assert!(rss.masked_by_recycling, "{rss:?}");
+    assert!(rss.members_called > 0, "{rss:?}");
+    assert!(rss.summary.contains("leak masked by recycling"), "{rss:?}");
+}
+
+#[test]
 fn one_ended_worker_is_not_recycling() {
     let mut pool = Pool::new();
     // One worker living 20 s within 24 s: it ends once.
@@ -236,4 +250,28 @@ fn a_group_without_members_is_forgotten() {
     tracker.ended("batch", 7, 10.0, 101.0);
     assert_eq!(tracker.views(200.0).len(), 1);
     assert!(tracker.views(101.0 + FORGET_AFTER_SECONDS + 1.0).is_empty());
+}
+
+#[test]
+fn a_member_that_joins_a_pool_leaves_its_old_group_without_a_recycle() {
+    let mut tracker = GroupTracker::new();
+    let master = MemberSample {
+        pid: 7,
+        start_unix: 10.0,
+        resources: vec![sample(Resource::OpenFds, 5.0, Verdict::Stable)],
+        requests: None,
+    };
+    tracker.observe("python3", 100.0, &master);
+    tracker.moved("python3", 7, 10.0);
+    tracker.observe("gunicorn", 101.0, &master);
+    tracker.set_source("gunicorn", GroupSource::Parent);
+    let views = tracker.views(101.0);
+    assert_eq!(views.len(), 1, "{views:#?}");
+    assert_eq!(views[0].group, "gunicorn");
+    assert_eq!(views[0].source, GroupSource::Parent);
+    assert_eq!(views[0].recycles_total, 0);
+    // A worker that joined a master named by --match keeps the group `match`.
+    tracker.set_source("gunicorn", GroupSource::Match);
+    tracker.set_source("gunicorn", GroupSource::Parent);
+    assert_eq!(tracker.views(102.0)[0].source, GroupSource::Match);
 }

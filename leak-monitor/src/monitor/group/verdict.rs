@@ -15,6 +15,10 @@ const MIN_POINTS: usize = 3;
 const MIN_MEMBER_SECONDS: f64 = 2.0;
 /// Share of the judged members that must have grown steadily.
 const GROWN_SHARE: f64 = 0.8;
+/// A leak the recycled workers show is masked by recycling while fewer than this share of them
+/// were called a leak on their own (on a loaded machine, a worker that serves its requests
+/// slowly lives long enough for its own verdict now and then).
+const CALLED_SHARE: f64 = 0.5;
 /// Each half of a member's life must hold this share of its growth: a warm-up (all at the
 /// start) or one late step is not a steady rate.
 const HALF_SHARE: f64 = 0.25;
@@ -41,9 +45,11 @@ pub struct GroupResource {
     /// Median life of the recycled workers, seconds.
     pub median_lifetime_seconds: Option<f64>,
     pub recycles_per_minute: f64,
-    /// Recycled workers judged on their life, and how many of them grew steadily.
+    /// Recycled workers judged on their life, how many of them grew steadily, and how many
+    /// were called a leak on their own.
     pub members_judged: usize,
     pub members_grown: usize,
+    pub members_called: usize,
     /// The members' top sites merged by file:line, amounts summed; largest first.
     pub sites: Vec<Site>,
     /// One line that says what the group does.
@@ -83,15 +89,17 @@ impl Judged<'_> {
             .map(|r| r.verdict)
             .max()
             .unwrap_or(Verdict::Stable);
-        let any_called_leak = members()
-            .filter_map(|m| m.resource(self.resource))
-            .any(|r| r.worst == Verdict::Leak);
+        let called = judged
+            .iter()
+            .filter(|(_, r)| r.worst == Verdict::Leak)
+            .count();
         let total_grown: f64 = grown.iter().map(|(_, r)| r.growth()).sum();
-        let masked = !any_called_leak
-            && self.ended.len() >= MIN_ENDED
+        // The recycled workers grew steadily over their lives, enough for a leak.
+        let recycled_leak = self.ended.len() >= MIN_ENDED
             && judged.len() >= MIN_ENDED
             && grown.len() as f64 >= GROWN_SHARE * judged.len() as f64
             && total_grown >= config.min_leak_growth;
+        let masked = recycled_leak && (called as f64) < CALLED_SHARE * judged.len() as f64;
 
         let per_worker_rate = median(
             grown
@@ -110,7 +118,7 @@ impl Judged<'_> {
         let per_request = median(requests.iter().map(|p| p.0));
         let requests_per_worker = median(requests.iter().map(|p| p.1));
         let lifetime = median(self.ended.iter().map(|m| m.life()));
-        let verdict = if masked { Verdict::Leak } else { own };
+        let verdict = if recycled_leak { Verdict::Leak } else { own };
         let mut view = GroupResource {
             resource: self.resource,
             verdict,
@@ -125,6 +133,7 @@ impl Judged<'_> {
             recycles_per_minute: self.recycles_per_minute,
             members_judged: judged.len(),
             members_grown: grown.len(),
+            members_called: called,
             sites: merge_sites(members().filter_map(|m| m.resource(self.resource))),
             summary: String::new(),
         };
@@ -182,7 +191,8 @@ fn merge_sites<'a>(members: impl Iterator<Item = &'a MemberResource>) -> Vec<Sit
 fn summary(view: &GroupResource) -> String {
     let unit = view.resource.unit();
     let restarts = format!("{:.1} restarts/min", view.recycles_per_minute);
-    if !view.masked_by_recycling {
+    let recycled_leak = view.verdict == Verdict::Leak && view.members_grown > 0;
+    if !view.masked_by_recycling && !recycled_leak {
         return format!(
             "{}: {} from its members' own verdicts ({restarts})",
             view.resource,
@@ -201,6 +211,12 @@ fn summary(view: &GroupResource) -> String {
             unit.format(view.per_worker_growth)
         ),
     };
+    if !view.masked_by_recycling {
+        return format!(
+            "{}: each worker {growth}: leak, {} of {} recycled workers called a leak on their own, {restarts}",
+            view.resource, view.members_called, view.members_judged
+        );
+    }
     format!(
         "{}: each worker {growth}: leak masked by recycling, {restarts}",
         view.resource

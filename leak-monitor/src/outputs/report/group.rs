@@ -7,6 +7,7 @@ use super::model::{ResourceReport, Timestamp};
 use crate::detection::{GrowthPattern, Trend, Verdict};
 use crate::monitor::group::{GroupResource, GroupView};
 use crate::monitor::ResourceSnapshot;
+use crate::targets::GroupSource;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -19,6 +20,9 @@ pub struct GroupReport {
     pub schema: &'static str,
     pub generated_at: Timestamp,
     pub group: String,
+    /// What named the group: `match` (a selector's `NAME=`), `parent` (a master and the
+    /// workers it forked, found from the process tree) or `process` (a shared process name).
+    pub source: GroupSource,
     /// Current members and the latest ended ones, oldest start first.
     pub members: Vec<GroupMember>,
     /// Members seen to end since the group was first seen.
@@ -59,6 +63,7 @@ impl GroupReport {
             schema: GROUP_SCHEMA,
             generated_at: Timestamp::new(generated_at),
             group: view.group.clone(),
+            source: view.source,
             members: view
                 .member_views
                 .iter()

@@ -156,6 +156,10 @@ pub struct ResourceReport {
 pub struct VerdictChangeRow {
     /// Seconds into the observation.
     pub at_seconds: f64,
+    /// Samples taken by then (an addition: the observation's length in ticks, which a loaded
+    /// machine cannot stretch as it can `at_seconds`).
+    #[serde(default)]
+    pub samples: u64,
     pub from: Verdict,
     pub to: Verdict,
 }
@@ -478,6 +482,7 @@ impl ResourceReport {
                 .iter()
                 .map(|c| VerdictChangeRow {
                     at_seconds: c.at_seconds,
+                    samples: c.samples,
                     from: c.from,
                     to: c.to,
                 })
