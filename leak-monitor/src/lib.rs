@@ -16,6 +16,7 @@ pub mod commands;
 pub mod detection;
 pub mod events;
 pub mod humanize;
+pub mod memory;
 pub mod monitor;
 pub mod outputs;
 pub mod pyframes;

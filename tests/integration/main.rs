@@ -12,7 +12,8 @@
 //! malformed flags), `safety` loopback-only metrics, private reports and escaped labels,
 //! `fleet_labels` container, pod and unit labels of processes in real cgroups, `diff` the
 //! comparison of two releases' reports, `pools` group verdicts on a pool that recycles its workers,
-//! `recording` a run recorded and replayed offline.
+//! `recording` a run recorded and replayed offline, `memory_breakdown` the split of RSS into
+//! Python objects, allocator free space and native memory.
 //! `support`, `scrape`, `prometheus`, `chromium` and `cgroups` are helpers.
 //!
 //! Most tests observe a workload for 30-40 s, so the binary takes minutes, not seconds. Tests run
@@ -50,6 +51,7 @@ mod fleet_labels;
 mod heap_census;
 mod html_report;
 mod kernel_frames;
+mod memory_breakdown;
 mod metrics;
 mod pools;
 mod progress;

@@ -93,6 +93,7 @@ fn build_reports(
     monitors
         .iter()
         .map(|monitor| {
+            monitor.final_breakdown();
             let snapshot = monitor.snapshot();
             let mut capabilities = capabilities.for_target(monitor.info());
             let exited = matches!(monitor.ended(), Some(Ended::Exited));

@@ -4,6 +4,7 @@ use super::trends::TrendFigures;
 use crate::attribution::Site;
 use crate::detection::{Trend, VerdictChange};
 use crate::events::{GateStats, LedgerCounts};
+use crate::memory::BreakdownFindings;
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
@@ -80,6 +81,8 @@ pub struct TargetSnapshot {
     pub stacks: StacksStatus,
     /// The heap census of this target: what it found, or why it is off (`None`: not Python).
     pub heap: Option<Result<HeapFindings, String>>,
+    /// Breakdowns of resident memory over the observation, or why there are none.
+    pub memory: Result<BreakdownFindings, String>,
 }
 
 /// Python stack reading for one target.

@@ -14,6 +14,7 @@ use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod}
 use crate::detection::{Trend, Verdict};
 use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
+use crate::memory::{BreakdownSource, BreakdownWatch};
 use crate::pyframes::PyFrames;
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
@@ -103,6 +104,9 @@ pub struct TargetMonitor {
     /// Censuses of the Python heap, taken while memory grows; why not, for a Python target
     /// whose heap cannot be read; None for other targets.
     heap: Option<Result<HeapWatch, String>>,
+    /// Breakdowns of resident memory (parts per allocator), taken in the background; why not
+    /// (no attribution asked for, or no thread).
+    breakdown: Result<BreakdownWatch, String>,
     /// The lines that fill the census's holders, found once per holder.
     fills: Mutex<held::FillCache>,
     /// What this target is read with beyond procfs (kept to start it after an exec).
@@ -157,6 +161,7 @@ impl TargetMonitor {
             )
         };
         let now = Instant::now();
+        let breakdown = start_breakdown(&info, attribution, now);
         let mut monitor = TargetMonitor {
             info,
             sampler,
@@ -185,6 +190,7 @@ impl TargetMonitor {
             descriptions: Mutex::new(HashMap::new()),
             engage_failed: None,
             heap,
+            breakdown,
             fills: Mutex::default(),
             attribution,
             attached_comm,
@@ -319,6 +325,9 @@ impl TargetMonitor {
         if memory_grows {
             if let Some(Ok(heap)) = &self.heap {
                 heap.arm(now + CENSUS_HOLD);
+            }
+            if let Ok(breakdown) = &self.breakdown {
+                breakdown.arm(now + CENSUS_HOLD);
             }
         }
         if grew {
@@ -552,6 +561,10 @@ impl TargetMonitor {
                 .map(|t| (t.tracer.gate_stats(), self.engage_failed.clone())),
             stacks: self.stacks.clone(),
             heap,
+            memory: match &self.breakdown {
+                Ok(watch) => Ok(watch.findings()),
+                Err(why) => Err(why.clone()),
+            },
         }
     }
 
@@ -565,6 +578,14 @@ impl TargetMonitor {
                 let as_of = self.ended.as_ref().and(self.last_sample_ns);
                 tracing.tracer.live_by_site(self.info.id.pid, as_of)
             })
+    }
+
+    /// Takes a last breakdown of a live target's memory before its final report, so the
+    /// report ends on current figures (waits up to 2 s).
+    pub fn final_breakdown(&self) {
+        if let (Ok(watch), None) = (&self.breakdown, &self.ended) {
+            watch.take_now(Duration::from_secs(2));
+        }
     }
 
     /// What the heap censuses found, or why there are none.
@@ -748,6 +769,20 @@ fn heap_census(info: &TargetInfo, attribution: Attribution) -> Option<Result<Hea
 fn read_comm(pid: i32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(comm.trim_end().to_owned())
+}
+
+/// Starts the breakdowns of a target's memory, unless only procfs is asked for.
+fn start_breakdown(
+    info: &TargetInfo,
+    attribution: Attribution,
+    started: Instant,
+) -> Result<BreakdownWatch, String> {
+    if !attribution.stacks {
+        return Err("the memory breakdown is off with stack attribution".to_string());
+    }
+    let source = BreakdownSource::new(info.id.pid, targets::is_python(info));
+    BreakdownWatch::start(source, started)
+        .map_err(|e| format!("cannot start the breakdown thread: {e}"))
 }
 
 /// Starts the heap census of a Python target; why not, when its heap cannot be read.

@@ -3,6 +3,8 @@
 
 use crate::attribution::{Frame, LeakType, Site, SiteMethod};
 use crate::detection::{GrowthPattern, Trend, Verdict, VerdictChange};
+use crate::memory::parts::Breakdown;
+use crate::memory::BreakdownFindings;
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
@@ -188,6 +190,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
             ],
             ..HeapFindings::default()
         })),
+        memory: Ok(python_growth_breakdowns()),
     }
 }
 
@@ -224,5 +227,21 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
         kernel_tracing: None,
         stacks: StacksStatus::NotPython,
         heap: None,
+        memory: Err("the memory breakdown is off with stack attribution".into()),
+    }
+}
+
+/// Two breakdowns 59 s apart in which live Python objects grew by 64 MiB.
+fn python_growth_breakdowns() -> BreakdownFindings {
+    const MIB: u64 = 1 << 20;
+    let at = |at_seconds: f64, python: u64| Breakdown {
+        at_seconds,
+        bytes: [python, 2 * MIB, 4 * MIB, MIB, 8 * MIB, 9 * MIB, 0],
+        smaps_rss: python + 24 * MIB,
+        ..Breakdown::default()
+    };
+    BreakdownFindings {
+        series: vec![at(0.0, 10 * MIB), at(30.0, 40 * MIB), at(59.0, 74 * MIB)],
+        ..BreakdownFindings::default()
     }
 }

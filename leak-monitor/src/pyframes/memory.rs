@@ -19,7 +19,21 @@ pub trait Memory: Send + Sync {
         self.read(address, &mut bytes)?;
         Ok(u32::from_le_bytes(bytes))
     }
+
+    /// Reads `out.len() / addresses.len()` bytes at each address into consecutive pieces of
+    /// `out`; whether each read succeeded.
+    fn read_many(&self, addresses: &[u64], out: &mut [u8]) -> Vec<bool> {
+        let len = out.len().checked_div(addresses.len()).unwrap_or(0);
+        addresses
+            .iter()
+            .zip(out.chunks_exact_mut(len.max(1)))
+            .map(|(&a, piece)| self.read(a, piece).is_ok())
+            .collect()
+    }
 }
+
+/// Remote iovecs per `process_vm_readv` (the kernel's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
 
 /// A live process, read with `process_vm_readv` (needs ptrace access: root, or the owner).
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +64,55 @@ impl Memory for ProcessMemory {
         } else {
             Err(bad())
         }
+    }
+
+    fn read_many(&self, addresses: &[u64], out: &mut [u8]) -> Vec<bool> {
+        let mut ok = vec![false; addresses.len()];
+        let Some(len) = out.len().checked_div(addresses.len()).filter(|l| *l > 0) else {
+            return ok;
+        };
+        let mut at = 0;
+        while at < addresses.len() {
+            let end = (at + IOV_MAX).min(addresses.len());
+            let whole = self.read_batch(&addresses[at..end], &mut out[at * len..end * len], len);
+            ok[at..at + whole].fill(true);
+            // The piece after the whole ones failed: skip it.
+            at += whole + usize::from(at + whole < end);
+        }
+        ok
+    }
+}
+
+impl ProcessMemory {
+    /// One `process_vm_readv` for up to `IOV_MAX` pieces; the number read whole from the
+    /// front (the kernel stops at the first piece it cannot read).
+    fn read_batch(&self, addresses: &[u64], out: &mut [u8], len: usize) -> usize {
+        let mut local = Vec::with_capacity(addresses.len());
+        let mut remote = Vec::with_capacity(addresses.len());
+        for (&address, piece) in addresses.iter().zip(out.chunks_exact_mut(len)) {
+            local.push(libc::iovec {
+                iov_base: piece.as_mut_ptr().cast(),
+                iov_len: len,
+            });
+            remote.push(libc::iovec {
+                iov_base: address as usize as *mut libc::c_void,
+                iov_len: len,
+            });
+        }
+        // SAFETY: each local iovec describes a distinct piece of `out`, writable for the
+        // whole call; the remote ones are only addresses in the other process, checked by
+        // the kernel.
+        let n = unsafe {
+            libc::process_vm_readv(
+                self.pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        usize::try_from(n).map_or(0, |n| n / len)
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::attribution::Site;
 use crate::capabilities::Capabilities;
 use crate::events::{GateStats, LedgerCounts};
+use crate::memory::BreakdownFindings;
 use crate::monitor::{StacksStatus, TargetSnapshot};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
@@ -147,6 +148,9 @@ pub struct Evidence {
     pub kernel_tracing: Option<(GateStats, Option<String>)>,
     pub stacks: StacksStatus,
     pub heap: Option<Result<HeapFindings, String>>,
+    /// The memory breakdowns (absent in recordings made before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Result<BreakdownFindings, String>>,
 }
 
 /// One resource's sites (source lines resolved and described) and heap type growth.
@@ -178,6 +182,7 @@ impl Evidence {
             kernel_tracing: snapshot.kernel_tracing.clone(),
             stacks: snapshot.stacks.clone(),
             heap: snapshot.heap.clone(),
+            memory: Some(snapshot.memory.clone()),
         }
     }
 

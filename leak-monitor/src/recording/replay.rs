@@ -317,6 +317,9 @@ impl TargetReplay {
                 |e| e.stacks.clone(),
             ),
             heap: evidence.and_then(|e| e.heap.clone()),
+            memory: evidence
+                .and_then(|e| e.memory.clone())
+                .unwrap_or_else(|| Err("the recording holds no memory breakdown".to_string())),
         }
     }
 }

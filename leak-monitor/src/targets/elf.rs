@@ -29,6 +29,7 @@ impl ReadAt for [u8] {
 }
 
 const SHT_DYNSYM: u32 = 11;
+const SHT_SYMTAB: u32 = 2;
 const SHT_NOBITS: u32 = 8;
 const SECTION_HEADER: usize = 64;
 const SYMBOL: usize = 24;
@@ -56,8 +57,18 @@ pub struct Symbol {
 /// The link-time address of the exported symbol `name` (e.g. `_PyRuntime`). Add the load bias
 /// of a position-independent file ([`is_position_independent`]) to get its address in memory.
 pub fn symbol(source: &(impl ReadAt + ?Sized), name: &[u8]) -> Option<Symbol> {
+    symbol_in(source, SHT_DYNSYM, name)
+}
+
+/// The link-time address of `name` in the full symbol table (`.symtab`, kept unless the file
+/// was stripped), which also lists static variables such as CPython 3.10-3.11's `arenas`.
+pub fn static_symbol(source: &(impl ReadAt + ?Sized), name: &[u8]) -> Option<Symbol> {
+    symbol_in(source, SHT_SYMTAB, name)
+}
+
+fn symbol_in(source: &(impl ReadAt + ?Sized), kind: u32, name: &[u8]) -> Option<Symbol> {
     let sections = read_sections(source)?;
-    let dynsym = sections.iter().find(|s| s.kind == SHT_DYNSYM)?;
+    let dynsym = sections.iter().find(|s| s.kind == kind)?;
     let strings = sections.get(usize::try_from(dynsym.link).ok()?)?;
     let symbols = read_table(source, dynsym)?;
     let names = read_table(source, strings)?;

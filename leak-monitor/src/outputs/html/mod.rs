@@ -6,6 +6,7 @@ mod axis;
 mod chart;
 mod flame;
 mod ranking;
+mod stacked;
 
 use crate::attribution::Holder;
 use crate::detection::Verdict;
@@ -91,6 +92,24 @@ fn render_report(page: &mut String, report: &Report, series: &[ResourceSeries]) 
         );
     }
     page.push_str("</div>");
+
+    for r in &report.resources {
+        if let (Some(kind), Some(b)) = (r.memory_kind, &r.breakdown) {
+            let _ = write!(
+                page,
+                "<h2>Memory breakdown: {}</h2>{}",
+                kind.as_str(),
+                stacked::stacked_chart(b)
+            );
+            if !b.fixes.is_empty() {
+                page.push_str("<ul class=\"fixes\">");
+                for fix in &b.fixes {
+                    let _ = write!(page, "<li>{}</li>", escape(fix));
+                }
+                page.push_str("</ul>");
+            }
+        }
+    }
 
     page.push_str("<h2>Live growth by Python stack</h2>");
     let flames: Vec<String> = report
@@ -205,6 +224,7 @@ pre.fix{white-space:pre-wrap;overflow-wrap:anywhere;overflow-x:visible}.cmd,p,li
 .chart .grid{stroke:#e6e8ee}.chart .trend{stroke:#d0342c;stroke-dasharray:5 4;stroke-width:1.4}.chart .limit{stroke:#a3160f;stroke-width:1.2;stroke-dasharray:2 3}
 .chart .label{font-size:11px;fill:#556}.chart .trend-label{fill:#d0342c;font-weight:600}.chart .limit-label{fill:#a3160f}
 .legend{margin:2px 0 0;font-size:12px;color:#556}.key{display:inline-block;width:18px;height:0;margin:0 4px 3px 8px;border-top:2px solid}
+.swatch{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:middle}
 .key.series{border-color:#2f6fdb;margin-left:0}.key.trend{border-top:2px dashed #d0342c}.key.limit{border-top:2px dotted #a3160f}
 .flame svg{width:100%;height:auto}.flamegraph text{font:12px ui-monospace,monospace;fill:#1d2330}.flamegraph .flame-title{font:600 15px system-ui,sans-serif}
 .flamegraph .frame:hover rect{stroke:#1d2330;stroke-width:1}.site{border-left:3px solid #d0342c;padding-left:12px;margin:18px 0}

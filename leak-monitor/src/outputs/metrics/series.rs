@@ -5,6 +5,7 @@
 
 use crate::attribution::SiteMethod;
 use crate::detection::Verdict;
+use crate::memory::parts::Part;
 use crate::monitor::{ResourceSnapshot, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::sampling::FdKind;
@@ -39,10 +40,11 @@ pub enum Family {
     SiteAmount,
     HeapObjects,
     VerdictChanges,
+    MemoryBreakdown,
 }
 
 impl Family {
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::ResidentMemory,
         Family::OpenFds,
         Family::MaxFds,
@@ -55,6 +57,7 @@ impl Family {
         Family::SiteAmount,
         Family::HeapObjects,
         Family::VerdictChanges,
+        Family::MemoryBreakdown,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Family {
             Family::SiteAmount => "leak_monitor_site_amount",
             Family::HeapObjects => "leak_monitor_heap_objects",
             Family::VerdictChanges => "leak_monitor_verdict_changes_total",
+            Family::MemoryBreakdown => "leak_monitor_memory_breakdown_bytes",
         }
     }
 
@@ -117,6 +121,12 @@ impl Family {
                  followed (a verdict changes at once to a more severe one, and to a less severe \
                  one only after it has held for 20 s)."
             }
+            Family::MemoryBreakdown => {
+                "Resident memory of the process at the last breakdown, by part: python_objects \
+                 (pymalloc blocks in use), python_allocator_free, c_allocator (glibc heap in \
+                 use), c_allocator_free, native (other anonymous), file, shmem. Read from smaps \
+                 and the allocators' state at moments of growth, so it lags the other gauges."
+            }
         }
     }
 
@@ -141,6 +151,7 @@ impl Family {
             | Family::VerdictChanges => &["target", "pid", "resource"],
             Family::SiteAmount => &["target", "pid", "resource", "site", "function"],
             Family::HeapObjects => &["target", "pid", "type"],
+            Family::MemoryBreakdown => &["target", "pid", "part"],
         }
     }
 }
@@ -210,6 +221,15 @@ fn add_target(series: &mut Series, snapshot: &TargetSnapshot) {
     }
     if let Some(Ok(findings)) = &snapshot.heap {
         add_heap_types(series, target, pid, findings);
+    }
+    if let Some(last) = snapshot.memory.as_ref().ok().and_then(|m| m.series.last()) {
+        for part in Part::ALL {
+            series.set(
+                Family::MemoryBreakdown,
+                &[target, pid, part.as_str()],
+                last.get(part) as f64,
+            );
+        }
     }
 }
 

@@ -108,6 +108,11 @@ fn render_report(out: &mut String, report: &Report) {
     );
 
     summary_table(out, &report.resources);
+    for resource in &report.resources {
+        if let (Some(kind), Some(b)) = (resource.memory_kind, &resource.breakdown) {
+            super::breakdown::render_markdown(out, kind, resource.verdict, b);
+        }
+    }
 
     for resource in &report.resources {
         if resource.verdict == Verdict::Stable {

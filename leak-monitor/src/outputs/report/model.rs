@@ -2,10 +2,12 @@
 //! report". These types are the contract, kept apart from the engine's internal types so that an
 //! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
 
+use super::breakdown::{self, BreakdownReport};
 use crate::attribution::{Holder, LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
 use crate::events::{Engagement, GateStats, LedgerCounts};
+use crate::memory::kind::MemoryKind;
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
@@ -138,6 +140,13 @@ pub struct ResourceReport {
     /// never changed from the first one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdict_changes: Vec<VerdictChangeRow>,
+    /// The kind of memory behind `rss_bytes` (an addition agreed in 2026-12; absent for other
+    /// resources and without breakdowns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_kind: Option<MemoryKind>,
+    /// Resident memory split into parts at the first and last breakdown (`rss_bytes` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<BreakdownReport>,
     /// Largest first.
     pub sites: Vec<SiteReport>,
 }
@@ -233,7 +242,26 @@ impl Report {
             resources: snapshot
                 .resources
                 .iter()
-                .map(|r| ResourceReport::build(r, snapshot.ledgers.as_ref()))
+                .map(|r| {
+                    let mut report = ResourceReport::build(r, snapshot.ledgers.as_ref());
+                    if let (Resource::RssBytes, Ok(findings)) = (r.resource, &snapshot.memory) {
+                        let census_growth = match &snapshot.heap {
+                            Some(Ok(heap)) => Some(census_growth(heap)),
+                            _ => None,
+                        };
+                        let built = breakdown::build(
+                            findings,
+                            report.verdict,
+                            report.sites.first(),
+                            census_growth,
+                        );
+                        if let Some((kind, breakdown)) = built {
+                            report.memory_kind = Some(kind);
+                            report.breakdown = Some(breakdown);
+                        }
+                    }
+                    report
+                })
                 .collect(),
             ledgers: snapshot.ledgers.as_ref().map(LedgerReport::build),
         }
@@ -252,6 +280,25 @@ impl Report {
     pub fn has_leak(&self) -> bool {
         self.resources.iter().any(|r| r.verdict == Verdict::Leak)
     }
+}
+
+/// Bytes of Python objects the heap census saw added: the growing containers' new items at
+/// their mean size, or the growing types' bytes, whichever is more (they overlap).
+fn census_growth(heap: &HeapFindings) -> u64 {
+    let held: f64 = heap
+        .holders
+        .iter()
+        .filter_map(|(h, items)| {
+            let added = h.len_last.saturating_sub(h.len_first) as f64;
+            items.as_ref().map(|i| added * i.mean_bytes)
+        })
+        .sum();
+    let types: u64 = heap
+        .types
+        .iter()
+        .map(|t| t.bytes_last.saturating_sub(t.bytes_first))
+        .sum();
+    (held as u64).max(types)
 }
 
 impl LedgerReport {
@@ -440,6 +487,8 @@ impl ResourceReport {
                     to: c.to,
                 })
                 .collect(),
+            memory_kind: None,
+            breakdown: None,
             sites: snapshot.sites.iter().map(SiteReport::build).collect(),
         }
     }
@@ -581,7 +630,13 @@ mod tests {
     /// Fails unless `ours` has exactly the keys of `theirs`, at every depth where both are
     /// objects (arrays: element-wise as far as both go).
     /// Keys this build adds to the contract's example.
-    const ADDITIONS: &[&str] = &["method", "cut_short", "verdict_changes"];
+    const ADDITIONS: &[&str] = &[
+        "method",
+        "cut_short",
+        "verdict_changes",
+        "memory_kind",
+        "breakdown",
+    ];
 
     fn assert_same_keys(path: &str, ours: &Value, theirs: &Value) {
         match (ours, theirs) {

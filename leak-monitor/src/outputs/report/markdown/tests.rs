@@ -73,8 +73,9 @@ fn sites_get_the_contract_sections_in_order() {
     assert_in_order(&text, &needles);
 
     // Stable resources get no section; the unattributed one gets no leak type, evidence or fix.
+    // rss_bytes also gets its memory breakdown.
     let sections = text.lines().filter(|l| l.starts_with("### ")).count();
-    assert_eq!(sections, 3, "{text}");
+    assert_eq!(sections, 4, "{text}");
     let unattributed = &text[text.find("### Resource: open_fds").unwrap()..];
     assert!(!unattributed.contains("#### Leak Type") && !unattributed.contains("#### Fix"));
     assert!(unattributed.contains("Python stack attribution is not available in this run"));

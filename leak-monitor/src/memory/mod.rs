@@ -1,0 +1,404 @@
+//! The breakdown of a target's resident memory: live Python objects, pymalloc's free space,
+//! glibc malloc's heap (in use and free), other native memory, file-backed and shared memory;
+//! and from its change over the observation, the kind of memory behind RSS growth (`kind`)
+//! and what to do about it (`advice`).
+//!
+//! `smaps` is the one input that costs the target something (the kernel walks its page tables
+//! under its mmap lock), so breakdowns are taken by a background thread: one at attach, then
+//! while memory grows (armed by the engine like the heap census), else rarely, each paced to a
+//! small share of the time since the last. pymalloc's and glibc's states are read with
+//! `process_vm_readv` (nothing stops the target).
+
+pub mod advice;
+pub mod glibc;
+pub mod kind;
+pub mod parts;
+pub mod pymalloc;
+pub mod smaps;
+
+use crate::pyframes::memory::{Memory, ProcessMemory};
+use crate::pyframes::threads::{find_runtime, load_bias};
+use crate::targets::elf::{is_position_independent, static_symbol};
+use parts::{Allocators, Breakdown};
+use pymalloc::Locator;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Breakdowns kept for the chart; older ones are thinned (every other one dropped).
+const KEPT: usize = 240;
+/// While memory grows: at most one breakdown per this gap...
+const GROWING_GAP: Duration = Duration::from_secs(5);
+/// ...otherwise one per this gap.
+const IDLE_GAP: Duration = Duration::from_secs(15);
+/// A breakdown may take at most 1/PACE of the time to the next one.
+const PACE: u32 = 50;
+
+/// The cost of one breakdown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cost {
+    /// Reading smaps: about the time the target's mmap lock is held (taken per VMA walk).
+    pub smaps_seconds: f64,
+    /// The allocators' states, read with `process_vm_readv`.
+    pub allocators_seconds: f64,
+    /// Of which pymalloc's arenas and pools.
+    pub pymalloc_seconds: f64,
+    /// CPU time of the whole breakdown on the monitor's side.
+    pub cpu_seconds: f64,
+    pub mappings: usize,
+}
+
+/// What the breakdowns of one target have found so far.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BreakdownFindings {
+    /// Oldest first; the first is from attach.
+    pub series: Vec<Breakdown>,
+    pub last_cost: Option<Cost>,
+    pub error: Option<String>,
+    /// Breakdowns attempted so far (the series is thinned; this is not).
+    pub attempts: u64,
+    /// Allocators preloaded or linked instead of glibc's (`libjemalloc`, `libmimalloc`...).
+    pub other_allocator: Option<String>,
+}
+
+/// Reads breakdowns of one process.
+pub struct BreakdownSource {
+    pid: i32,
+    memory: ProcessMemory,
+    /// Where pymalloc's state is, once found; why not, for a Python target where it was not.
+    locator: Result<Locator, String>,
+    python: bool,
+}
+
+impl BreakdownSource {
+    /// `python`: whether the target runs CPython (its pymalloc is looked for).
+    pub fn new(pid: i32, python: bool) -> BreakdownSource {
+        let mut source = BreakdownSource {
+            pid,
+            memory: ProcessMemory { pid },
+            locator: Err(parts::NOT_PYTHON.into()),
+            python,
+        };
+        if python {
+            source.locator = source.locate_pymalloc();
+        }
+        source
+    }
+
+    fn locate_pymalloc(&self) -> Result<Locator, String> {
+        let runtime = find_runtime(self.pid).map_err(|e| e.to_string())?;
+        let (_, minor) = runtime.major_minor();
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
+            .map_err(|e| format!("/proc/{}/maps: {e}", self.pid))?;
+        let parsed = smaps::parse(&maps);
+        // The file whose data holds `_PyRuntime`: the interpreter or libpython.
+        let path = parsed
+            .iter()
+            .find(|m| m.start <= runtime.address && runtime.address < m.end)
+            .map(|m| m.name.trim_end_matches(" (deleted)").to_string())
+            .filter(|n| n.starts_with('/'))
+            .ok_or("no file maps _PyRuntime")?;
+        if minor <= 11 {
+            return self.static_locator(&maps, &path);
+        }
+        let mut previous = false;
+        for m in &parsed {
+            let ours = m.name.trim_end_matches(" (deleted)") == path;
+            if m.is_writable() && (ours || (previous && m.name.is_empty())) && m.len() <= 16 << 20 {
+                let mut data = vec![0u8; usize::try_from(m.len()).unwrap_or(0)];
+                if self.memory.read(m.start, &mut data).is_ok() {
+                    if let Some(at) = pymalloc::find_mgmt(m.start, &data) {
+                        pymalloc::read(&self.memory, Locator::Mgmt(at))?;
+                        return Ok(Locator::Mgmt(at));
+                    }
+                }
+            }
+            previous = ours;
+        }
+        Err(format!(
+            "no _obmalloc_mgmt of CPython 3.{minor} in the writable data of {path}"
+        ))
+    }
+
+    /// 3.10/3.11: the statics from `.symtab`.
+    fn static_locator(&self, maps: &str, path: &str) -> Result<Locator, String> {
+        let file = std::fs::File::open(format!("/proc/{}/root{path}", self.pid))
+            .map_err(|e| format!("{path}: {e}"))?;
+        let find = |name: &[u8]| {
+            static_symbol(&file, name)
+                .map(|s| s.address)
+                .ok_or_else(|| {
+                    format!(
+                    "{path} has no symbol table (stripped), so pymalloc's statics are not found"
+                )
+                })
+        };
+        let bias = match is_position_independent(&file) {
+            Some(true) => load_bias(maps, path).ok_or("no mapping at file offset 0")?,
+            _ => 0,
+        };
+        let locator = Locator::Statics {
+            arenas: bias + find(b"arenas")?,
+            maxarenas: bias + find(b"maxarenas")?,
+            current: bias + find(b"narenas_currently_allocated")?,
+        };
+        pymalloc::read(&self.memory, locator)?;
+        Ok(locator)
+    }
+
+    /// One breakdown, and what it cost.
+    pub fn take(&mut self, at_seconds: f64) -> Result<(Breakdown, Cost), String> {
+        let cpu_before = thread_cpu_seconds();
+        let began = Instant::now();
+        let text = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid))
+            .map_err(|e| format!("/proc/{}/smaps: {e}", self.pid))?;
+        let smaps_seconds = began.elapsed().as_secs_f64();
+        let maps = smaps::parse(&text);
+        let allocators_began = Instant::now();
+        if self.python && self.locator.is_err() {
+            // The interpreter may not have been ready at attach.
+            self.locator = self.locate_pymalloc();
+        }
+        let pymalloc = match &self.locator {
+            Ok(locator) => pymalloc::read(&self.memory, *locator),
+            Err(why) => Err(why.clone()),
+        };
+        let pymalloc_seconds = allocators_began.elapsed().as_secs_f64();
+        let glibc = glibc::find_arenas(&self.memory, &maps)
+            .and_then(|(arenas, layout)| glibc::read(&self.memory, &arenas, &layout));
+        let memory = self.memory;
+        let is_thread_heap = move |m: &smaps::Mapping| glibc::is_thread_heap(&memory, m);
+        let mut breakdown = parts::compose(
+            at_seconds,
+            &maps,
+            Allocators {
+                pymalloc,
+                glibc,
+                is_thread_heap: &is_thread_heap,
+            },
+        );
+        breakdown.statm_rss = statm_rss(self.pid).unwrap_or(0);
+        let cost = Cost {
+            smaps_seconds,
+            allocators_seconds: allocators_began.elapsed().as_secs_f64(),
+            pymalloc_seconds,
+            cpu_seconds: thread_cpu_seconds() - cpu_before,
+            mappings: maps.len(),
+        };
+        Ok((breakdown, cost))
+    }
+
+    /// An allocator other than glibc's in the target's mappings (preloaded or linked).
+    pub fn other_allocator(&self) -> Option<String> {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?;
+        advice::other_allocator(&maps)
+    }
+}
+
+/// Resident bytes from `/proc/PID/statm` (its second field, in pages).
+fn statm_rss(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// CPU time of the calling thread.
+pub fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if ok {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    } else {
+        0.0
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Shared {
+    started: Instant,
+    growing_until: Mutex<Option<Instant>>,
+    wake: Condvar,
+    stop: AtomicBool,
+    /// Take one now (the end of a run), whatever the pace.
+    now: AtomicBool,
+    findings: Mutex<BreakdownFindings>,
+}
+
+/// Breakdowns of one target, taken in the background.
+pub struct BreakdownWatch {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BreakdownWatch {
+    /// Starts the thread; it takes the first breakdown at once. `started`: the start of the
+    /// observation (breakdowns are timed from it, like the samples).
+    pub fn start(source: BreakdownSource, started: Instant) -> std::io::Result<BreakdownWatch> {
+        let shared = Arc::new(Shared {
+            started,
+            growing_until: Mutex::new(None),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            now: AtomicBool::new(false),
+            findings: Mutex::new(BreakdownFindings {
+                other_allocator: source.other_allocator(),
+                ..BreakdownFindings::default()
+            }),
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("leak-monitor-breakdown".into())
+                .spawn(move || shared.run(source))?
+        };
+        Ok(BreakdownWatch {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Memory grows: take breakdowns more often until `until`.
+    pub fn arm(&self, until: Instant) {
+        let mut armed = lock(&self.shared.growing_until);
+        if armed.is_none_or(|at| at < until) {
+            *armed = Some(until);
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Takes one breakdown now (the end of a run: the report's last figures are current), and
+    /// waits for it up to `timeout`.
+    pub fn take_now(&self, timeout: Duration) {
+        let before = lock(&self.shared.findings).attempts;
+        self.shared.now.store(true, Ordering::Relaxed);
+        {
+            let _armed = lock(&self.shared.growing_until);
+            self.shared.wake.notify_one();
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && lock(&self.shared.findings).attempts == before {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn findings(&self) -> BreakdownFindings {
+        lock(&self.shared.findings).clone()
+    }
+}
+
+impl Shared {
+    fn run(&self, mut source: BreakdownSource) {
+        let mut last: Option<(Instant, Duration)> = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let forced = self.now.swap(false, Ordering::Relaxed);
+            if let (Some((at, spent)), false) = (last, forced) {
+                let growing = lock(&self.growing_until).is_some_and(|until| now < until);
+                let gap = if growing { GROWING_GAP } else { IDLE_GAP };
+                let due = at + gap.max(spent * PACE);
+                if now < due {
+                    let armed = lock(&self.growing_until);
+                    let wait = due
+                        .saturating_duration_since(now)
+                        .min(Duration::from_millis(500));
+                    let _unused = self
+                        .wake
+                        .wait_timeout(armed, wait)
+                        .unwrap_or_else(|p| p.into_inner());
+                    continue;
+                }
+            }
+            let began = Instant::now();
+            let at = began.duration_since(self.started).as_secs_f64();
+            let result = source.take(at);
+            let mut findings = lock(&self.findings);
+            findings.attempts += 1;
+            match result {
+                Ok((breakdown, cost)) => {
+                    if findings.series.len() >= KEPT {
+                        thin(&mut findings.series);
+                    }
+                    findings.series.push(breakdown);
+                    findings.last_cost = Some(cost);
+                    findings.error = None;
+                }
+                Err(why) => findings.error = Some(why),
+            }
+            drop(findings);
+            last = Some((began, began.elapsed()));
+        }
+    }
+}
+
+/// Drops every other breakdown but the first and the last.
+fn thin(series: &mut Vec<Breakdown>) {
+    let last = series.len().saturating_sub(1);
+    let mut i = 0;
+    series.retain(|_| {
+        let keep = i == 0 || i == last || i % 2 == 0;
+        i += 1;
+        keep
+    });
+}
+
+impl Drop for BreakdownWatch {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batched_reads_skip_what_cannot_be_read() {
+        let data: Vec<u64> = (0..3000).collect();
+        let base = data.as_ptr() as u64;
+        let mut addresses: Vec<u64> = (0..3000).map(|i| base + i * 8).collect();
+        // An unmapped address in the middle of the second batch.
+        addresses[1500] = 8;
+        let mut out = vec![0u8; addresses.len() * 8];
+        let memory = ProcessMemory {
+            pid: std::process::id() as i32,
+        };
+        let ok = memory.read_many(&addresses, &mut out);
+        assert_eq!(ok.iter().filter(|o| !**o).count(), 1);
+        assert!(!ok[1500]);
+        for i in [0usize, 1499, 1501, 2999] {
+            assert_eq!(
+                u64::from_le_bytes(out[i * 8..i * 8 + 8].try_into().unwrap()),
+                i as u64
+            );
+        }
+    }
+
+    #[test]
+    fn thinning_keeps_the_ends() {
+        let mut series: Vec<Breakdown> = (0..10)
+            .map(|i| Breakdown {
+                at_seconds: f64::from(i),
+                ..Breakdown::default()
+            })
+            .collect();
+        thin(&mut series);
+        let at: Vec<f64> = series.iter().map(|b| b.at_seconds).collect();
+        assert_eq!(at, vec![0.0, 2.0, 4.0, 6.0, 8.0, 9.0]);
+    }
+}
