@@ -4,7 +4,8 @@
 //! and what to do about it (`advice`).
 //!
 //! `smaps` is the one input that costs the target something (the kernel walks its page tables
-//! under its mmap lock), so breakdowns are taken by a background thread: one at attach, then
+//! under its mmap lock), so breakdowns are taken by the background thread every target shares
+//! (`crate::background`, with the heap censuses): one at attach, then
 //! while memory grows (armed by the engine like the heap census), else rarely, each paced to a
 //! small share of the time since the last. pymalloc's and glibc's states are read with
 //! `process_vm_readv` (nothing stops the target).
@@ -16,14 +17,14 @@ pub mod parts;
 pub mod pymalloc;
 pub mod smaps;
 
+use crate::background::{self, Paced};
 use crate::pyframes::memory::{Memory, ProcessMemory};
 use crate::pyframes::threads::{find_runtime, load_bias};
 use crate::targets::elf::{is_position_independent, static_symbol};
 use parts::{Allocators, Breakdown};
 use pymalloc::Locator;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Breakdowns kept for the chart; older ones are thinned (every other one dropped).
@@ -228,53 +229,55 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Shared {
     started: Instant,
+    source: Mutex<BreakdownSource>,
     growing_until: Mutex<Option<Instant>>,
-    wake: Condvar,
+    /// When the last breakdown began and how long it took.
+    last: Mutex<Option<(Instant, Duration)>>,
     stop: AtomicBool,
     /// Take one now (the end of a run), whatever the pace.
     now: AtomicBool,
     findings: Mutex<BreakdownFindings>,
 }
 
-/// Breakdowns of one target, taken in the background.
+/// Breakdowns of one target, taken in the background by the worker every target shares
+/// (`crate::background`).
 pub struct BreakdownWatch {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl BreakdownWatch {
-    /// Starts the thread; it takes the first breakdown at once. `started`: the start of the
-    /// observation (breakdowns are timed from it, like the samples).
+    /// Hands the source to the background worker; it takes the first breakdown at once.
+    /// `started`: the start of the observation (breakdowns are timed from it, like the samples).
     pub fn start(source: BreakdownSource, started: Instant) -> std::io::Result<BreakdownWatch> {
         let shared = Arc::new(Shared {
             started,
             growing_until: Mutex::new(None),
-            wake: Condvar::new(),
+            last: Mutex::new(None),
             stop: AtomicBool::new(false),
             now: AtomicBool::new(false),
             findings: Mutex::new(BreakdownFindings {
                 other_allocator: source.other_allocator(),
                 ..BreakdownFindings::default()
             }),
+            source: Mutex::new(source),
         });
-        let thread = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("leak-monitor-breakdown".into())
-                .spawn(move || shared.run(source))?
-        };
-        Ok(BreakdownWatch {
-            shared,
-            thread: Some(thread),
-        })
+        background::shared().add(background::weak(&shared))?;
+        background::shared().wake();
+        Ok(BreakdownWatch { shared })
     }
 
     /// Memory grows: take breakdowns more often until `until`.
     pub fn arm(&self, until: Instant) {
-        let mut armed = lock(&self.shared.growing_until);
-        if armed.is_none_or(|at| at < until) {
-            *armed = Some(until);
-            self.shared.wake.notify_one();
+        let extended = {
+            let mut armed = lock(&self.shared.growing_until);
+            let extends = armed.is_none_or(|at| at < until);
+            if extends {
+                *armed = Some(until);
+            }
+            extends
+        };
+        if extended {
+            background::shared().wake();
         }
     }
 
@@ -283,10 +286,7 @@ impl BreakdownWatch {
     pub fn take_now(&self, timeout: Duration) {
         let before = lock(&self.shared.findings).attempts;
         self.shared.now.store(true, Ordering::Relaxed);
-        {
-            let _armed = lock(&self.shared.growing_until);
-            self.shared.wake.notify_one();
-        }
+        background::shared().wake();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline && lock(&self.shared.findings).attempts == before {
             std::thread::sleep(Duration::from_millis(10));
@@ -298,47 +298,45 @@ impl BreakdownWatch {
     }
 }
 
-impl Shared {
-    fn run(&self, mut source: BreakdownSource) {
-        let mut last: Option<(Instant, Duration)> = None;
-        while !self.stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            let forced = self.now.swap(false, Ordering::Relaxed);
-            if let (Some((at, spent)), false) = (last, forced) {
-                let growing = lock(&self.growing_until).is_some_and(|until| now < until);
-                let gap = if growing { GROWING_GAP } else { IDLE_GAP };
-                let due = at + gap.max(spent * PACE);
-                if now < due {
-                    let armed = lock(&self.growing_until);
-                    let wait = due
-                        .saturating_duration_since(now)
-                        .min(Duration::from_millis(500));
-                    let _unused = self
-                        .wake
-                        .wait_timeout(armed, wait)
-                        .unwrap_or_else(|p| p.into_inner());
-                    continue;
-                }
-            }
-            let began = Instant::now();
-            let at = began.duration_since(self.started).as_secs_f64();
-            let result = source.take(at);
-            let mut findings = lock(&self.findings);
-            findings.attempts += 1;
-            match result {
-                Ok((breakdown, cost)) => {
-                    if findings.series.len() >= KEPT {
-                        thin(&mut findings.series);
-                    }
-                    findings.series.push(breakdown);
-                    findings.last_cost = Some(cost);
-                    findings.error = None;
-                }
-                Err(why) => findings.error = Some(why),
-            }
-            drop(findings);
-            last = Some((began, began.elapsed()));
+impl Paced for Shared {
+    /// Always due at some point: retention shows while RSS stays flat, so breakdowns go on when
+    /// memory does not grow, only further apart.
+    fn due_at(&self, now: Instant) -> Option<Instant> {
+        if self.now.load(Ordering::Relaxed) {
+            return Some(now);
         }
+        let Some((at, spent)) = *lock(&self.last) else {
+            return Some(now);
+        };
+        let growing = lock(&self.growing_until).is_some_and(|until| now < until);
+        let gap = if growing { GROWING_GAP } else { IDLE_GAP };
+        Some(at + gap.max(spent * PACE))
+    }
+
+    fn run_once(&self) {
+        self.now.store(false, Ordering::Relaxed);
+        let began = Instant::now();
+        let at = began.duration_since(self.started).as_secs_f64();
+        let result = lock(&self.source).take(at);
+        let mut findings = lock(&self.findings);
+        findings.attempts += 1;
+        match result {
+            Ok((breakdown, cost)) => {
+                if findings.series.len() >= KEPT {
+                    thin(&mut findings.series);
+                }
+                findings.series.push(breakdown);
+                findings.last_cost = Some(cost);
+                findings.error = None;
+            }
+            Err(why) => findings.error = Some(why),
+        }
+        drop(findings);
+        *lock(&self.last) = Some((began, began.elapsed()));
+    }
+
+    fn stopped(&self) -> &AtomicBool {
+        &self.stop
     }
 }
 
@@ -355,11 +353,9 @@ fn thin(series: &mut Vec<Breakdown>) {
 
 impl Drop for BreakdownWatch {
     fn drop(&mut self) {
+        // A breakdown under way finishes on the worker (its results are dropped with it).
         self.shared.stop.store(true, Ordering::Relaxed);
-        self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        background::shared().wake();
     }
 }
 
