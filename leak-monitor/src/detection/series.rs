@@ -1,6 +1,7 @@
 //! Bounded storage of one resource's time series: the most recent samples at full resolution,
 //! and older samples folded into a fixed number of buckets (mean, min, max, last) whose width
-//! doubles whenever they run out. Memory stays constant however long the daemon runs.
+//! doubles whenever they run out. Memory grows with the samples up to those caps and then stays
+//! constant however long the daemon runs: a target followed for a minute costs a minute's worth.
 
 use std::collections::VecDeque;
 
@@ -65,6 +66,9 @@ pub const MIN_RECENT_CAPACITY: usize = 32;
 pub const MIN_HISTORY_CAPACITY: usize = 8;
 /// Samples per history bucket before the first compaction.
 const INITIAL_SAMPLES_PER_BUCKET: u64 = 4;
+/// Room allocated at first: a fleet of targets followed for seconds should not each hold the
+/// full window. The storage doubles from here, never past its cap.
+const INITIAL_ROOM: usize = 16;
 
 /// The bounded series. At most `recent_capacity` points plus `history_capacity + 1` bins.
 #[derive(Clone, Debug)]
@@ -85,9 +89,9 @@ impl Series {
         let recent_capacity = recent_capacity.max(MIN_RECENT_CAPACITY);
         let history_capacity = history_capacity.max(MIN_HISTORY_CAPACITY);
         Series {
-            recent: VecDeque::with_capacity(recent_capacity),
+            recent: VecDeque::with_capacity(INITIAL_ROOM.min(recent_capacity)),
             recent_capacity,
-            history: Vec::with_capacity(history_capacity + 1),
+            history: Vec::new(),
             history_capacity,
             open: None,
             samples_per_bucket: INITIAL_SAMPLES_PER_BUCKET,
@@ -103,6 +107,11 @@ impl Series {
                 self.retire(old);
             }
         }
+        let (len, room) = (self.recent.len(), self.recent.capacity());
+        if len == room {
+            self.recent
+                .reserve_exact(grown_room(room, self.recent_capacity) - len);
+        }
         self.recent.push_back(p);
         self.first.get_or_insert(p);
         self.samples += 1;
@@ -116,6 +125,12 @@ impl Series {
             None => self.open = Some(bin),
         }
         if let Some(open) = self.open.take_if(|b| b.count >= self.samples_per_bucket) {
+            let (len, room) = (self.history.len(), self.history.capacity());
+            if len == room {
+                // One over the cap: the bucket that triggers a compaction.
+                self.history
+                    .reserve_exact(grown_room(room, self.history_capacity + 1) - len);
+            }
             self.history.push(open);
             if self.history.len() > self.history_capacity {
                 self.compact();
@@ -217,6 +232,12 @@ impl Series {
     }
 }
 
+/// The next room for storage holding `room` items and never more than `cap`: twice as much
+/// (amortised pushes), clamped so a full series holds exactly its cap, not the next power of two.
+fn grown_room(room: usize, cap: usize) -> usize {
+    (room * 2).max(INITIAL_ROOM).min(cap.max(room + 1))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -258,6 +279,18 @@ mod tests {
         assert!(pts.windows(2).all(|w| w[0].t < w[1].t));
         assert!(pts[0].t < 20_000.0, "oldest kept point {}", pts[0].t);
         assert_eq!(pts.last().unwrap().t, (n - 1) as f64);
+    }
+
+    #[test]
+    fn storage_grows_with_the_samples_and_stops_at_the_caps() {
+        let s = filled(3, 512, 256);
+        assert!(s.recent.capacity() < 32, "{}", s.recent.capacity());
+        assert_eq!(s.history.capacity(), 0);
+        // Full windows hold their caps, not the next power of two.
+        let s = filled(100_000, 500, 200);
+        assert_eq!(s.recent.len(), 500);
+        assert!(s.recent.capacity() < 512, "{}", s.recent.capacity());
+        assert!(s.history.capacity() <= 201, "{}", s.history.capacity());
     }
 
     #[test]

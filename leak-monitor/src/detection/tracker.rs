@@ -9,9 +9,10 @@ use super::{GrowthPattern, Spike, Trend, Verdict};
 
 /// Follows one resource: bounded storage, spike detection, trend analysis.
 ///
-/// Memory is fixed by the config: `recent_capacity` points (16 bytes each) plus
+/// Memory is bounded by the config: at most `recent_capacity` points (16 bytes each) plus
 /// `history_capacity + 1` buckets (56 bytes each); with the defaults about 23 KiB per tracker,
-/// whether it runs for a minute or for months.
+/// whether it runs for half an hour or for months. It grows to that with the samples: under a
+/// KiB for a target followed a few seconds.
 #[derive(Clone, Debug)]
 pub struct Tracker {
     config: DetectorConfig,

@@ -6,7 +6,7 @@ use super::snapshot::TargetSnapshot;
 use super::target::{Attribution, Ended, TargetMonitor};
 use super::tracing::Tracing;
 use crate::targets::{self, Selector, TargetId, TargetInfo};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -206,9 +206,13 @@ impl Fleet {
     fn discover(&mut self, now: Instant, result: &mut FleetTick) {
         self.last_discovery = Some(now);
         self.refused.retain(|id| targets::is_alive(*id));
-        let found = targets::discover_new(&self.selectors, |id| {
-            self.monitors.contains_key(&id) || self.refused.contains(&id)
-        });
+        // The ended monitors were dropped before this: a followed PID is still its process.
+        let followed: HashSet<i32> = self.monitors.keys().map(|id| id.pid).collect();
+        let found = targets::discover_new_beside(
+            &self.selectors,
+            |pid| followed.contains(&pid),
+            |id| self.monitors.contains_key(&id) || self.refused.contains(&id),
+        );
         for info in found {
             let id = info.id;
             match TargetMonitor::attach_with(info.clone(), self.interval, self.attribution) {

@@ -146,7 +146,7 @@ impl TargetMonitor {
         interval: Duration,
         attribution: Attribution,
     ) -> Result<Self, SampleError> {
-        let sampler = Sampler::attach(info.id.pid)?;
+        let sampler = Sampler::attach_target(info.id)?;
         let limits = sampler.limits()?;
         let stacks = attribution.stacks;
         let heap = heap_census(&info, attribution);
@@ -279,12 +279,8 @@ impl TargetMonitor {
         if self.ended.is_some() {
             return Ok(());
         }
-        if !targets::is_alive(self.info.id) {
-            self.ended = Some(Ended::Exited);
-            return Err(SampleError::Gone {
-                pid: self.info.id.pid,
-            });
-        }
+        // No separate liveness check: the sampler reads through handles bound to the attached
+        // process, so an exited process (or a reused PID) is `Gone` from the sample itself.
         let sample = match self.sampler.sample() {
             Ok(sample) => sample,
             Err(err) => {

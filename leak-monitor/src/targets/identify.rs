@@ -45,13 +45,24 @@ pub fn discover_new(
     selectors: &[Selector],
     is_known: impl Fn(TargetId) -> bool,
 ) -> Vec<TargetInfo> {
+    discover_new_beside(selectors, |_| false, is_known)
+}
+
+/// `discover_new`, skipping without a read the PIDs `is_followed` names: the processes a
+/// daemon already follows (whose exit it notices on its own), so a discovery reads the stat of
+/// the other processes only, not of every target again.
+pub fn discover_new_beside(
+    selectors: &[Selector],
+    is_followed: impl Fn(i32) -> bool,
+    is_known: impl Fn(TargetId) -> bool,
+) -> Vec<TargetInfo> {
     let Ok(processes) = procfs::process::all_processes() else {
         return Vec::new();
     };
     let me = i32::try_from(std::process::id()).unwrap_or(-1);
     let mut found = Vec::new();
     for process in processes.flatten() {
-        if process.pid == me {
+        if process.pid == me || is_followed(process.pid) {
             continue;
         }
         let Ok(stat_text) = read_stat(&process) else {

@@ -11,7 +11,7 @@ pub mod stat;
 #[cfg(test)]
 mod tests;
 
-pub use identify::{discover, discover_new, identify, is_alive, is_python};
+pub use identify::{discover, discover_new, discover_new_beside, identify, is_alive, is_python};
 pub use labels::{read_labels, stable_identity, TargetLabels};
 pub use selector::{split_group_name, MatchOn, Selector};
 
