@@ -27,8 +27,17 @@ pub fn check_writable(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `contents` to `path` atomically (temp file + rename), mode 0600.
+/// Writes `contents` to `path` atomically (temp file + rename), mode 0600. A path that is not a
+/// regular file (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never replaced: a rename
+/// over `/dev/null` would turn it into a file every reader of /dev/null then reads.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(contents.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()));
+    }
     let tmp = temp_sibling(path);
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
@@ -120,6 +129,30 @@ fn temp_sibling(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_fifo_or_device_is_written_into_not_replaced() -> anyhow::Result<()> {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir()?;
+        let fifo = dir.path().join("report.fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes())?;
+        // SAFETY: a NUL-terminated path this test owns.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read_to_string(fifo))
+        };
+        write_private(&fifo, "{\"schema\": 1}")?;
+        assert_eq!(reader.join().expect("reader")?, "{\"schema\": 1}");
+        assert!(
+            fs::metadata(&fifo)?.file_type().is_fifo(),
+            "the FIFO was replaced"
+        );
+        // /dev/null stays the device.
+        write_private(Path::new("/dev/null"), "{}")?;
+        assert!(fs::metadata("/dev/null")?.file_type().is_char_device());
+        Ok(())
+    }
 
     #[test]
     fn reports_are_private() -> anyhow::Result<()> {
