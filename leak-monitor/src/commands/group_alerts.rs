@@ -130,7 +130,7 @@ impl GroupAlerts {
         };
         let path = dir.join(format!(
             "{}-group-leak-{}.json",
-            super::serve::sanitize(&view.group),
+            super::report_files::sanitize(&view.group),
             unix_seconds(now) as u64
         ));
         let report = GroupReport::build(view, now);

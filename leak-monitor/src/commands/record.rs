@@ -100,7 +100,7 @@ impl FleetRecordings {
             let recorder = self.recorders.entry(id).or_insert_with(|| {
                 let name = format!(
                     "{}-{}-{}.lmrec",
-                    super::serve::sanitize(&monitor.info().group),
+                    super::report_files::sanitize(&monitor.info().group),
                     id.pid,
                     id.start_ticks
                 );

@@ -5,7 +5,7 @@
 use super::group_alerts::GroupAlerts;
 use super::metrics_server::MetricsServer;
 use super::record::FleetRecordings;
-use super::report_files::{create_private_dir, write_private};
+use super::report_files::{create_private_dir, sanitize, write_private};
 use super::resolve::attach_pids;
 use super::serve_config::ServeConfig;
 use super::ticker::{StopFlag, Ticker};
@@ -248,20 +248,6 @@ fn leaking_resources(snapshot: &TargetSnapshot) -> BTreeSet<Resource> {
         .iter()
         .filter(|r| r.trend.verdict == Verdict::Leak)
         .map(|r| r.resource)
-        .collect()
-}
-
-/// Keeps file names to a safe alphabet: the group name comes from process names and flags.
-pub(super) fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
         .collect()
 }
 

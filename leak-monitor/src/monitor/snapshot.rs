@@ -1,6 +1,5 @@
 //! The read-only view of a target that the outputs (metrics, reports, live view) render.
 
-use super::trends::TrendFigures;
 use crate::attribution::Site;
 use crate::detection::{Trend, VerdictChange};
 use crate::events::{GateStats, LedgerCounts};
@@ -30,6 +29,16 @@ pub struct ResourceSnapshot {
     /// The latest changes of the published verdict, oldest first.
     pub verdict_changes: Vec<VerdictChange>,
     /// Every change since the start.
+    pub verdict_changes_total: u64,
+}
+
+/// The figures of one resource that a snapshot shows.
+pub struct TrendFigures {
+    pub trend: Trend,
+    pub first: f64,
+    pub last: f64,
+    pub leak_since_seconds: Option<f64>,
+    pub verdict_changes: Vec<VerdictChange>,
     pub verdict_changes_total: u64,
 }
 

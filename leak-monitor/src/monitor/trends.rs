@@ -2,8 +2,8 @@
 //! observation started, and the published trends. Nothing here reads the process or the clock,
 //! so a recording replays through the same code (`recording::replay`) to the same verdicts.
 
-use super::snapshot::ResourceSeries;
-use crate::detection::{DetectorConfig, Tracker, Trend, Verdict, VerdictChange, VerdictHold};
+use super::snapshot::{ResourceSeries, TrendFigures};
+use crate::detection::{DetectorConfig, Tracker, Trend, Verdict, VerdictHold};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample};
 
@@ -27,16 +27,6 @@ struct ResourceTrend {
     hold: VerdictHold,
     /// When the verdict became `leak` (and has stayed so since).
     leak_since: Option<f64>,
-}
-
-/// The figures of one resource that a snapshot shows.
-pub struct TrendFigures {
-    pub trend: Trend,
-    pub first: f64,
-    pub last: f64,
-    pub leak_since_seconds: Option<f64>,
-    pub verdict_changes: Vec<VerdictChange>,
-    pub verdict_changes_total: u64,
 }
 
 impl Trends {

@@ -2,7 +2,6 @@
 //! each part of resident memory at the first and the last breakdown, how each was measured,
 //! what kind of memory the growth is, and the fixes for that kind.
 
-use super::model::SiteReport;
 use crate::detection::Verdict;
 use crate::humanize as human;
 use crate::memory::advice;
@@ -99,9 +98,20 @@ fn method(part: Part, b: &Breakdown) -> String {
     }
 }
 
-/// For native growth: the Python line it enters native code from (the top `rss_bytes` site)
-/// and the native code loaded that it may be.
-fn native_fix(kind: MemoryKind, site: Option<&SiteReport>, libraries: &[String]) -> Option<String> {
+/// The Python line native growth enters native code from: the top `rss_bytes` site.
+pub struct CallingLine<'a> {
+    pub file: &'a str,
+    pub line: u32,
+    pub evidence: &'a str,
+}
+
+/// For native growth: the Python line it enters native code from and the native code loaded
+/// that it may be.
+fn native_fix(
+    kind: MemoryKind,
+    site: Option<&CallingLine<'_>>,
+    libraries: &[String],
+) -> Option<String> {
     if kind != MemoryKind::Native {
         return None;
     }
@@ -130,7 +140,7 @@ fn native_fix(kind: MemoryKind, site: Option<&SiteReport>, libraries: &[String])
 pub fn build(
     findings: &BreakdownFindings,
     verdict: Verdict,
-    top_site: Option<&SiteReport>,
+    top_site: Option<&CallingLine<'_>>,
     census_growth: Option<u64>,
 ) -> Option<(MemoryKind, BreakdownReport)> {
     let (first, last) = (findings.series.first()?, findings.series.last()?);

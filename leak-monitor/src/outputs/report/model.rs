@@ -2,7 +2,7 @@
 //! report". These types are the contract, kept apart from the engine's internal types so that an
 //! internal change cannot silently change the JSON; `Report::build` maps one onto the other.
 
-use super::breakdown::{self, BreakdownReport};
+use super::breakdown::{self, BreakdownReport, CallingLine};
 use crate::attribution::{Holder, LeakType, Site, SiteMethod};
 use crate::capabilities::Capabilities;
 use crate::detection::{GrowthPattern, Verdict};
@@ -249,10 +249,15 @@ impl Report {
                             Some(Ok(heap)) => Some(census_growth(heap)),
                             _ => None,
                         };
+                        let calling = report.sites.first().map(|s| CallingLine {
+                            file: &s.file,
+                            line: s.line,
+                            evidence: &s.evidence,
+                        });
                         let built = breakdown::build(
                             findings,
                             report.verdict,
-                            report.sites.first(),
+                            calling.as_ref(),
                             census_growth,
                         );
                         if let Some((kind, breakdown)) = built {
