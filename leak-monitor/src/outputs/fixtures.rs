@@ -5,6 +5,7 @@ use crate::attribution::{Frame, LeakType, Site, SiteMethod};
 use crate::detection::{GrowthPattern, Trend, Verdict, VerdictChange};
 use crate::memory::parts::Breakdown;
 use crate::memory::BreakdownFindings;
+use crate::monitor::group::{GroupTracker, GroupView, MemberSample};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
@@ -244,4 +245,14 @@ fn python_growth_breakdowns() -> BreakdownFindings {
         series: vec![at(0.0, 10 * MIB), at(30.0, 40 * MIB), at(59.0, 74 * MIB)],
         ..BreakdownFindings::default()
     }
+}
+
+/// The group `web` of two leaking workers, one of them ended (recycled).
+pub fn leaking_web_group() -> GroupView {
+    let mut tracker = GroupTracker::new();
+    let (a, b) = (leaking_worker(41), leaking_worker(42));
+    tracker.observe("web", 100.0, &MemberSample::from(&a));
+    tracker.observe("web", 100.0, &MemberSample::from(&b));
+    tracker.ended("web", 42, b.info.start_time_unix, 101.0);
+    tracker.views(101.0).remove(0)
 }

@@ -142,18 +142,12 @@ fn resource_report(r: &GroupResource) -> GroupResourceReport {
 #[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
 mod tests {
     use super::*;
-    use crate::monitor::group::{GroupTracker, MemberSample};
-    use crate::outputs::fixtures::leaking_worker;
+    use crate::outputs::fixtures::leaking_web_group;
     use std::time::UNIX_EPOCH;
 
     #[test]
     fn the_json_has_the_contracts_fields() {
-        let mut tracker = GroupTracker::new();
-        let (a, b) = (leaking_worker(41), leaking_worker(42));
-        tracker.observe("web", 100.0, &MemberSample::from(&a));
-        tracker.observe("web", 100.0, &MemberSample::from(&b));
-        tracker.ended("web", 42, b.info.start_time_unix, 101.0);
-        let view = &tracker.views(101.0)[0];
+        let view = &leaking_web_group();
         let json = GroupReport::build(view, UNIX_EPOCH).to_json().unwrap();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["schema"], GROUP_SCHEMA);

@@ -178,18 +178,12 @@ fn members_section(out: &mut String, report: &GroupReport) {
 #[allow(clippy::unwrap_used)] // A test that fails on unwrap says where.
 mod tests {
     use super::*;
-    use crate::monitor::group::{GroupTracker, MemberSample};
-    use crate::outputs::fixtures::leaking_worker;
+    use crate::outputs::fixtures::leaking_web_group;
     use std::time::UNIX_EPOCH;
 
     #[test]
     fn the_markdown_has_the_verdict_lifetimes_and_the_line() {
-        let mut tracker = GroupTracker::new();
-        let (a, b) = (leaking_worker(41), leaking_worker(42));
-        tracker.observe("web", 100.0, &MemberSample::from(&a));
-        tracker.observe("web", 100.0, &MemberSample::from(&b));
-        tracker.ended("web", 42, b.info.start_time_unix, 101.0);
-        let view = &tracker.views(101.0)[0];
+        let view = &leaking_web_group();
         let text = render_group_markdown(&GroupReport::build(view, UNIX_EPOCH));
         assert!(text.starts_with("## Group Leak Report: web\n"), "{text}");
         assert!(text.contains("| rss_bytes | leak |"), "{text}");
