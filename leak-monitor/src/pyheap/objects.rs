@@ -2,7 +2,7 @@
 //! tuples, sets and instances. Every length read from the target is bounded before it is
 //! used, every pointer checked (`Reader::pointer`); nonsense gives None, never a panic.
 
-use super::layout::{shared::*, HeapLayout, ManagedDict};
+use super::layout::{keys310, shared::*, DictKeys, HeapLayout, ManagedDict};
 use super::reader::Reader;
 use std::collections::HashMap;
 
@@ -260,40 +260,83 @@ pub fn dict_entries(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64) -> 
         return Vec::new();
     };
     let values = reader.pointer(dict + DICT_VALUES);
-    keys_entries(reader, keys, values.map(|v| v + layout.dict_values))
+    keys_entries(reader, layout, keys, values.map(|v| v + layout.dict_values))
+}
+
+/// Where a keys object's entries are and how to read them.
+struct Table {
+    entries: u64,
+    nentries: usize,
+    stride: u64,
+    /// The key's offset in an entry (the value follows it in a combined table).
+    key_at: u64,
+}
+
+/// 3.10: the index width follows `dk_size`; entries are always `{hash, key, value}`.
+fn table_310(reader: &mut Reader<'_>, keys: u64) -> Option<Table> {
+    let size = reader.u64(keys + keys310::SIZE)?;
+    let nentries = usize::try_from(reader.i64(keys + keys310::NENTRIES)?).ok()?;
+    if !size.is_power_of_two() || size > 1 << 40 {
+        return None;
+    }
+    let width = match size {
+        0..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xffff_ffff => 4,
+        _ => 8,
+    };
+    Some(Table {
+        entries: keys + keys310::INDICES + size * width,
+        nentries,
+        stride: keys310::ENTRY,
+        key_at: 8,
+    })
+}
+
+/// 3.11+: the indices take `1 << dk_log2_index_bytes` bytes; unicode and split tables have
+/// `{key, value}` entries.
+fn table_311(reader: &mut Reader<'_>, keys: u64) -> Option<Table> {
+    let log2_index = reader.u8(keys + KEYS_LOG2_INDEX_BYTES)?;
+    let kind = reader.u8(keys + KEYS_KIND)?;
+    let nentries = usize::try_from(reader.i64(keys + KEYS_NENTRIES)?).ok()?;
+    if log2_index > 40 || kind > 2 {
+        return None;
+    }
+    let general = kind == 0;
+    Some(Table {
+        entries: keys + KEYS_INDICES + (1u64 << log2_index),
+        nentries,
+        stride: if general { 24 } else { 16 },
+        key_at: if general { 8 } else { 0 },
+    })
 }
 
 /// The entries of a keys object; `values`: the first value slot of a split table.
-fn keys_entries(reader: &mut Reader<'_>, keys: u64, values: Option<u64>) -> Vec<(u64, u64)> {
+fn keys_entries(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    keys: u64,
+    values: Option<u64>,
+) -> Vec<(u64, u64)> {
     if values.is_some_and(|v| !reader.plausible(v)) {
         return Vec::new();
     }
-    let (Some(log2_index), Some(kind), Some(nentries)) = (
-        reader.u8(keys + KEYS_LOG2_INDEX_BYTES),
-        reader.u8(keys + KEYS_KIND),
-        reader.i64(keys + KEYS_NENTRIES),
-    ) else {
+    let table = match layout.dict_keys {
+        DictKeys::Sized => table_310(reader, keys),
+        DictKeys::Log2 => table_311(reader, keys),
+    };
+    let Some(table) = table else {
         return Vec::new();
     };
-    let Ok(nentries) = usize::try_from(nentries) else {
-        return Vec::new();
-    };
-    if log2_index > 40 || kind > 2 {
-        return Vec::new();
-    }
-    let entries = keys + KEYS_INDICES + (1u64 << log2_index);
-    let general = kind == 0;
-    let stride = if general { 24 } else { 16 };
-    let key_at = if general { 8 } else { 0 };
     let mut out = Vec::new();
-    for i in 0..nentries.min(MAX_ENTRIES) as u64 {
-        let entry = entries + i * stride;
-        let Some(key) = reader.u64(entry + key_at) else {
+    for i in 0..table.nentries.min(MAX_ENTRIES) as u64 {
+        let entry = table.entries + i * table.stride;
+        let Some(key) = reader.u64(entry + table.key_at) else {
             break;
         };
         let value = match values {
             Some(slots) => reader.u64(slots + i * 8),
-            None => reader.u64(entry + key_at + 8),
+            None => reader.u64(entry + table.key_at + 8),
         };
         if let Some(value) = value.filter(|v| *v != 0) {
             if key != 0 {
@@ -313,16 +356,17 @@ pub fn instance_attributes(
     ty: u64,
     info: &TypeInfo,
 ) -> Vec<(u64, u64)> {
-    if info.flags & FLAG_MANAGED_DICT != 0 {
+    if info.flags & FLAG_MANAGED_DICT != 0 && layout.managed_dict != ManagedDict::Absent {
         let slot = object.wrapping_sub(24);
         match layout.managed_dict {
+            ManagedDict::Absent => {}
             ManagedDict::Split => {
                 if let Some(dict) = reader.pointer(slot) {
                     return dict_entries(reader, layout, dict);
                 }
                 if let Some(values) = reader.pointer(object.wrapping_sub(32)) {
                     return match reader_cached_keys(reader, layout, ty) {
-                        Some(keys) => keys_entries(reader, keys, Some(values)),
+                        Some(keys) => keys_entries(reader, layout, keys, Some(values)),
                         None => Vec::new(),
                     };
                 }
@@ -334,7 +378,7 @@ pub fn instance_attributes(
                         return dict_entries(reader, layout, word);
                     }
                 } else if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                    return keys_entries(reader, keys, Some(word.wrapping_add(1)));
+                    return keys_entries(reader, layout, keys, Some(word.wrapping_add(1)));
                 }
             }
             ManagedDict::Inline => {
@@ -345,7 +389,7 @@ pub fn instance_attributes(
                 // `PyDictValues.valid` (its fourth byte) says whether the inline values are in use.
                 if reader.u8(values + 3) == Some(1) {
                     if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                        return keys_entries(reader, keys, Some(values + layout.dict_values));
+                        return keys_entries(reader, layout, keys, Some(values + layout.dict_values));
                     }
                 }
             }

@@ -372,6 +372,24 @@ fn class_file(
     module_files.get(&module).cloned()
 }
 
+/// The names of a frame's slots in slot order, from one tuple (3.11+) or three (3.10); None
+/// when a tuple of names cannot be read. A tuple read only in part ends the names there: the
+/// slots after it would be misnamed.
+fn slot_names(reader: &mut Reader<'_>, layout: &HeapLayout, code: u64) -> Option<Vec<u64>> {
+    let mut names = Vec::new();
+    for &field in layout.local_names.fields() {
+        let tuple = reader.pointer(code + field)?;
+        let items = sequence_items(reader, layout, tuple, Kind::Tuple, MAX_FANOUT);
+        let whole = reader.i64(tuple + OB_SIZE) == i64::try_from(items.len()).ok();
+        names.extend(items);
+        if !whole || names.len() >= MAX_FANOUT {
+            break;
+        }
+    }
+    names.truncate(MAX_FANOUT);
+    Some(names)
+}
+
 /// Queues the locals of every frame of every thread that runs the application's code.
 fn frame_roots(
     reader: &mut Reader<'_>,
@@ -397,7 +415,7 @@ fn frame_roots(
         if !(roots.is_user_file)(&file) {
             continue;
         }
-        let Some(names) = reader.pointer(root.code + layout.code_localsplusnames) else {
+        let Some(names) = slot_names(reader, layout, root.code) else {
             continue;
         };
         let frame = Arc::new(Path {
@@ -408,10 +426,7 @@ fn frame_roots(
             }],
             files: vec![file],
         });
-        for (i, name) in sequence_items(reader, layout, names, Kind::Tuple, MAX_FANOUT)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, name) in names.into_iter().enumerate() {
             let Some(name) = read_str(reader, layout, name, MAX_NAME) else {
                 continue;
             };
