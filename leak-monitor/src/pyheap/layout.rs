@@ -196,3 +196,120 @@ impl HeapLayout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::shared::*;
+    use super::*;
+    use crate::pyframes::layout::from_table;
+    use crate::pyheap::census::{GC_SCAN, GENERATION_SIZE};
+
+    /// `measure/measured.txt` (by `measure/measure.sh`): (key, value) of one version.
+    fn measured(version: &str) -> Vec<(String, u64)> {
+        include_str!("measure/measured.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let mut w = l.split(' ');
+                (w.next()? == version).then_some(())?;
+                Some((w.next()?.to_owned(), w.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The layout's value for a measured key.
+    fn ours(layout: &HeapLayout, key: &str) -> u64 {
+        let names = layout.local_names;
+        let split = |i: usize| match names {
+            LocalNames::Split(fields) => fields[i],
+            LocalNames::Plus(_) => panic!("{key} measured for a one-tuple layout"),
+        };
+        let sized = |value: u64| {
+            assert_eq!(layout.dict_keys, DictKeys::Sized, "{key}");
+            value
+        };
+        let log2 = |value: u64| {
+            assert_eq!(layout.dict_keys, DictKeys::Log2, "{key}");
+            value
+        };
+        match key {
+            "interp_gc" => layout.interp_gc,
+            "interp_modules" => layout.interp_modules,
+            // The generation heads are found by their shape within `GC_SCAN` bytes of `gc`.
+            "gc_generations" => {
+                assert!(GC_SCAN >= 24, "the scan reaches past 3.10-3.12's heads");
+                24
+            }
+            "gc_generation_size" => GENERATION_SIZE,
+            "gc_head" => GC_HEAD,
+            "ht_cached_keys" => layout.ht_cached_keys,
+            "tp_name" => TP_NAME,
+            "tp_basicsize" => TP_BASICSIZE,
+            "tp_itemsize" => TP_ITEMSIZE,
+            "tp_flags" => TP_FLAGS,
+            "tp_base" => TP_BASE,
+            "tp_dict" => TP_DICT,
+            "tp_dictoffset" => TP_DICTOFFSET,
+            "tp_mro" => TP_MRO,
+            "dict_used" => DICT_USED,
+            "dict_keys" => DICT_KEYS,
+            "dict_values" => DICT_VALUES,
+            "set_used" => SET_USED,
+            "set_mask" => SET_MASK,
+            "set_table" => SET_TABLE,
+            "list_items" => LIST_ITEMS,
+            "list_allocated" => LIST_ALLOCATED,
+            "tuple_items" => layout.tuple_items,
+            "module_dict" => MODULE_DICT,
+            "func_defaults" => FUNC_DEFAULTS,
+            "func_closure" => FUNC_CLOSURE,
+            "method_func" => METHOD_FUNC,
+            "method_self" => METHOD_SELF,
+            "cell_ref" => CELL_REF,
+            "bytearray_alloc" => BYTEARRAY_ALLOC,
+            "frame_localsplus" => layout.frame_localsplus,
+            "code_varnames" => split(0),
+            "code_cellvars" => split(1),
+            "code_freevars" => split(2),
+            "code_localsplusnames" => match names {
+                LocalNames::Plus(field) => field,
+                LocalNames::Split(_) => panic!("3.10 has no co_localsplusnames"),
+            },
+            "keys_size" => sized(keys310::SIZE),
+            "keys_nentries" if layout.dict_keys == DictKeys::Sized => keys310::NENTRIES,
+            "keys_indices" if layout.dict_keys == DictKeys::Sized => keys310::INDICES,
+            "keys_entry_size" => sized(keys310::ENTRY),
+            "keys_log2_index_bytes" => log2(KEYS_LOG2_INDEX_BYTES),
+            "keys_kind" => log2(KEYS_KIND),
+            "keys_nentries" => log2(KEYS_NENTRIES),
+            "keys_indices" => log2(KEYS_INDICES),
+            other => panic!("unknown measured key {other}"),
+        }
+    }
+
+    #[test]
+    fn the_310_to_312_tables_agree_with_the_measured_offsets() {
+        for minor in 10..=12 {
+            let layout = HeapLayout::for_version(from_table(3, minor).unwrap(), &[]).unwrap();
+            let rows = measured(&format!("3.{minor}"));
+            assert!(rows.len() >= 35, "3.{minor}: {} measured", rows.len());
+            for (key, value) in rows {
+                assert_eq!(ours(&layout, &key), value, "3.{minor} {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_310_reads_sized_keys_three_name_tuples_and_no_managed_dicts() {
+        let heap = |minor| HeapLayout::for_version(from_table(3, minor).unwrap(), &[]).unwrap();
+        let v310 = heap(10);
+        assert_eq!(v310.dict_keys, DictKeys::Sized);
+        assert_eq!(v310.managed_dict, ManagedDict::Absent);
+        assert_eq!(v310.local_names.fields().len(), 3);
+        for v in [heap(11), heap(12)] {
+            assert_eq!(v.dict_keys, DictKeys::Log2);
+            assert_ne!(v.managed_dict, ManagedDict::Absent);
+            assert_eq!(v.local_names.fields(), &[96]);
+        }
+    }
+}

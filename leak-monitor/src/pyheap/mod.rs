@@ -134,10 +134,14 @@ impl HeapSource {
         // The keys table read back (3.10's and 3.11+'s differ): `sys.modules["sys"]` is a module.
         let sys = dict_entries(&mut reader, &self.layout, modules)
             .into_iter()
-            .find(|(key, _)| read_str(&mut reader, &self.layout, *key, 8).as_deref() == Some("sys"));
+            .find(|(key, _)| {
+                read_str(&mut reader, &self.layout, *key, 8).as_deref() == Some("sys")
+            });
         let sys_kind = sys.and_then(|(_, module)| types.of(&mut reader, module).map(|t| t.1.kind));
         if sys_kind != Some(Kind::Module) {
-            return Err(mismatch("no module `sys` read from sys.modules' keys table"));
+            return Err(mismatch(
+                "no module `sys` read from sys.modules' keys table",
+            ));
         }
         // `dict.__mro__` is `(dict, object)`: where a tuple keeps its items (3.14 moved them).
         let mro = reader.pointer(dict_type + TP_MRO).unwrap_or(0);
