@@ -76,7 +76,7 @@ pub struct HeapLayout {
     pub frames: Layout,
     /// `PyInterpreterState.gc`: the collector's state with the generation lists.
     pub interp_gc: u64,
-    /// `PyInterpreterState.modules` (3.11) or `.imports.modules`: `sys.modules`.
+    /// `PyInterpreterState.modules` (3.10, 3.11) or `.imports.modules`: `sys.modules`.
     pub interp_modules: u64,
     /// `PyDictValues.values` (3.10: `ma_values` is the array itself, 0).
     pub dict_values: u64,
@@ -97,7 +97,7 @@ pub struct HeapLayout {
 /// Offsets shared by CPython 3.10-3.15 (the `KEYS_` ones are 3.11+'s, see [`DictKeys`]).
 pub mod shared {
     pub const OB_TYPE: u64 = 8;
-    /// `PyVarObject.ob_size` (lists, tuples, deques, bytes, ints' digit count in 3.11).
+    /// `PyVarObject.ob_size` (lists, tuples, deques, bytes, ints' digit count in 3.10 and 3.11).
     pub const OB_SIZE: u64 = 16;
     pub const TP_NAME: u64 = 24;
     pub const TP_BASICSIZE: u64 = 32;
