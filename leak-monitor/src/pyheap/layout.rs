@@ -235,11 +235,6 @@ mod tests {
         match key {
             "interp_gc" => layout.interp_gc,
             "interp_modules" => layout.interp_modules,
-            // The generation heads are found by their shape within `GC_SCAN` bytes of `gc`.
-            "gc_generations" => {
-                assert!(GC_SCAN >= 24, "the scan reaches past 3.10-3.12's heads");
-                24
-            }
             "gc_generation_size" => GENERATION_SIZE,
             "gc_head" => GC_HEAD,
             "ht_cached_keys" => layout.ht_cached_keys,
@@ -294,6 +289,11 @@ mod tests {
             let rows = measured(&format!("3.{minor}"));
             assert!(rows.len() >= 35, "3.{minor}: {} measured", rows.len());
             for (key, value) in rows {
+                if key == "gc_generations" {
+                    // The heads are found by their shape within `GC_SCAN` bytes of `gc`.
+                    assert!(value <= GC_SCAN, "3.{minor}: generations at {value}");
+                    continue;
+                }
                 assert_eq!(ours(&layout, &key), value, "3.{minor} {key}");
             }
         }
