@@ -330,6 +330,61 @@ fn stack_reader_reads_every_thread_by_its_kernel_id() {
     assert_eq!(reader.blocked_reads(), 0);
 }
 
+/// The probe's small reads on a live Python process (3.11): every Python thread by kernel id,
+/// frames innermost first as the py-spy reader names them; a thread that has not run since the
+/// read before keeps its stack without a read; a thread asleep in `time.sleep` is foreseen to
+/// wake at its deadline.
+#[test]
+fn observer_reads_the_threads_that_ran_and_foresees_sleeps() {
+    use leak_monitor::attribution::observer::Observer;
+    use std::time::{Duration, Instant};
+    let workload = Workload::start("worker_thread_leak.py", &["--busy-ms", "10"]);
+    let pid = i32::try_from(workload.pid()).unwrap();
+    let mut observer = Observer::attach(pid).unwrap();
+    // The first read reads every thread (nothing is known of them yet).
+    let first = observer.observe().unwrap().expect("a first read");
+    assert_eq!(first.threads.len(), 2, "{first:#?}");
+    let tids: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    for thread in &first.threads {
+        assert!(tids.contains(&thread.os_tid), "{thread:#?}");
+        let outer = thread.frames.last().unwrap();
+        assert!(
+            outer.file.ends_with("threading.py") || outer.function == "<module>",
+            "{thread:#?}"
+        );
+    }
+    let main = first
+        .threads
+        .iter()
+        .find(|t| t.os_tid == workload.pid())
+        .unwrap();
+    assert!(
+        main.frames.iter().any(|f| f.function == "main"),
+        "{main:#?}"
+    );
+    assert_eq!(first.thread_count, Some(2));
+    // The worker sleeps 125 ms at a time: reads 1 ms apart find it had not run, most of them.
+    let mut foreseen = None;
+    for _ in 0..200 {
+        std::thread::sleep(Duration::from_millis(1));
+        observer.observe().unwrap();
+        foreseen = foreseen.or(observer.next_wake());
+    }
+    let counts = observer.read_counts();
+    assert!(counts.stacks_kept > 0, "{counts:?}");
+    assert!(counts.stacks_read > 2, "{counts:?}");
+    let (wake, _) = foreseen.expect("the worker's sleep was foreseen");
+    assert!(
+        wake < Instant::now() + Duration::from_millis(200),
+        "{wake:?}"
+    );
+    observer.release();
+    assert!(observer.observe().is_ok());
+}
+
 /// Blocking reads are opt-in, measured, and refused while the last pause exceeded the bound.
 #[test]
 fn blocking_reads_are_bounded_by_the_last_pause() {

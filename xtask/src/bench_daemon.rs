@@ -42,6 +42,10 @@ pub struct Options {
     /// The leak-monitor binary to measure (default: build and use target/release/leak-monitor).
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// Milliseconds each growing target computes (pure Python, holding the GIL) after each leak
+    /// before it sleeps: 0 leaks and sleeps; 500 keeps it busy half the time.
+    #[arg(long, default_value_t = 0)]
+    pub busy_ms: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +71,9 @@ pub struct DaemonFigures {
     pub rss_kib: u64,
     pub peak_kib: u64,
     pub cpu_percent: f64,
+    /// CPU of the stack probe's thread (Python stacks sampled without eBPF), per growing
+    /// target, in % of a core.
+    pub probe_percent_per_growing: f64,
     pub threads: u64,
     pub fds: usize,
     pub series: Option<usize>,
@@ -97,11 +104,12 @@ impl DaemonFigures {
             None => "-".into(),
         };
         format!(
-            "| {} | {} | {} | {:.2} % | {:.1} MiB | {:.1} MiB | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} % | {:.2} % | {:.1} MiB | {:.1} MiB | {} | {} | {} | {} |",
             self.idle,
             self.growing,
             self.mode.label(),
             self.cpu_percent,
+            self.probe_percent_per_growing,
             self.rss_kib as f64 / 1024.0,
             self.peak_kib as f64 / 1024.0,
             self.threads,
@@ -113,8 +121,8 @@ impl DaemonFigures {
 }
 
 const TABLE_HEAD: [&str; 2] = [
-    "| idle | growing | tracing | daemon CPU | RSS | peak RSS | threads | fds | /metrics series | goal |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| idle | growing | tracing | daemon CPU | stack probe CPU per growing target | RSS | peak RSS | threads | fds | /metrics series | goal |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 ];
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
@@ -128,10 +136,11 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "bench-daemon: {} s per row after {} s settling, {} growing targets; load average before: {}",
+        "bench-daemon: {} s per row after {} s settling, {} growing targets (busy {} ms a second); load average before: {}",
         options.seconds,
         options.settle,
         options.growing,
+        options.busy_ms,
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     for line in TABLE_HEAD {
@@ -164,17 +173,20 @@ fn build() -> anyhow::Result<PathBuf> {
 
 /// The Python program of a growing target: the `index`th leaks memory when even, fds when odd,
 /// `rate` times a second.
-fn growing_program(index: usize, rate: u32) -> String {
-    let pause = 1.0 / f64::from(rate.max(1));
-    if index.is_multiple_of(2) {
-        format!(
-            "import time\nkept = []\nwhile True:\n    kept.append(bytearray(64 * 1024))\n    time.sleep({pause})\n"
-        )
+/// After each leak it computes for `busy_ms` (capped at the period), then sleeps the rest.
+fn growing_program(index: usize, rate: u32, busy_ms: u32) -> String {
+    let period = 1.0 / f64::from(rate.max(1));
+    let busy = (f64::from(busy_ms) / 1000.0).min(period);
+    let leak = if index.is_multiple_of(2) {
+        "kept.append(bytearray(64 * 1024))"
     } else {
-        format!(
-            "import os, time\nkept = []\nwhile True:\n    kept.append(os.open('/dev/null', os.O_RDONLY))\n    time.sleep({pause})\n"
-        )
-    }
+        "kept.append(os.open('/dev/null', os.O_RDONLY))"
+    };
+    format!(
+        "import os, time\nkept = []\nwhile True:\n    start = time.monotonic()\n    {leak}\n    \
+         n = 0\n    while time.monotonic() - start < {busy}:\n        n = (n * 31 + 7) % 1000003\n    \
+         time.sleep(max(0.0, {period} - (time.monotonic() - start)))\n"
+    )
 }
 
 /// Starts the targets: `idle` sleeping ones and `growing` leaking ones, each carrying `marker`.
@@ -183,6 +195,7 @@ fn start_targets(
     idle: usize,
     growing: usize,
     rate: u32,
+    busy_ms: u32,
 ) -> anyhow::Result<(Vec<Reaped>, Vec<Reaped>)> {
     // Each target says when its interpreter is up: the daemon then meets initialised targets,
     // and the figures are its steady cost, not its retries on half-started interpreters.
@@ -200,7 +213,7 @@ fn start_targets(
         .map(|_| spawn("import time\nwhile True: time.sleep(60)"))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut growing = (0..growing)
-        .map(|i| spawn(&growing_program(i, rate)))
+        .map(|i| spawn(&growing_program(i, rate, busy_ms)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     for target in idle.iter_mut().chain(growing.iter_mut()) {
         let mut ready = [0u8; 1];
@@ -267,7 +280,7 @@ fn measure(
 ) -> anyhow::Result<DaemonFigures> {
     // A marker in the command line that only these processes have, for --match.
     let marker = format!("leak_monitor_bench_{}_{idle}", std::process::id());
-    let targets = start_targets(&marker, idle, growing, 1)?;
+    let targets = start_targets(&marker, idle, growing, 1, options.busy_ms)?;
     let port = free_port()?;
     let mut daemon = start_daemon(binary, &marker, mode, port)?;
     let pid = daemon.0.id();
@@ -276,9 +289,10 @@ fn measure(
     if let Ok(Some(status)) = daemon.0.try_wait() {
         bail!("leak-monitor serve exited early ({status})");
     }
-    let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
+    let (cpu0, probe0, t0) = (cpu_seconds(pid)?, probe_cpu_seconds(pid), Instant::now());
     std::thread::sleep(Duration::from_secs(options.seconds));
-    let (cpu1, elapsed) = (cpu_seconds(pid)?, t0.elapsed().as_secs_f64());
+    let (cpu1, probe1) = (cpu_seconds(pid)?, probe_cpu_seconds(pid));
+    let elapsed = t0.elapsed().as_secs_f64();
     let figures = DaemonFigures {
         idle,
         growing,
@@ -286,6 +300,7 @@ fn measure(
         rss_kib: status_field(pid, "VmRSS:")?,
         peak_kib: status_field(pid, "VmHWM:")?,
         cpu_percent: 100.0 * (cpu1 - cpu0) / elapsed,
+        probe_percent_per_growing: 100.0 * (probe1 - probe0) / elapsed / growing.max(1) as f64,
         threads: status_field(pid, "Threads:")?,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count(),
         series: series(port),
@@ -296,12 +311,38 @@ fn measure(
     Ok(figures)
 }
 
+/// CPU seconds of the daemon's stack probe thread (`leak-monitor-stacks`, shown as
+/// `leak-monitor-st`), from its schedstat (nanoseconds); 0 when it has not started.
+fn probe_cpu_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.starts_with("leak-monitor-st"))
+        })
+        .filter_map(|task| {
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            schedstat.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum::<f64>()
+        / 1e9
+}
+
 /// The memory check: the growing targets leak `leak_rate` times faster than in the sweep for
 /// `memory_minutes`; the daemon's RSS is printed every tenth of the run, then again 30 s after
 /// the leaking targets were killed.
 fn memory_check(binary: &Path, mode: Mode, options: &Options) -> anyhow::Result<()> {
     let marker = format!("leak_monitor_bench_mem_{}", std::process::id());
-    let (idle, growing) = start_targets(&marker, 10, options.growing, options.leak_rate)?;
+    let (idle, growing) = start_targets(
+        &marker,
+        10,
+        options.growing,
+        options.leak_rate,
+        options.busy_ms,
+    )?;
     let port = free_port()?;
     let mut daemon = start_daemon(binary, &marker, mode, port)?;
     let pid = daemon.0.id();
@@ -360,6 +401,7 @@ pub fn summary_lines(targets: usize, seconds: u64) -> anyhow::Result<Vec<String>
         memory_minutes: 0.0,
         leak_rate: 10,
         binary: None,
+        busy_ms: 0,
     };
     let binary = build()?;
     let figures = measure(&binary, targets, options.growing, Mode::Ebpf, &options)?;

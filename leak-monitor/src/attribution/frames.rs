@@ -113,7 +113,10 @@ pub fn in_blocking_call(frames: &[Frame]) -> bool {
     frames.iter().take(3).any(|frame| {
         origin(&frame.file) == Origin::Stdlib
             && BLOCKING.iter().any(|(file, functions)| {
-                frame.file.ends_with(&format!("/{file}"))
+                frame
+                    .file
+                    .strip_suffix(file)
+                    .is_some_and(|dir| dir.ends_with('/'))
                     && functions.contains(&frame.function.as_str())
             })
     })

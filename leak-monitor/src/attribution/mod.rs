@@ -4,19 +4,22 @@
 //! to blame in a stack, `kernel_sites` hangs the frames the kernel walked at each event on the
 //! eBPF ledgers' entries (exact), `sampled` attributes growth to sites from stack samples weighted by the
 //! growth around them (no eBPF needed), `probe` is the background thread that takes those
-//! samples while a target grows, `catalog` explains a site (leak type, evidence, fix) from the
-//! target's source, which `source` reads, and `describe` is the one place that puts them
-//! together for a site. The site types shared with the outputs live here.
+//! samples while a target grows (with `observer`'s small reads, counters from
+//! `task_counters`, for the interpreters the frame walk knows), `catalog` explains a site
+//! (leak type, evidence, fix) from the target's source, which `source` reads, and `describe`
+//! is the one place that puts them together for a site. The site types shared with the outputs live here.
 
 pub mod catalog;
 pub mod describe;
 pub mod frames;
 pub mod held;
 pub mod kernel_sites;
+pub mod observer;
 pub mod probe;
 pub mod sampled;
 pub mod source;
 pub mod stacks;
+pub mod task_counters;
 
 pub use crate::pyframes::Frame;
 pub use describe::{describe_site, Description};

@@ -8,8 +8,8 @@ use super::tracing::Tracing;
 use super::trends::Trends;
 use crate::attribution::frames::{origin, Origin};
 use crate::attribution::held;
-use crate::attribution::probe::Probe;
-use crate::attribution::stacks::{StackError, StackReader};
+use crate::attribution::probe::{Probe, Reader};
+use crate::attribution::stacks::StackError;
 use crate::attribution::{describe_site, Description, LeakType, Site, SiteMethod};
 use crate::detection::{Trend, Verdict};
 use crate::events::event::monotonic_ns;
@@ -801,7 +801,7 @@ fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>, bool) {
         return (StacksStatus::NotPython, None, false);
     }
     let pid = info.id.pid;
-    let reader = match StackReader::attach(pid) {
+    let reader = match Reader::attach(pid) {
         Ok(reader) => reader,
         Err(err) => {
             let retryable = matches!(err, StackError::NotPython { .. } | StackError::Other { .. });

@@ -126,17 +126,16 @@ impl PyFrames {
     pub fn attach(pid: i32, tracer: &Tracer) -> Result<PyFrames, FramesError> {
         let maps = tracer.python_maps().ok_or(FramesError::NoMaps)?;
         let tgid = u32::try_from(pid).map_err(|_| FramesError::Proc(format!("bad pid {pid}")))?;
-        let memory = ProcessMemory { pid };
-        let runtime = threads::find_runtime(pid)?;
-        let layout = layout_for(&memory, &runtime)?;
-        if !layout::has_debug_offsets(layout.major, layout.minor) {
-            check_table(pid, &memory, &layout, runtime.address)?;
-        }
+        let UserSpace {
+            memory,
+            layout,
+            runtime,
+        } = attach_user_space(pid)?;
         let inner = Arc::new(Inner {
             tgid,
             memory,
             layout,
-            runtime: runtime.address,
+            runtime,
             maps,
             threads: Mutex::new(HashMap::new()),
             code: Mutex::new(CodeCache::default()),
@@ -204,6 +203,29 @@ impl Drop for PyFrames {
             self.inner.maps.remove_thread(tid);
         }
     }
+}
+
+/// What reading a process's Python stacks from user space needs (no kernel maps): its memory,
+/// the layout of its CPython, checked as `PyFrames::attach` checks it, and `_PyRuntime`.
+pub struct UserSpace {
+    pub memory: ProcessMemory,
+    pub layout: Layout,
+    pub runtime: u64,
+}
+
+/// Finds and checks the interpreter of `pid` for reads from user space (`walk`, `code`).
+pub fn attach_user_space(pid: i32) -> Result<UserSpace, FramesError> {
+    let memory = ProcessMemory { pid };
+    let runtime = threads::find_runtime(pid)?;
+    let layout = layout_for(&memory, &runtime)?;
+    if !layout::has_debug_offsets(layout.major, layout.minor) {
+        check_table(pid, &memory, &layout, runtime.address)?;
+    }
+    Ok(UserSpace {
+        memory,
+        layout,
+        runtime: runtime.address,
+    })
 }
 
 /// Checks a table layout against the live process (`check`), reading it twice before giving
