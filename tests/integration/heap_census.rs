@@ -6,7 +6,10 @@
 //! the run, leave the census (and the run) standing. Needs root (reading the target's memory).
 
 use crate::attribution::leak_line;
-use crate::support::{cpu_heavy_slot, other_interpreters, resource, run_json_report, Workload};
+use crate::support::{
+    cpu_heavy_slot, other_interpreters, resource, run_json_report, run_json_report_samples,
+    samples_in, Workload,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::thread;
@@ -42,7 +45,10 @@ fn observe_with(runs: &[(&Path, &str)]) -> Vec<Value> {
         .iter()
         .map(|w| {
             let pid = w.pid();
-            thread::spawn(move || run_json_report(pid, RUN_SECONDS, INTERVAL_MS, &[]))
+            thread::spawn(move || {
+                let samples = samples_in(RUN_SECONDS, INTERVAL_MS);
+                run_json_report_samples(pid, samples, INTERVAL_MS, &[])
+            })
         })
         .collect();
     runs.into_iter()

@@ -348,6 +348,69 @@ pub fn run_json_report(
     (outcome, report)
 }
 
+/// `run_json_report` ended by samples, not by wall time: the run records what it samples and
+/// is stopped (SIGINT, after which it writes its report) once it has taken `samples`, so a
+/// loaded machine whose ticks come late gives the detectors the same evidence later instead of
+/// less of it. Its `--duration` is only a bound (4x the nominal time plus a minute); a run that
+/// ends first (the target exited) reports as it is.
+pub fn run_json_report_samples(
+    pid: u32,
+    samples: u32,
+    interval_ms: u32,
+    extra: &[&str],
+) -> (Outcome, Value) {
+    let dir = tempfile::tempdir().expect("temp dir for the report");
+    let json = dir.path().join("report.json");
+    let recording = dir.path().join("run.lmrec");
+    let nominal = Duration::from_millis(u64::from(samples) * u64::from(interval_ms));
+    let bound = nominal * 4 + Duration::from_secs(60);
+    let mut args = vec![
+        "run".to_owned(),
+        "--pid".to_owned(),
+        pid.to_string(),
+        "--duration".to_owned(),
+        bound.as_secs().to_string(),
+        "--interval".to_owned(),
+        interval_ms.to_string(),
+        "--json".to_owned(),
+        json.display().to_string(),
+        "--record".to_owned(),
+        recording.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let mut monitor = LeakMonitor::spawn(&args);
+    let ended = wait_until(bound, &format!("{samples} samples"), || {
+        if monitor.has_exited() {
+            return Some(true);
+        }
+        (recorded_samples(&recording) >= samples).then_some(false)
+    });
+    if !ended {
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        let sent = unsafe { libc::kill(monitor.pid() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(sent, 0, "SIGINT to leak-monitor");
+    }
+    let outcome = monitor.finish();
+    assert!(json.exists(), "no JSON report written\n{outcome}");
+    let report = read_json(&json);
+    (outcome, report)
+}
+
+/// The samples `run` takes in `seconds` at one per `interval_ms`: one at attach, then one per
+/// interval.
+pub fn samples_in(seconds: u32, interval_ms: u32) -> u32 {
+    seconds * 1000 / interval_ms + 1
+}
+
+/// The `sample` records in a recording written so far (it is flushed after each).
+pub fn recorded_samples(recording: &Path) -> u32 {
+    fs::read_to_string(recording).map_or(0, |text| {
+        text.lines()
+            .filter(|line| line.starts_with(r#"{"kind":"sample""#))
+            .count() as u32
+    })
+}
+
 pub fn read_json(path: &Path) -> Value {
     let text = fs::read_to_string(path)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
