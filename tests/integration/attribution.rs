@@ -156,19 +156,21 @@ fn with_kernel_frames_fd_socket_and_thread_leaks_get_their_exact_lines() {
     let threads = Workload::start("thread_leak.py", &[]);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    let outcome = crate::support::leak_monitor(&[
-        "run".to_string(),
-        "--pid".to_string(),
-        fds.pid_arg(),
-        "--pid".to_string(),
-        sockets.pid_arg(),
-        "--pid".to_string(),
-        threads.pid_arg(),
-        "--duration".to_string(),
-        RUN_SECONDS.to_string(),
-        "--json".to_string(),
-        json.display().to_string(),
-    ]);
+    let outcome = crate::support::run_until_samples(
+        &[
+            "--pid".to_string(),
+            fds.pid_arg(),
+            "--pid".to_string(),
+            sockets.pid_arg(),
+            "--pid".to_string(),
+            threads.pid_arg(),
+            "--json".to_string(),
+            json.display().to_string(),
+        ],
+        &[fds.pid(), sockets.pid(), threads.pid()],
+        samples_in(RUN_SECONDS, INTERVAL_MS),
+        INTERVAL_MS,
+    );
     assert_eq!(outcome.code, Some(0), "{outcome}");
     let report_of =
         |w: &Workload| crate::support::read_json(&dir.path().join(format!("r.{}.json", w.pid())));
