@@ -286,3 +286,34 @@ fn discovers_the_interpreters_of_this_machine() {
     }
     assert!(tried > 0, "no interpreter to try");
 }
+
+#[test]
+fn corrupt_maps_and_files_give_errors_never_a_panic() {
+    let lib = elf(3, &[("_PyRuntime", 0), ("Py_Version", 0x030B_07F0)]);
+    let maps = pyenv_maps();
+    // Every byte of the library flipped in turn, every maps line cut short.
+    for i in 0..lib.len() {
+        let mut bad = lib.clone();
+        bad[i] ^= 0xFF;
+        let open = opener(Vec::new(), bad);
+        if let Some(found) = from_parts(7, Ok(&maps), Some("/opt/py/bin/python3.11"), &open) {
+            let _ = (found.interpreter(), found.version(), found.runtime_file());
+        }
+    }
+    let open = opener(Vec::new(), lib);
+    for cut in 0..maps.len() {
+        let text = &maps[..cut];
+        if let Some(found) = from_parts(7, Ok(text), Some("/opt/py/bin/python3.11"), &open) {
+            let _ = (found.interpreter(), found.data_mappings().len());
+        }
+    }
+    for garbage in [
+        "",
+        "\n\n",
+        "x-y rw-p zz 0 0 /a",
+        "ffffffffffffffffff-1 rw-p 0 0 0 /a",
+    ] {
+        let found = from_parts(7, Ok(garbage), Some("/usr/bin/python3.12"), &open).unwrap();
+        assert!(found.interpreter().is_err(), "{garbage:?}");
+    }
+}
