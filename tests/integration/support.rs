@@ -7,6 +7,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -380,7 +381,21 @@ pub fn run_json_report_samples(
 /// of it. Its `--duration` is only a bound (4x the nominal time plus a minute); a run that ends
 /// first (its targets exited) reports as it is.
 pub fn run_until_samples(args: &[String], pids: &[u32], samples: u32, interval_ms: u32) -> Outcome {
+    let binary = Command::new(env!("CARGO_BIN_EXE_leak-monitor"));
+    run_until_samples_with(binary, args, pids, samples, interval_ms)
+}
+
+/// `run_until_samples` through `command`, a wrapper that execs the binary (e.g. `setpriv`); the
+/// recording's directory is writable by anyone, for a wrapper that drops privileges.
+pub fn run_until_samples_with(
+    mut command: Command,
+    args: &[String],
+    pids: &[u32],
+    samples: u32,
+    interval_ms: u32,
+) -> Outcome {
     let dir = tempfile::tempdir().expect("temp dir for the recording");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod 777");
     let recording = dir.path().join("run.lmrec");
     let nominal = Duration::from_millis(u64::from(samples) * u64::from(interval_ms));
     let bound = nominal * 4 + Duration::from_secs(60);
@@ -392,7 +407,7 @@ pub fn run_until_samples(args: &[String], pids: &[u32], samples: u32, interval_m
         recording.display().to_string(),
     ];
     all.extend(args.iter().cloned());
-    let mut monitor = LeakMonitor::spawn(&all);
+    let mut monitor = LeakMonitor::spawn_command(command.args(&all));
     let ended = wait_until(bound, &format!("{samples} samples"), || {
         if monitor.has_exited() {
             return Some(true);
