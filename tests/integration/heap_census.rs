@@ -3,12 +3,14 @@
 //! leak must get verdict `leak`, its holder named by path, and the line marked `# LEAK` as the
 //! top `rss_bytes` site, found by `heap_census`; a bounded cache and deque get neither a leak
 //! nor a holder. A target that rewrites its heap as fast as it can, and one that exits during
-//! the run, leave the census (and the run) standing. Needs root (reading the target's memory).
+//! the run, leave the census (and the run) standing. The default interpreter is `python3`; two
+//! holders are also checked under 3.10 and under 3.12-3.15. Needs root (reading the target's
+//! memory).
 
 use crate::attribution::leak_line;
 use crate::support::{
-    cpu_heavy_slot, other_interpreters, resource, run_json_report, run_json_report_samples,
-    samples_in, Workload,
+    cpu_heavy_slot, other_interpreters, pyenv_python, resource, run_json_report,
+    run_json_report_samples, samples_in, Workload,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -133,6 +135,24 @@ fn holders_are_named_under_cpython_312_to_315() {
             let path = cases.iter().find(|(s, _)| s == script).map(|(_, p)| *p)?;
             holder_failure(script, path, report).map(|f| format!("{}: {f}", python.display()))
         })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The same two holders under pyenv's CPython 3.10: dict keys sized by `dk_size`, no managed
+/// dicts (the service's `_sessions` is found through its `__dict__` at `tp_dictoffset`), and
+/// heap frames whose locals are named by `co_varnames`, `co_cellvars` and `co_freevars`.
+#[test]
+fn holders_are_named_under_cpython_310() {
+    let _cpu = cpu_heavy_slot();
+    let python = pyenv_python("3.10");
+    let cases = [LEAKS[1], LEAKS[3]];
+    let runs: Vec<(&Path, &str)> = cases.iter().map(|(s, _)| (python.as_path(), *s)).collect();
+    let reports = observe_with(&runs);
+    let failures: Vec<String> = cases
+        .iter()
+        .zip(&reports)
+        .filter_map(|((script, path), report)| holder_failure(script, path, report))
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -169,8 +169,25 @@ impl Workload {
     }
 }
 
+/// How long the workload has to leave through its SIGTERM handler (which removes its log
+/// directory) before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 impl Drop for Workload {
     fn drop(&mut self) {
+        // SIGTERM first: a SIGKILL would leave the workload's temp directory behind in /tmp.
+        let terminated = rustix::process::Pid::from_raw(self.pid()).is_some_and(|pid| {
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        });
+        if terminated {
+            let until = Instant::now() + STOP_GRACE;
+            while Instant::now() < until {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

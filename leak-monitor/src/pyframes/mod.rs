@@ -61,7 +61,7 @@ impl Frame {
 pub enum FramesError {
     #[error("CPython {0} is not supported by the in-kernel frame walk")]
     Unsupported(String),
-    #[error("CPython {0} has no heap census layout (the census reads 3.11-3.15)")]
+    #[error("CPython {0} has no heap census layout (the census reads 3.10-3.15)")]
     NoCensusLayout(String),
     /// `Py_GIL_DISABLED`: objects carry per-thread reference counts and frames and the
     /// collector's lists differ, so neither the walk nor the census may read it.

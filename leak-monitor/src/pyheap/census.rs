@@ -80,9 +80,9 @@ pub enum CensusError {
 /// Generations per interpreter.
 const GENERATIONS: u64 = 3;
 /// `sizeof(struct gc_generation)`: a `PyGC_Head` and two ints.
-const GENERATION_SIZE: u64 = 24;
+pub(super) const GENERATION_SIZE: u64 = 24;
 /// Where in the gc state the generation heads are looked for.
-const GC_SCAN: u64 = 96;
+pub(super) const GC_SCAN: u64 = 96;
 /// Attempts at finding the generation heads.
 const HEAD_TRIES: usize = 20;
 /// Interpreters followed.

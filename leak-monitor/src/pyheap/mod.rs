@@ -31,7 +31,7 @@ use growth::{GrowingHolder, HeapHistory, TypeGrowth};
 use items::Items;
 use layout::{shared::TP_MRO, HeapLayout};
 use leak_monitor_common::NO_OFFSET;
-use objects::{sequence_items, Kind, Types};
+use objects::{dict_entries, read_str, sequence_items, Kind, Types};
 use reader::{Mappings, Reader};
 use roots::{FrameRoot, Named, Roots};
 use std::collections::HashMap;
@@ -110,7 +110,8 @@ impl HeapSource {
         &self.layout
     }
 
-    /// Before trusting a layout: `sys.modules` must be a dict and the gc state must hold the
+    /// Before trusting a layout: `sys.modules` must be a dict whose entries name the module
+    /// `sys`, a tuple's items must be where the layout says, and the gc state must hold the
     /// generation lists. A mismatch (a patch release that moved a field) is an error, never a
     /// census read with a wrong layout.
     fn check(&self) -> Result<(), FramesError> {
@@ -133,6 +134,18 @@ impl HeapSource {
             Some((address, info)) if info.kind == Kind::Dict => address,
             _ => return Err(mismatch("sys.modules is not a dict at the expected offset")),
         };
+        // The keys table read back (3.10's and 3.11+'s differ): `sys.modules["sys"]` is a module.
+        let sys = dict_entries(&mut reader, &self.layout, modules)
+            .into_iter()
+            .find(|(key, _)| {
+                read_str(&mut reader, &self.layout, *key, 8).as_deref() == Some("sys")
+            });
+        let sys_kind = sys.and_then(|(_, module)| types.of(&mut reader, module).map(|t| t.1.kind));
+        if sys_kind != Some(Kind::Module) {
+            return Err(mismatch(
+                "no module `sys` read from sys.modules' keys table",
+            ));
+        }
         // `dict.__mro__` is `(dict, object)`: where a tuple keeps its items (3.14 moved them).
         let mro = reader.pointer(dict_type + TP_MRO).unwrap_or(0);
         let mro = sequence_items(&mut reader, &self.layout, mro, Kind::Tuple, 2);

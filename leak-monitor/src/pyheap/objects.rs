@@ -2,7 +2,7 @@
 //! tuples, sets and instances. Every length read from the target is bounded before it is
 //! used, every pointer checked (`Reader::pointer`); nonsense gives None, never a panic.
 
-use super::layout::{shared::*, HeapLayout, ManagedDict};
+use super::layout::{keys310, shared::*, DictKeys, HeapLayout, ManagedDict};
 use super::reader::Reader;
 use std::collections::HashMap;
 
@@ -260,40 +260,87 @@ pub fn dict_entries(reader: &mut Reader<'_>, layout: &HeapLayout, dict: u64) -> 
         return Vec::new();
     };
     let values = reader.pointer(dict + DICT_VALUES);
-    keys_entries(reader, keys, values.map(|v| v + layout.dict_values))
+    keys_entries(reader, layout, keys, values.map(|v| v + layout.dict_values))
+}
+
+/// Where a keys object's entries are and how to read them.
+struct Table {
+    entries: u64,
+    nentries: usize,
+    stride: u64,
+    /// The key's offset in an entry (the value follows it in a combined table).
+    key_at: u64,
+}
+
+/// 3.10: the index width follows `dk_size`; entries are always `{hash, key, value}`.
+fn table_310(reader: &mut Reader<'_>, keys: u64) -> Option<Table> {
+    let size = reader.u64(keys + keys310::SIZE)?;
+    let nentries = usize::try_from(reader.i64(keys + keys310::NENTRIES)?).ok()?;
+    if !size.is_power_of_two() || size > 1 << 40 {
+        return None;
+    }
+    Some(Table {
+        entries: keys + keys310::INDICES + size * index_width_310(size),
+        nentries,
+        stride: keys310::ENTRY,
+        key_at: 8,
+    })
+}
+
+/// The bytes of one index of a 3.10 table of `size` slots.
+fn index_width_310(size: u64) -> u64 {
+    match size {
+        0..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xffff_ffff => 4,
+        _ => 8,
+    }
+}
+
+/// 3.11+: the indices take `1 << dk_log2_index_bytes` bytes; unicode and split tables have
+/// `{key, value}` entries.
+fn table_311(reader: &mut Reader<'_>, keys: u64) -> Option<Table> {
+    let log2_index = reader.u8(keys + KEYS_LOG2_INDEX_BYTES)?;
+    let kind = reader.u8(keys + KEYS_KIND)?;
+    let nentries = usize::try_from(reader.i64(keys + KEYS_NENTRIES)?).ok()?;
+    if log2_index > 40 || kind > 2 {
+        return None;
+    }
+    let general = kind == 0;
+    Some(Table {
+        entries: keys + KEYS_INDICES + (1u64 << log2_index),
+        nentries,
+        stride: if general { 24 } else { 16 },
+        key_at: if general { 8 } else { 0 },
+    })
 }
 
 /// The entries of a keys object; `values`: the first value slot of a split table.
-fn keys_entries(reader: &mut Reader<'_>, keys: u64, values: Option<u64>) -> Vec<(u64, u64)> {
+fn keys_entries(
+    reader: &mut Reader<'_>,
+    layout: &HeapLayout,
+    keys: u64,
+    values: Option<u64>,
+) -> Vec<(u64, u64)> {
     if values.is_some_and(|v| !reader.plausible(v)) {
         return Vec::new();
     }
-    let (Some(log2_index), Some(kind), Some(nentries)) = (
-        reader.u8(keys + KEYS_LOG2_INDEX_BYTES),
-        reader.u8(keys + KEYS_KIND),
-        reader.i64(keys + KEYS_NENTRIES),
-    ) else {
+    let table = match layout.dict_keys {
+        DictKeys::Sized => table_310(reader, keys),
+        DictKeys::Log2 => table_311(reader, keys),
+    };
+    let Some(table) = table else {
         return Vec::new();
     };
-    let Ok(nentries) = usize::try_from(nentries) else {
-        return Vec::new();
-    };
-    if log2_index > 40 || kind > 2 {
-        return Vec::new();
-    }
-    let entries = keys + KEYS_INDICES + (1u64 << log2_index);
-    let general = kind == 0;
-    let stride = if general { 24 } else { 16 };
-    let key_at = if general { 8 } else { 0 };
     let mut out = Vec::new();
-    for i in 0..nentries.min(MAX_ENTRIES) as u64 {
-        let entry = entries + i * stride;
-        let Some(key) = reader.u64(entry + key_at) else {
+    for i in 0..table.nentries.min(MAX_ENTRIES) as u64 {
+        let entry = table.entries + i * table.stride;
+        let Some(key) = reader.u64(entry + table.key_at) else {
             break;
         };
         let value = match values {
             Some(slots) => reader.u64(slots + i * 8),
-            None => reader.u64(entry + key_at + 8),
+            None => reader.u64(entry + table.key_at + 8),
         };
         if let Some(value) = value.filter(|v| *v != 0) {
             if key != 0 {
@@ -313,16 +360,17 @@ pub fn instance_attributes(
     ty: u64,
     info: &TypeInfo,
 ) -> Vec<(u64, u64)> {
-    if info.flags & FLAG_MANAGED_DICT != 0 {
+    if info.flags & FLAG_MANAGED_DICT != 0 && layout.managed_dict != ManagedDict::Absent {
         let slot = object.wrapping_sub(24);
         match layout.managed_dict {
+            ManagedDict::Absent => {}
             ManagedDict::Split => {
                 if let Some(dict) = reader.pointer(slot) {
                     return dict_entries(reader, layout, dict);
                 }
                 if let Some(values) = reader.pointer(object.wrapping_sub(32)) {
                     return match reader_cached_keys(reader, layout, ty) {
-                        Some(keys) => keys_entries(reader, keys, Some(values)),
+                        Some(keys) => keys_entries(reader, layout, keys, Some(values)),
                         None => Vec::new(),
                     };
                 }
@@ -334,7 +382,7 @@ pub fn instance_attributes(
                         return dict_entries(reader, layout, word);
                     }
                 } else if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                    return keys_entries(reader, keys, Some(word.wrapping_add(1)));
+                    return keys_entries(reader, layout, keys, Some(word.wrapping_add(1)));
                 }
             }
             ManagedDict::Inline => {
@@ -345,7 +393,12 @@ pub fn instance_attributes(
                 // `PyDictValues.valid` (its fourth byte) says whether the inline values are in use.
                 if reader.u8(values + 3) == Some(1) {
                     if let Some(keys) = reader_cached_keys(reader, layout, ty) {
-                        return keys_entries(reader, keys, Some(values + layout.dict_values));
+                        return keys_entries(
+                            reader,
+                            layout,
+                            keys,
+                            Some(values + layout.dict_values),
+                        );
                     }
                 }
             }
@@ -426,4 +479,164 @@ pub fn set_items(reader: &mut Reader<'_>, object: u64, max: usize) -> Vec<u64> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! 3.10's dicts decoded from bytes laid out as `measure/keys.py` measured them in a live
+    //! 3.10 (and as Objects/dict-common.h declares them).
+    use super::*;
+    use crate::pyframes::layout::from_table;
+    use crate::pyheap::reader::MemoryImage;
+
+    const BASE: u64 = 0x20_0000;
+
+    fn layout_310() -> HeapLayout {
+        HeapLayout::for_version(from_table(3, 10).unwrap(), &[]).unwrap()
+    }
+
+    /// A zeroed region at `BASE` written a word at a time.
+    struct Heap(Vec<u8>);
+
+    impl Heap {
+        fn new() -> Heap {
+            Heap(vec![0; 0x4_0000])
+        }
+
+        fn put(&mut self, at: u64, value: u64) {
+            let i = (at - BASE) as usize;
+            self.0[i..i + 8].copy_from_slice(&value.to_le_bytes());
+        }
+
+        /// A 3.10 keys object at `keys` of `size` slots; `entries` as (key, value), value 0 in a
+        /// split table (and in a deleted entry). Returns where the entries start.
+        fn keys(&mut self, keys: u64, size: u64, entries: &[(u64, u64)]) -> u64 {
+            self.put(keys, 1); // dk_refcnt
+            self.put(keys + 8, size);
+            self.put(keys + 16, 0x7f00_dead_0000); // dk_lookup: a function pointer
+            self.put(keys + 24, size * 2 / 3 - entries.len() as u64); // dk_usable
+            self.put(keys + 32, entries.len() as u64);
+            let first = keys + 40 + size * index_width_310(size);
+            for (i, &(key, value)) in entries.iter().enumerate() {
+                let entry = first + i as u64 * 24;
+                self.put(entry, key.wrapping_mul(31)); // me_hash
+                self.put(entry + 8, key);
+                self.put(entry + 16, value);
+            }
+            first
+        }
+
+        /// A dict object at `dict` using `keys`, with a split table's `values` (or 0).
+        fn dict(&mut self, dict: u64, used: u64, keys: u64, values: u64) {
+            self.put(dict, 1);
+            self.put(dict + 16, used);
+            self.put(dict + 32, keys);
+            self.put(dict + 40, values);
+        }
+
+        fn image(self) -> MemoryImage {
+            let mut image = MemoryImage::default();
+            image.put(BASE, self.0);
+            image
+        }
+    }
+
+    /// Object addresses that stand for keys and values (never read: entries are addresses).
+    fn object(i: u64) -> u64 {
+        0x7f10_0000_0000 + i * 0x40
+    }
+
+    #[test]
+    fn a_310_combined_table_gives_its_entries_and_skips_deleted_ones() {
+        let (dict, keys) = (BASE + 0x100, BASE + 0x200);
+        let mut heap = Heap::new();
+        let entries = [
+            (object(1), object(2)),
+            (object(3), 0),
+            (object(5), object(6)),
+        ];
+        let first = heap.keys(keys, 8, &entries);
+        // 3.10 keeps `dk_size` itself: eight one-byte indices after the fixed 40 bytes.
+        assert_eq!(first, keys + 48);
+        heap.dict(dict, 2, keys, 0);
+        let image = heap.image();
+        let mut reader = Reader::new(&image, image.mappings());
+        let got = dict_entries(&mut reader, &layout_310(), dict);
+        assert_eq!(got, vec![(object(1), object(2)), (object(5), object(6))]);
+    }
+
+    #[test]
+    fn a_310_table_of_512_slots_has_two_byte_indices() {
+        let (dict, keys) = (BASE + 0x100, BASE + 0x1000);
+        let mut heap = Heap::new();
+        let entries: Vec<(u64, u64)> = (0..300)
+            .map(|i| (object(2 * i), object(2 * i + 1)))
+            .collect();
+        let first = heap.keys(keys, 512, &entries);
+        assert_eq!(first, keys + 40 + 1024);
+        heap.dict(dict, 300, keys, 0);
+        let image = heap.image();
+        let mut reader = Reader::new(&image, image.mappings());
+        assert_eq!(dict_entries(&mut reader, &layout_310(), dict), entries);
+    }
+
+    #[test]
+    fn a_310_split_table_takes_its_values_from_the_plain_values_array() {
+        let (dict, keys, values) = (BASE + 0x100, BASE + 0x200, BASE + 0x400);
+        let mut heap = Heap::new();
+        heap.keys(keys, 8, &[(object(1), 0), (object(3), 0)]);
+        heap.put(values, object(2));
+        heap.put(values + 8, object(4));
+        heap.dict(dict, 2, keys, values);
+        let image = heap.image();
+        let mut reader = Reader::new(&image, image.mappings());
+        let got = dict_entries(&mut reader, &layout_310(), dict);
+        assert_eq!(got, vec![(object(1), object(2)), (object(3), object(4))]);
+    }
+
+    #[test]
+    fn a_310_instance_keeps_its_attributes_at_tp_dictoffset_whatever_bit_4_says() {
+        let (instance, dict, keys, values) =
+            (BASE + 0x80, BASE + 0x100, BASE + 0x200, BASE + 0x400);
+        let mut heap = Heap::new();
+        heap.keys(keys, 8, &[(object(1), 0)]);
+        heap.put(values, object(2));
+        heap.dict(dict, 1, keys, values);
+        heap.put(instance + 16, dict);
+        // A managed dict's slot three words before the object must not be read on 3.10.
+        heap.put(instance - 24, BASE + 0x3000);
+        let image = heap.image();
+        let mut reader = Reader::new(&image, image.mappings());
+        let info = TypeInfo {
+            name: "Session".into(),
+            kind: Kind::Instance,
+            basicsize: 32,
+            itemsize: 0,
+            flags: FLAG_HEAPTYPE | FLAG_READY | FLAG_MANAGED_DICT,
+            dictoffset: 16,
+        };
+        let got = instance_attributes(&mut reader, &layout_310(), instance, 0, &info);
+        assert_eq!(got, vec![(object(1), object(2))]);
+    }
+
+    #[test]
+    fn a_310_table_read_as_311_gives_nothing_like_it() {
+        let (dict, keys) = (BASE + 0x100, BASE + 0x200);
+        let mut heap = Heap::new();
+        let entries = [(object(1), object(2)), (object(5), object(6))];
+        heap.keys(keys, 8, &entries);
+        heap.dict(dict, 2, keys, 0);
+        let image = heap.image();
+        let mut reader = Reader::new(&image, image.mappings());
+        let v311 = HeapLayout::for_version(from_table(3, 11).unwrap(), &[]).unwrap();
+        assert_ne!(dict_entries(&mut reader, &v311, dict), entries.to_vec());
+    }
+
+    #[test]
+    fn index_width_follows_the_310_table_size() {
+        assert_eq!(index_width_310(128), 1);
+        assert_eq!(index_width_310(256), 2);
+        assert_eq!(index_width_310(1 << 16), 4);
+        assert_eq!(index_width_310(1 << 32), 8);
+    }
 }

@@ -372,6 +372,24 @@ fn class_file(
     module_files.get(&module).cloned()
 }
 
+/// The names of a frame's slots in slot order, from one tuple (3.11+) or three (3.10); None
+/// when a tuple of names cannot be read. A tuple read only in part ends the names there: the
+/// slots after it would be misnamed.
+fn slot_names(reader: &mut Reader<'_>, layout: &HeapLayout, code: u64) -> Option<Vec<u64>> {
+    let mut names = Vec::new();
+    for &field in layout.local_names.fields() {
+        let tuple = reader.pointer(code + field)?;
+        let items = sequence_items(reader, layout, tuple, Kind::Tuple, MAX_FANOUT);
+        let whole = reader.i64(tuple + OB_SIZE) == i64::try_from(items.len()).ok();
+        names.extend(items);
+        if !whole || names.len() >= MAX_FANOUT {
+            break;
+        }
+    }
+    names.truncate(MAX_FANOUT);
+    Some(names)
+}
+
 /// Queues the locals of every frame of every thread that runs the application's code.
 fn frame_roots(
     reader: &mut Reader<'_>,
@@ -397,7 +415,7 @@ fn frame_roots(
         if !(roots.is_user_file)(&file) {
             continue;
         }
-        let Some(names) = reader.pointer(root.code + layout.code_localsplusnames) else {
+        let Some(names) = slot_names(reader, layout, root.code) else {
             continue;
         };
         let frame = Arc::new(Path {
@@ -408,10 +426,7 @@ fn frame_roots(
             }],
             files: vec![file],
         });
-        for (i, name) in sequence_items(reader, layout, names, Kind::Tuple, MAX_FANOUT)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, name) in names.into_iter().enumerate() {
             let Some(name) = read_str(reader, layout, name, MAX_NAME) else {
                 continue;
             };
@@ -433,5 +448,66 @@ fn frame_roots(
                 depth: 1,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pyframes::layout::from_table;
+    use crate::pyheap::reader::MemoryImage;
+
+    const BASE: u64 = 0x30_0000;
+
+    /// A code object at `BASE` whose fields at `fields` point at tuples of the given name
+    /// objects (addresses only: slot names are matched to slots, not read, here).
+    fn code_with(fields: &[(u64, &[u64])]) -> MemoryImage {
+        let mut bytes = vec![0u8; 0x2000];
+        let mut put = |at: u64, value: u64| {
+            let i = (at - BASE) as usize;
+            bytes[i..i + 8].copy_from_slice(&value.to_le_bytes());
+        };
+        for (n, (field, names)) in fields.iter().enumerate() {
+            let tuple = BASE + 0x400 + n as u64 * 0x100;
+            put(BASE + field, tuple);
+            put(tuple + OB_SIZE, names.len() as u64);
+            for (i, name) in names.iter().enumerate() {
+                put(tuple + 24 + i as u64 * 8, *name);
+            }
+        }
+        let mut image = MemoryImage::default();
+        image.put(BASE, bytes);
+        image
+    }
+
+    fn heap(minor: u8) -> HeapLayout {
+        HeapLayout::for_version(from_table(3, minor).unwrap(), &[]).unwrap()
+    }
+
+    #[test]
+    fn a_310_frame_names_its_slots_by_varnames_then_cellvars_then_freevars() {
+        // `co_varnames` at 72, `co_freevars` at 80, `co_cellvars` at 88: the cells come first.
+        let image = code_with(&[(72, &[0xa0, 0xa8]), (80, &[0xf0]), (88, &[0xc0])]);
+        let mut reader = Reader::new(&image, image.mappings());
+        let names = slot_names(&mut reader, &heap(10), BASE);
+        assert_eq!(names, Some(vec![0xa0, 0xa8, 0xc0, 0xf0]));
+    }
+
+    #[test]
+    fn a_311_frame_names_its_slots_by_co_localsplusnames() {
+        let image = code_with(&[(96, &[0xa0, 0xc0]), (72, &[0xee])]);
+        let mut reader = Reader::new(&image, image.mappings());
+        assert_eq!(
+            slot_names(&mut reader, &heap(11), BASE),
+            Some(vec![0xa0, 0xc0])
+        );
+    }
+
+    #[test]
+    fn a_missing_tuple_of_names_names_no_slot() {
+        // No `co_freevars`: a frame whose names cannot all be read is not named slot by slot.
+        let image = code_with(&[(72, &[0xa0]), (88, &[0xc0])]);
+        let mut reader = Reader::new(&image, image.mappings());
+        assert_eq!(slot_names(&mut reader, &heap(10), BASE), None);
     }
 }
