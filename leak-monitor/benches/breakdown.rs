@@ -100,7 +100,8 @@ fn main() {
     );
     for &mb in &args.sizes {
         let mut target = Python::start(&["-c", TARGET, &mb.to_string()]);
-        let mut source = BreakdownSource::new(target.pid(), true);
+        let runtime = leak_monitor::targets::runtime::discover(target.pid()).map(Into::into);
+        let mut source = BreakdownSource::new(target.pid(), runtime);
         let mut smaps: Vec<f64> = Vec::new();
         let mut alloc: Vec<f64> = Vec::new();
         let mut cpu: Vec<f64> = Vec::new();

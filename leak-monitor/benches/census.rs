@@ -117,7 +117,8 @@ fn main() {
     for n in sizes {
         let mut python = Python::start(&["-c", TARGET, &n.to_string()]);
         let (baseline, _) = own_memory();
-        let source = HeapSource::attach(python.pid()).expect("attaching the heap census");
+        let runtime = leak_monitor::targets::runtime::discover(python.pid()).expect("CPython");
+        let source = HeapSource::attach(&runtime).expect("attaching the heap census");
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         let mut objects = 0;

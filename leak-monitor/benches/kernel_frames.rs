@@ -120,7 +120,8 @@ fn run(tracer: &Tracer, script: &std::path::Path, setup: Setup, kind: &str) -> (
         tracer.follow(pid).unwrap();
     }
     if setup == Setup::Stacks {
-        frames = Some(PyFrames::attach(pid, tracer).unwrap());
+        let python = leak_monitor::targets::runtime::discover(pid).expect("CPython");
+        frames = Some(PyFrames::attach(&python, tracer).unwrap());
     }
     let before = tracer.stats().received.get(kind).copied().unwrap_or(0);
     let out = target.go_and_wait();

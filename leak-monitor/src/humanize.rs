@@ -1,7 +1,7 @@
 //! Numbers for people: durations ("4 h 12 min"), amounts and rates in the resource's unit
 //! ("2.5 MiB/s"), percentages. Pure formatting, shared by the reports and the live views.
 
-use crate::resource::{Bytes, Unit};
+use crate::resource::{Bytes, PerSecond, Unit};
 
 /// A duration in its two largest units: `4 h 12 min`, `53 min 48 s`, `3 d 4 h`; below ten
 /// seconds with a tenth (`9.5 s`), below one second in milliseconds (`500 ms`).
@@ -50,7 +50,8 @@ pub fn amount(unit: Unit, value: f64) -> String {
 }
 
 /// A growth rate per second and per minute: `2.5 MiB/s (148.9 MiB/min)`, `0.25/s (15/min)`.
-pub fn rate(unit: Unit, per_second: f64) -> String {
+pub fn rate(unit: Unit, rate: PerSecond) -> String {
+    let per_second = rate.0;
     let per_minute = per_second * 60.0;
     match unit {
         Unit::Bytes => format!(
@@ -93,7 +94,8 @@ fn count(value: f64) -> String {
 }
 
 /// A short signed rate for tables: `+1.0 MiB/s`, `-0.25/s`.
-pub fn per_second(unit: Unit, per_second: f64) -> String {
+pub fn per_second(unit: Unit, rate: PerSecond) -> String {
+    let per_second = rate.0;
     let sign = if per_second < 0.0 { "-" } else { "+" };
     let magnitude = match unit {
         Unit::Bytes => amount(unit, per_second.abs()),
@@ -127,11 +129,17 @@ mod tests {
     fn amounts_and_rates_carry_their_unit() {
         assert_eq!(amount(Unit::Bytes, 182_452_224.0), "174.0 MiB");
         assert_eq!(amount(Unit::Count, 48.0), "48");
-        assert_eq!(rate(Unit::Bytes, 2_603_827.2), "2.5 MiB/s (149.0 MiB/min)");
-        assert_eq!(rate(Unit::Bytes, -1024.0), "-1.0 KiB/s (-60.0 KiB/min)");
-        assert_eq!(rate(Unit::Count, 0.25), "0.25/s (15/min)");
-        assert_eq!(rate(Unit::Count, 0.0125), "0.01/s (0.75/min)");
-        assert_eq!(rate(Unit::Count, 12.34), "12.3/s (740/min)");
+        assert_eq!(
+            rate(Unit::Bytes, PerSecond(2_603_827.2)),
+            "2.5 MiB/s (149.0 MiB/min)"
+        );
+        assert_eq!(
+            rate(Unit::Bytes, PerSecond(-1024.0)),
+            "-1.0 KiB/s (-60.0 KiB/min)"
+        );
+        assert_eq!(rate(Unit::Count, PerSecond(0.25)), "0.25/s (15/min)");
+        assert_eq!(rate(Unit::Count, PerSecond(0.0125)), "0.01/s (0.75/min)");
+        assert_eq!(rate(Unit::Count, PerSecond(12.34)), "12.3/s (740/min)");
         assert_eq!(percent(0.99), "99 %");
     }
 }

@@ -92,6 +92,56 @@ impl fmt::Display for Bytes {
     }
 }
 
+/// A span of time in seconds: how long until a limit, how long something was observed. Keeps
+/// seconds from being mixed up with amounts and rates; serialized as the bare number.
+///
+/// ```compile_fail
+/// use leak_monitor::resource::{PerSecond, Seconds};
+/// let time_to_limit: Seconds = PerSecond(2.0); // a rate is not a time
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seconds(pub f64);
+
+impl Seconds {
+    pub fn is_finite(self) -> bool {
+        self.0.is_finite()
+    }
+}
+
+/// A growth rate: the resource's unit (bytes, or a count of fds, sockets, threads) per second.
+/// Serialized as the bare number.
+///
+/// ```compile_fail
+/// use leak_monitor::resource::PerSecond;
+/// let amount: f64 = 3.0;
+/// let grown = PerSecond(2.0) + amount; // a rate and an amount do not add
+/// ```
+///
+/// ```
+/// use leak_monitor::resource::{PerSecond, Seconds};
+/// assert_eq!(PerSecond(2.0).over(Seconds(30.0)), 60.0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PerSecond(pub f64);
+
+impl PerSecond {
+    pub const ZERO: PerSecond = PerSecond(0.0);
+
+    /// What this rate adds up to over `span`, in the resource's unit.
+    pub fn over(self, span: Seconds) -> f64 {
+        self.0 * span.0
+    }
+}
+
+impl std::ops::Mul<f64> for PerSecond {
+    type Output = PerSecond;
+    fn mul(self, factor: f64) -> PerSecond {
+        PerSecond(self.0 * factor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +151,21 @@ mod tests {
         assert_eq!(Bytes(512).to_string(), "512 B");
         assert_eq!(Bytes(1536).to_string(), "1.5 KiB");
         assert_eq!(Bytes(3 * 1024 * 1024 * 1024).to_string(), "3.0 GiB");
+    }
+
+    #[test]
+    fn units_serialize_as_bare_numbers() {
+        assert_eq!(json(&Seconds(3228.1)), "3228.1");
+        assert_eq!(json(&PerSecond(-0.25)), "-0.25");
+        assert_eq!(json(&Some(Seconds(1.5))), "1.5");
+        assert_eq!(json(&None::<PerSecond>), "null");
+        assert_eq!(json(&Bytes(4096)), "4096");
+        let back: PerSecond = serde_json::from_str("2603827.2").unwrap_or_default();
+        assert_eq!(back, PerSecond(2_603_827.2));
+    }
+
+    fn json<T: Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap_or_default()
     }
 
     #[test]

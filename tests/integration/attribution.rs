@@ -3,7 +3,10 @@
 //! `sampled_at_growth` method, with its evidence quoted from the file; decoys get no leak.
 //! Needs root (ptrace access to read the stacks); CI runs as root.
 
-use crate::support::{cpu_heavy_slot, python_script, resource, run_json_report, Workload};
+use crate::support::{
+    cpu_heavy_slot, python_script, resource, run_json_report_samples as run_samples, samples_in,
+    Workload,
+};
 use serde_json::Value;
 use std::fs;
 
@@ -34,7 +37,8 @@ pub fn leak_line(script: &str) -> (u64, String) {
 /// eBPF on, `kernel_frames.rs` and the `with_kernel_frames` tests below cover the exact path).
 fn observe(workload: &Workload, seconds: u32, extra: &[&str]) -> Value {
     let extra: Vec<&str> = extra.iter().copied().chain(["--no-ebpf"]).collect();
-    let (outcome, report) = run_json_report(workload.pid(), seconds, INTERVAL_MS, &extra);
+    let samples = samples_in(seconds, INTERVAL_MS);
+    let (outcome, report) = run_samples(workload.pid(), samples, INTERVAL_MS, &extra);
     assert_eq!(outcome.code, Some(0), "{outcome}");
     assert_eq!(
         report["capabilities"]["python_stacks"], true,
@@ -126,7 +130,8 @@ fn assert_top_site_is(report: &Value, name: &str, script: &str, method: &str) ->
 
 /// With eBPF on (root): the sites come from the frames the kernel walked at each event.
 fn observe_with_kernel_frames(workload: &Workload) -> Value {
-    let (outcome, report) = run_json_report(workload.pid(), RUN_SECONDS, INTERVAL_MS, &[]);
+    let samples = samples_in(RUN_SECONDS, INTERVAL_MS);
+    let (outcome, report) = run_samples(workload.pid(), samples, INTERVAL_MS, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
     assert_eq!(
         report["capabilities"]["ebpf"], true,
@@ -151,19 +156,21 @@ fn with_kernel_frames_fd_socket_and_thread_leaks_get_their_exact_lines() {
     let threads = Workload::start("thread_leak.py", &[]);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    let outcome = crate::support::leak_monitor(&[
-        "run".to_string(),
-        "--pid".to_string(),
-        fds.pid_arg(),
-        "--pid".to_string(),
-        sockets.pid_arg(),
-        "--pid".to_string(),
-        threads.pid_arg(),
-        "--duration".to_string(),
-        RUN_SECONDS.to_string(),
-        "--json".to_string(),
-        json.display().to_string(),
-    ]);
+    let outcome = crate::support::run_until_samples(
+        &[
+            "--pid".to_string(),
+            fds.pid_arg(),
+            "--pid".to_string(),
+            sockets.pid_arg(),
+            "--pid".to_string(),
+            threads.pid_arg(),
+            "--json".to_string(),
+            json.display().to_string(),
+        ],
+        &[fds.pid(), sockets.pid(), threads.pid()],
+        samples_in(RUN_SECONDS, INTERVAL_MS),
+        INTERVAL_MS,
+    );
     assert_eq!(outcome.code, Some(0), "{outcome}");
     let report_of =
         |w: &Workload| crate::support::read_json(&dir.path().join(format!("r.{}.json", w.pid())));
@@ -254,9 +261,9 @@ fn with_allocation_tracking_a_slow_leak_under_churn_gets_its_line() {
     // megabytes and a 300 KB/s floor is not always called a leak within the test's minute
     // (the eval corpus runs the 300 KB/s case). The records still reuse the churn's heap.
     let workload = Workload::start("slow_churn_leak.py", &["--record-bytes", "61440"]);
-    let (outcome, report) = run_json_report(
+    let (outcome, report) = run_samples(
         workload.pid(),
-        2 * RUN_SECONDS,
+        samples_in(2 * RUN_SECONDS, INTERVAL_MS),
         INTERVAL_MS,
         &["--track-allocations"],
     );
@@ -340,7 +347,8 @@ fn observer_reads_the_threads_that_ran_and_foresees_sleeps() {
     use std::time::{Duration, Instant};
     let workload = Workload::start("worker_thread_leak.py", &["--busy-ms", "10"]);
     let pid = i32::try_from(workload.pid()).unwrap();
-    let mut observer = Observer::attach(pid).unwrap();
+    let python = leak_monitor::targets::runtime::discover(pid).expect("a CPython process");
+    let mut observer = Observer::attach(&python).unwrap();
     // The first read reads every thread (nothing is known of them yet).
     let first = observer.observe().unwrap().expect("a first read");
     assert_eq!(first.threads.len(), 2, "{first:#?}");
@@ -442,7 +450,8 @@ fn a_target_that_execs_python_after_attach_gets_its_lines() {
         script.display()
     ));
     let wrapper = Workload::spawn("sh -c 'sleep; exec python3 fd_leak.py'", command);
-    let (outcome, report) = run_json_report(wrapper.pid(), RUN_SECONDS, 500, &[]);
+    let samples = samples_in(RUN_SECONDS, 500);
+    let (outcome, report) = run_samples(wrapper.pid(), samples, 500, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
     let target = &report["target"];
     assert!(

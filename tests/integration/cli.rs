@@ -1,7 +1,10 @@
 //! The `run` command as scripts see it: exit codes, where reports go, the JSON report's
 //! contract shape, and a target that exits mid-run.
 
-use crate::support::{leak_monitor, read_json, resource, run_json_report, LeakMonitor, Workload};
+use crate::support::{
+    leak_monitor, read_json, resource, run_json_report, run_json_report_samples, samples_in,
+    LeakMonitor, Workload,
+};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
@@ -65,7 +68,9 @@ fn bad_arguments_exit_2() {
 #[test]
 fn fail_on_leak_exits_3_on_an_fd_leak() {
     let workload = Workload::start("fd_leak.py", &["--rate", "20"]);
-    let (outcome, report) = run_json_report(workload.pid(), 30, 1000, &["--fail-on-leak"]);
+    let samples = samples_in(30, 1000);
+    let (outcome, report) =
+        run_json_report_samples(workload.pid(), samples, 1000, &["--fail-on-leak"]);
     assert_eq!(outcome.code, Some(3), "{outcome}");
     assert_eq!(resource(&report, "open_fds")["verdict"], "leak");
 }

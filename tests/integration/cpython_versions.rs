@@ -6,7 +6,9 @@
 //! covered by `kernel_frames`, `heap_census` and, all at once, by `cargo xtask matrix`.
 //! Privileged (eBPF).
 
-use crate::support::{pyenv_python, python_script, resource, run_json_report, Workload};
+use crate::support::{
+    pyenv_python, python_script, resource, run_json_report_samples, samples_in, Workload,
+};
 use std::thread;
 
 const CASES: [(&str, &str); 4] = [
@@ -32,7 +34,7 @@ fn cpython_310_leaks_are_found_at_their_lines_by_the_kernel_walk() {
         .iter()
         .map(|w| {
             let pid = w.pid();
-            thread::spawn(move || run_json_report(pid, 30, 1000, &[]))
+            thread::spawn(move || run_json_report_samples(pid, samples_in(30, 1000), 1000, &[]))
         })
         .collect();
     let mut failures = Vec::new();

@@ -3,7 +3,7 @@
 
 use crate::scrape;
 use crate::support::{
-    demo_workload_script, free_local_addr, http_get, leak_monitor, process_ended,
+    assert_replay_gives, demo_workload_script, free_local_addr, http_get, process_ended,
     promtool_check_metrics, read_json, resource, wait_until, LeakMonitor, Workload,
 };
 use std::process::Command;
@@ -86,18 +86,7 @@ fn demo_runs_end_to_end_and_leaves_no_process_behind() {
     }
 
     // Its recording replays to the same report, byte for byte.
-    let replayed = dir.path().join("replayed.json");
-    let outcome = leak_monitor(&[
-        "replay",
-        recording.to_str().unwrap(),
-        "--json",
-        replayed.to_str().unwrap(),
-    ]);
-    assert_eq!(outcome.code, Some(0), "{outcome}");
-    assert_eq!(
-        std::fs::read_to_string(&replayed).unwrap(),
-        std::fs::read_to_string(&report_path).unwrap()
-    );
+    assert_replay_gives(&recording, &report_path);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! release 2 fixes release 1's fd leak and brings a thread leak; the diff names both, with
 //! their lines, in JSON and Markdown, given the two files or the directory that holds them.
 
-use crate::support::{leak_monitor, python_script, read_json, Workload};
+use crate::support::{
+    leak_monitor, python_script, read_json, run_until_samples, samples_in, Workload,
+};
 use serde_json::Value;
 use std::process::Command;
 
@@ -41,17 +43,19 @@ fn diff_names_the_fixed_leak_and_the_new_one_with_their_lines() {
     let second = start_release("2");
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
-    let outcome = leak_monitor(&[
-        "run".to_string(),
-        "--pid".to_string(),
-        first.pid_arg(),
-        "--pid".to_string(),
-        second.pid_arg(),
-        "--duration".to_string(),
-        RUN_SECONDS.to_string(),
-        "--json".to_string(),
-        json.display().to_string(),
-    ]);
+    let outcome = run_until_samples(
+        &[
+            "--pid".to_string(),
+            first.pid_arg(),
+            "--pid".to_string(),
+            second.pid_arg(),
+            "--json".to_string(),
+            json.display().to_string(),
+        ],
+        &[first.pid(), second.pid()],
+        samples_in(RUN_SECONDS, 1000),
+        1000,
+    );
     assert_eq!(outcome.code, Some(0), "{outcome}");
     let old = dir.path().join(format!("r.{}.json", first.pid()));
     let new = dir.path().join(format!("r.{}.json", second.pid()));

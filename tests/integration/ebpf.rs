@@ -2,7 +2,7 @@
 //! processes leaking fds, sockets, threads and memory, and the ledgers checked against procfs.
 //! Privileged: these fail (never skip) without CAP_BPF + CAP_PERFMON.
 
-use crate::support::{wait_until, Workload};
+use crate::support::{run_until_samples_with, samples_in, wait_until, Workload};
 use leak_monitor::capabilities::Privileges;
 use leak_monitor::events::{LedgerCounts, Tracer};
 use std::os::unix::fs::PermissionsExt;
@@ -176,14 +176,21 @@ fn without_privileges_ebpf_is_off_with_the_reason_and_procfs_verdicts_remain() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let json = dir.path().join("report.json");
-    let output = as_nobody(env!("CARGO_BIN_EXE_leak-monitor"))
-        .args(["run", "--pid", &workload.pid_arg(), "--duration", "25"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // 25 s of samples, however late a loaded machine takes them.
+    let outcome = run_until_samples_with(
+        as_nobody(env!("CARGO_BIN_EXE_leak-monitor")),
+        &[
+            "--pid".to_string(),
+            workload.pid_arg(),
+            "--json".to_string(),
+            json.display().to_string(),
+        ],
+        &[workload.pid()],
+        samples_in(25, 1000),
+        1000,
+    );
+    let stderr = &outcome.stderr;
+    assert_eq!(outcome.code, Some(0), "{stderr}");
     let report = crate::support::read_json(&json);
     let capabilities = &report["capabilities"];
     assert_eq!(capabilities["ebpf"], false, "{capabilities}");

@@ -7,7 +7,7 @@
 use crate::scrape::{self, Series};
 use crate::support::{
     cpu_heavy_slot, http_get, leak_monitor, promtool_check_metrics, read_json, resource,
-    run_json_report, serve, wait_until, LeakMonitor, Workload,
+    run_json_report, run_json_report_samples, samples_in, serve, wait_until, LeakMonitor, Workload,
 };
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -291,7 +291,8 @@ fn a_non_python_target_gets_procfs_verdicts_and_a_note() {
         "echo READY; exec 3</dev/null; while sleep 0.05; do exec {fd}</dev/null; done",
     ]);
     let workload = Workload::spawn("bash fd leak", command);
-    let (outcome, report) = run_json_report(workload.pid(), 30, 1000, &[]);
+    let samples = samples_in(30, 1000);
+    let (outcome, report) = run_json_report_samples(workload.pid(), samples, 1000, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
     let capabilities = &report["capabilities"];
     assert_eq!(capabilities["python_stacks"], false, "{capabilities}");

@@ -9,7 +9,8 @@
 
 use crate::attribution::leak_line;
 use crate::support::{
-    cpu_heavy_slot, other_interpreters, pyenv_python, resource, run_json_report, Workload,
+    cpu_heavy_slot, other_interpreters, pyenv_python, resource, run_json_report,
+    run_json_report_samples, samples_in, Workload,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -46,7 +47,10 @@ fn observe_with(runs: &[(&Path, &str)]) -> Vec<Value> {
         .iter()
         .map(|w| {
             let pid = w.pid();
-            thread::spawn(move || run_json_report(pid, RUN_SECONDS, INTERVAL_MS, &[]))
+            thread::spawn(move || {
+                let samples = samples_in(RUN_SECONDS, INTERVAL_MS);
+                run_json_report_samples(pid, samples, INTERVAL_MS, &[])
+            })
         })
         .collect();
     runs.into_iter()

@@ -12,6 +12,7 @@ use leak_monitor::capabilities::Privileges;
 use leak_monitor::events::event::{TraceEvent, Traced};
 use leak_monitor::events::{SiteId, SiteResolver, Tracer};
 use leak_monitor::pyframes::{FrameResolver, PyFrames};
+use leak_monitor::targets::runtime;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -126,7 +127,8 @@ fn observe(workload: &Workload, leaker: u32, want: Want) -> Vec<Sample> {
         .unwrap_or_else(|err| panic!("the eBPF tests must run (as root, with BPF): {err}"));
     let pid = workload.pid() as i32;
     tracer.follow(pid).unwrap();
-    let frames = PyFrames::attach(pid, &tracer).unwrap();
+    let python = runtime::discover(pid).expect("the workload runs CPython");
+    let frames = PyFrames::attach(&python, &tracer).unwrap();
     assert!(frames.refresh().unwrap() >= 1);
     let config = py_spy::Config {
         blocking: py_spy::config::LockingStrategy::NonBlocking,
@@ -371,13 +373,17 @@ fn a_process_without_cpython_degrades_to_events_without_stacks() {
         .unwrap();
     let pid = child.id() as i32;
     tracer.follow(pid).unwrap();
-    let err = PyFrames::attach(pid, &tracer)
-        .err()
-        .expect("sleep is not CPython");
-    assert!(err.to_string().contains("_PyRuntime"), "{err}");
-    // A gone process: an error, not a panic.
+    // Not CPython: nothing to attach to (the monitor then gets events without stacks).
+    assert_eq!(runtime::discover(pid), None, "sleep is not CPython");
     let _ = child.kill();
     let _ = child.wait();
-    assert!(PyFrames::attach(pid, &tracer).is_err());
+    tracer.unfollow(pid);
+    // An interpreter whose process is gone since its discovery: an error, not a panic.
+    let (mut workload, _) = start(PYENV, "frames_sleep_leak.py", &["--mode", "fd"]);
+    let pid = workload.pid() as i32;
+    tracer.follow(pid).unwrap();
+    let python = runtime::discover(pid).expect("the workload runs CPython");
+    workload.kill();
+    assert!(PyFrames::attach(&python, &tracer).is_err());
     tracer.unfollow(pid);
 }

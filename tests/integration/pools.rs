@@ -7,16 +7,13 @@
 
 use crate::scrape::{self, Series};
 use crate::support::{
-    cpu_heavy_slot, http_get, python_script, read_json, serve, wait_until, Workload,
+    cpu_heavy_slot, http_get, python_script, read_json, serve_matching, wait_until, GunicornPool,
+    Workload,
 };
 use serde_json::Value;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// The issue asks for the verdict within 3 minutes.
@@ -42,21 +39,6 @@ fn pool_and_daemon(
     args.extend(["--name", &name]);
     let pool = Workload::start("prefork_recycling.py", &args);
     (pool, daemon, addr, dir)
-}
-
-/// `serve --match PATTERN --interval 500 --report-dir DIR` into a temp dir of its own.
-fn serve_matching(pattern: &str) -> (crate::support::LeakMonitor, SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
-    let (daemon, addr) = serve(&[
-        "--match",
-        pattern,
-        "--interval",
-        "500",
-        "--report-dir",
-        dir_arg,
-    ]);
-    (daemon, addr, dir)
 }
 
 fn scrape(addr: SocketAddr) -> Vec<Series> {
@@ -228,50 +210,6 @@ fn the_same_pool_without_the_leak_raises_no_group_alarm() {
     assert!(!log.contains("group web ("), "{log}");
 }
 
-/// gunicorn with 2 sync workers recycled after 300 requests, the app preloaded in the master (as
-/// in production: a worker's growth is then its requests', not its imports').
-fn gunicorn(leak_bytes: u32) -> (Workload, SocketAddr) {
-    let addr = crate::support::free_local_addr();
-    let dir = python_script("flask_pool_app.py")
-        .parent()
-        .expect("tests/python")
-        .to_path_buf();
-    let mut command = Command::new("python3");
-    command
-        .args(["-m", "gunicorn", "--preload", "--workers", "2"])
-        .args(["--max-requests", "300", "--bind", &addr.to_string()])
-        .args(["--config", "python:flask_pool_gunicorn", "--chdir"])
-        .arg(&dir)
-        .arg("flask_pool_app:app")
-        .env("LEAK_BYTES", leak_bytes.to_string())
-        .env("PYTHONPATH", &dir);
-    (Workload::spawn("gunicorn", command), addr)
-}
-
-/// Sends GET / to `addr` about 150 times a second until dropped; errors (a worker being
-/// replaced) are retried by the next request.
-struct Load(Arc<AtomicBool>);
-
-impl Load {
-    fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let _ = http_get(addr, "/");
-                thread::sleep(Duration::from_micros(6_600));
-            }
-        });
-        Load(stop)
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 /// The escaped dot keeps the pattern from matching the daemon's own command line; the port
 /// keeps it to this test's gunicorn.
 fn gunicorn_pattern(app: SocketAddr) -> String {
@@ -281,11 +219,9 @@ fn gunicorn_pattern(app: SocketAddr) -> String {
 #[test]
 fn gunicorn_with_max_requests_and_a_leak_per_request_gets_a_group_verdict() {
     let _cpu = cpu_heavy_slot();
-    let (_gunicorn, app) = gunicorn(20 * 1024);
-    let pattern = gunicorn_pattern(app);
-    let (daemon, _addr, dir) = serve_matching(&pattern);
+    let pool = GunicornPool::start(20 * 1024, gunicorn_pattern);
+    let (daemon, dir) = (&pool.daemon, &pool.dir);
     let started = Instant::now();
-    let _load = Load::start(app);
     let line = leak_line("flask_pool_app.py");
     let at_line = |site: &Value| {
         site["file"]
@@ -338,10 +274,8 @@ fn gunicorn_with_max_requests_and_a_leak_per_request_gets_a_group_verdict() {
 #[test]
 fn gunicorn_with_max_requests_and_no_leak_raises_no_group_alarm() {
     let _cpu = cpu_heavy_slot();
-    let (_gunicorn, app) = gunicorn(0);
-    let pattern = gunicorn_pattern(app);
-    let (daemon, addr, dir) = serve_matching(&pattern);
-    let _load = Load::start(app);
+    let pool = GunicornPool::start(0, gunicorn_pattern);
+    let (daemon, addr, dir) = (&pool.daemon, pool.addr, &pool.dir);
     wait_until(VERDICT_DEADLINE, "20 recycled gunicorn workers", || {
         let series = scrape(addr);
         let suspected = group_value(
@@ -377,10 +311,10 @@ fn pool_name_of(program: &str, master: u32, dir: &Path) -> Option<String> {
 #[test]
 fn a_gunicorn_pool_is_found_without_a_match_name() {
     let _cpu = cpu_heavy_slot();
-    let (gunicorn, app) = gunicorn(20 * 1024);
-    let pattern = format!(r"gunicorn .*--bind 127\.0\.0\.1:{} ", app.port());
-    let (daemon, addr, dir) = serve_matching(&pattern);
-    let _load = Load::start(app);
+    let pool = GunicornPool::start(20 * 1024, |app| {
+        format!(r"gunicorn .*--bind 127\.0\.0\.1:{} ", app.port())
+    });
+    let (gunicorn, daemon, addr, dir) = (&pool.gunicorn, &pool.daemon, pool.addr, &pool.dir);
     let started = Instant::now();
     let name = wait_until(
         VERDICT_DEADLINE,

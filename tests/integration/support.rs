@@ -7,9 +7,11 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -348,6 +350,91 @@ pub fn run_json_report(
     (outcome, report)
 }
 
+/// `run_json_report` ended by samples, not by wall time (`run_until_samples`).
+pub fn run_json_report_samples(
+    pid: u32,
+    samples: u32,
+    interval_ms: u32,
+    extra: &[&str],
+) -> (Outcome, Value) {
+    let dir = tempfile::tempdir().expect("temp dir for the report");
+    let json = dir.path().join("report.json");
+    let mut args = vec![
+        "--pid".to_owned(),
+        pid.to_string(),
+        "--interval".to_owned(),
+        interval_ms.to_string(),
+        "--json".to_owned(),
+        json.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let outcome = run_until_samples(&args, &[pid], samples, interval_ms);
+    assert!(json.exists(), "no JSON report written\n{outcome}");
+    let report = read_json(&json);
+    (outcome, report)
+}
+
+/// `leak-monitor run ARGS...` (its targets `pids`, sampled every `interval_ms`) ended by
+/// samples, not by wall time: the run records what it samples and is stopped (SIGINT, after
+/// which it writes its reports) once it has taken `samples` of each target, so a loaded
+/// machine whose ticks come late gives the detectors the same evidence later instead of less
+/// of it. Its `--duration` is only a bound (4x the nominal time plus a minute); a run that ends
+/// first (its targets exited) reports as it is.
+pub fn run_until_samples(args: &[String], pids: &[u32], samples: u32, interval_ms: u32) -> Outcome {
+    let binary = Command::new(env!("CARGO_BIN_EXE_leak-monitor"));
+    run_until_samples_with(binary, args, pids, samples, interval_ms)
+}
+
+/// `run_until_samples` through `command`, a wrapper that execs the binary (e.g. `setpriv`); the
+/// recording's directory is writable by anyone, for a wrapper that drops privileges.
+pub fn run_until_samples_with(
+    mut command: Command,
+    args: &[String],
+    pids: &[u32],
+    samples: u32,
+    interval_ms: u32,
+) -> Outcome {
+    let dir = tempfile::tempdir().expect("temp dir for the recording");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod 777");
+    let recording = dir.path().join("run.lmrec");
+    let nominal = Duration::from_millis(u64::from(samples) * u64::from(interval_ms));
+    let bound = nominal * 4 + Duration::from_secs(60);
+    let mut all = vec![
+        "run".to_owned(),
+        "--duration".to_owned(),
+        bound.as_secs().to_string(),
+        "--record".to_owned(),
+        recording.display().to_string(),
+    ];
+    all.extend(args.iter().cloned());
+    let mut monitor = LeakMonitor::spawn_command(command.args(&all));
+    let ended = wait_until(bound, &format!("{samples} samples"), || {
+        if monitor.has_exited() {
+            return Some(true);
+        }
+        let text = fs::read_to_string(&recording).unwrap_or_default();
+        let taken = |pid: &u32| {
+            let prefix = format!(r#"{{"kind":"sample","pid":{pid},"#);
+            text.lines().filter(|l| l.starts_with(&prefix)).count() as u32
+        };
+        pids.iter()
+            .all(|pid| taken(pid) >= samples)
+            .then_some(false)
+    });
+    if !ended {
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        let sent = unsafe { libc::kill(monitor.pid() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(sent, 0, "SIGINT to leak-monitor");
+    }
+    monitor.finish()
+}
+
+/// The samples `run` takes in `seconds` at one per `interval_ms`: one at attach, then one per
+/// interval.
+pub fn samples_in(seconds: u32, interval_ms: u32) -> u32 {
+    seconds * 1000 / interval_ms + 1
+}
+
 pub fn read_json(path: &Path) -> Value {
     let text = fs::read_to_string(path)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
@@ -456,4 +543,107 @@ pub fn serve(extra: &[&str]) -> (LeakMonitor, SocketAddr) {
         matches!(http_get(addr, "/healthz"), Ok((200, _))).then_some(())
     });
     (daemon, addr)
+}
+
+/// `serve --match PATTERN --interval 500 --report-dir DIR` into a temp dir of its own.
+pub fn serve_matching(pattern: &str) -> (LeakMonitor, SocketAddr, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().to_str().expect("utf-8 temp dir");
+    let (daemon, addr) = serve(&[
+        "--match",
+        pattern,
+        "--interval",
+        "500",
+        "--report-dir",
+        dir_arg,
+    ]);
+    (daemon, addr, dir)
+}
+
+/// gunicorn + Flask (`tests/python/flask_pool_app.py`) with 2 sync workers recycled after 300
+/// requests, the app preloaded in the master (as in production: a worker's growth is then its
+/// requests', not its imports'), followed by `serve_matching` and under steady load from the
+/// test. Dropped: the load stops, then the daemon, then gunicorn.
+pub struct GunicornPool {
+    _load: Load,
+    pub daemon: LeakMonitor,
+    /// The daemon's reports.
+    pub dir: TempDir,
+    pub gunicorn: Workload,
+    /// Where the daemon listens.
+    pub addr: SocketAddr,
+}
+
+impl GunicornPool {
+    /// Keeps `leak_bytes` per request; `pattern` is the daemon's `--match`, from gunicorn's
+    /// address.
+    pub fn start(leak_bytes: u32, pattern: impl FnOnce(SocketAddr) -> String) -> GunicornPool {
+        let app = free_local_addr();
+        let dir = python_script("flask_pool_app.py")
+            .parent()
+            .expect("tests/python")
+            .to_path_buf();
+        let mut command = Command::new("python3");
+        command
+            .args(["-m", "gunicorn", "--preload", "--workers", "2"])
+            .args(["--max-requests", "300", "--bind", &app.to_string()])
+            .args(["--config", "python:flask_pool_gunicorn", "--chdir"])
+            .arg(&dir)
+            .arg("flask_pool_app:app")
+            .env("LEAK_BYTES", leak_bytes.to_string())
+            .env("PYTHONPATH", &dir);
+        let gunicorn = Workload::spawn("gunicorn", command);
+        let (daemon, addr, dir) = serve_matching(&pattern(app));
+        GunicornPool {
+            _load: Load::start(app),
+            daemon,
+            dir,
+            gunicorn,
+            addr,
+        }
+    }
+}
+
+/// Sends GET / to `addr` about 150 times a second until dropped; errors (a worker being
+/// replaced) are retried by the next request.
+struct Load(Arc<AtomicBool>);
+
+impl Load {
+    fn start(addr: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let _ = http_get(addr, "/");
+                thread::sleep(Duration::from_micros(6_600));
+            }
+        });
+        Load(stop)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `replay RECORDING --json` gives the JSON report at `report`, byte for byte.
+pub fn assert_replay_gives(recording: &Path, report: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir for the replay");
+    let replayed = dir.path().join("replayed.json");
+    let outcome = leak_monitor(&[
+        "replay",
+        recording.to_str().expect("utf-8 path"),
+        "--json",
+        replayed.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{outcome}");
+    assert_eq!(
+        fs::read_to_string(&replayed).expect("the replayed report"),
+        fs::read_to_string(report).expect("the live report"),
+        "the replay of {} differs from {}",
+        recording.display(),
+        report.display()
+    );
 }

@@ -4,8 +4,14 @@
 //!
 //! The true rates below come from the workloads' arguments; `tests/python/measure.py` confirms
 //! each one from procfs independently of leak-monitor (see the numbers in each docstring).
+//!
+//! Each run is as long as a number of samples, not of wall-clock seconds
+//! (`run_json_report_samples`): the workloads keep their own pace, so a loaded machine whose
+//! ticks come late gets the same evidence later, never less of it.
 
-use crate::support::{cpu_heavy_slot, demo_workload_script, resource, run_json_report, Workload};
+use crate::support::{
+    cpu_heavy_slot, demo_workload_script, resource, run_json_report_samples, samples_in, Workload,
+};
 use serde_json::Value;
 use std::process::Command;
 
@@ -21,8 +27,10 @@ const RATE_TOLERANCE: f64 = 0.10;
 
 const ALL_RESOURCES: [&str; 4] = ["rss_bytes", "open_fds", "sockets", "threads"];
 
+/// The report after `seconds` of samples.
 fn observe(workload: &Workload, seconds: u32) -> Value {
-    let (outcome, report) = run_json_report(workload.pid(), seconds, INTERVAL_MS, &[]);
+    let samples = samples_in(seconds, INTERVAL_MS);
+    let (outcome, report) = run_json_report_samples(workload.pid(), samples, INTERVAL_MS, &[]);
     assert_eq!(outcome.code, Some(0), "{outcome}");
     report
 }
@@ -190,8 +198,7 @@ fn clear_leaks_are_called_within_ten_seconds() {
 #[test]
 fn a_short_run_on_a_clear_leak_says_it_grows() {
     let workload = Workload::start("fd_leak.py", &[]);
-    let (outcome, report) = run_json_report(workload.pid(), 7, INTERVAL_MS, &[]);
-    assert_eq!(outcome.code, Some(0), "{outcome}");
+    let report = observe(&workload, 7);
     let fds = resource(&report, "open_fds");
     assert_ne!(fds["verdict"], "stable", "{fds:#}");
     assert!(

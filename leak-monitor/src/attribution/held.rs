@@ -13,6 +13,7 @@ use crate::pyheap::items::Items;
 use crate::pyheap::roots::Path;
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
+use crate::resource::{Bytes, Seconds};
 use std::collections::HashMap;
 
 /// Holders turned into sites at most.
@@ -69,7 +70,7 @@ pub fn holder_of(holder: &GrowingHolder, items: Option<&Items>) -> Holder {
         len_first: holder.len_first,
         len_last: holder.len_last,
         growth_per_second: holder.growth_per_second,
-        retained_bytes: (holder.len_last as f64 * mean) as u64,
+        retained_bytes: Bytes((holder.len_last as f64 * mean) as u64),
         item_types: items.map(|i| i.types.clone()).unwrap_or_default(),
     }
 }
@@ -139,7 +140,7 @@ fn site_of(
         line: fill.frame.line,
         function: fill.frame.function.clone(),
         share: 0.0,
-        amount: holder.growth_per_second * observed_seconds * per_item,
+        amount: holder.growth_per_second.over(Seconds(observed_seconds)) * per_item,
         leak_type: fill.leak_type,
         evidence: fill.evidence.clone(),
         fix,
@@ -180,6 +181,7 @@ pub fn merge(held: Vec<Site>, others: Vec<Site>, growth: f64) -> Vec<Site> {
 mod tests {
     use super::*;
     use crate::pyheap::roots::Step;
+    use crate::resource::PerSecond;
     use std::sync::Arc;
 
     const BUS: &str = "\
@@ -204,7 +206,7 @@ def connect(conn):
             len_first: 100,
             len_last: 1100,
             seconds: 10.0,
-            growth_per_second: 100.0,
+            growth_per_second: PerSecond(100.0),
             censuses: 5,
         }
     }
@@ -246,7 +248,7 @@ def connect(conn):
         assert_eq!(site.amount, 1_000_000.0);
         let holder = site.holder.as_ref().unwrap();
         assert_eq!(holder.path, "bus.BUS._handlers");
-        assert_eq!(holder.retained_bytes, 550_000);
+        assert_eq!(holder.retained_bytes, Bytes(550_000));
         // Found once: a second snapshot reads nothing (the file is gone, the site stays).
         std::fs::remove_file(&file).unwrap();
         assert_eq!(held_sites(pid, &findings, 20.0, &mut cache).len(), 1);

@@ -24,7 +24,7 @@ pub mod task_counters;
 pub use crate::pyframes::Frame;
 pub use describe::{describe_site, Description};
 
-use crate::resource::Resource;
+use crate::resource::{Bytes, PerSecond, Resource};
 use serde::{Deserialize, Serialize};
 
 /// The contract's `leak_type`.
@@ -113,9 +113,10 @@ pub struct Holder {
     pub type_name: String,
     pub len_first: u64,
     pub len_last: u64,
-    pub growth_per_second: f64,
+    /// Entries per second.
+    pub growth_per_second: PerSecond,
     /// The bytes its entries keep, estimated from a sample of them.
-    pub retained_bytes: u64,
+    pub retained_bytes: Bytes,
     /// The most common types of its entries.
     pub item_types: Vec<String>,
 }

@@ -29,6 +29,7 @@ use super::Frame;
 use crate::pyframes::code::CodeCache;
 use crate::pyframes::memory::Memory;
 use crate::pyframes::{attach_user_space, threads, walk, FramesError, UserSpace};
+use crate::targets::runtime::PythonRuntime;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -95,8 +96,9 @@ pub struct Observer {
 
 impl Observer {
     /// Finds the interpreter and its threads. Fails for versions the walk does not know.
-    pub fn attach(pid: i32) -> Result<Observer, FramesError> {
-        let space = attach_user_space(pid)?;
+    pub fn attach(python: &PythonRuntime) -> Result<Observer, FramesError> {
+        let pid = python.pid;
+        let space = attach_user_space(python)?;
         let counts =
             ProcessCounts::open(pid).map_err(|e| FramesError::Proc(format!("/proc/{pid}: {e}")))?;
         let threads = counts.threads();

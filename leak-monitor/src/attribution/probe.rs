@@ -23,6 +23,7 @@
 use super::observer::{Observer, ReadCounts};
 use super::sampled::{Observation, SampledAttributor, ThreadObservation};
 use super::stacks::{StackError, StackReader};
+use crate::targets::runtime::PythonRuntime;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -70,12 +71,12 @@ pub enum Reader {
 }
 
 impl Reader {
-    /// The walk when the interpreter's version allows it, else py-spy (whose error, when it
-    /// cannot read either, says why).
-    pub fn attach(pid: i32) -> Result<Reader, StackError> {
-        match Observer::attach(pid) {
-            Ok(observer) => Ok(Reader::Walk(Box::new(observer))),
-            Err(_) => StackReader::attach(pid).map(|reader| Reader::PySpy(Box::new(reader))),
+    /// The walk when the interpreter `python` was found and its version allows it, else
+    /// py-spy (whose error, when it cannot read either, says why).
+    pub fn attach(pid: i32, python: Option<&PythonRuntime>) -> Result<Reader, StackError> {
+        match python.map(Observer::attach) {
+            Some(Ok(observer)) => Ok(Reader::Walk(Box::new(observer))),
+            _ => StackReader::attach(pid).map(|reader| Reader::PySpy(Box::new(reader))),
         }
     }
 

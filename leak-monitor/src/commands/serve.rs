@@ -173,7 +173,7 @@ impl LeakAlerts {
                     "leak: pid {} {} growing {}/s (confidence {:.2})",
                     snapshot.info.id.pid,
                     resource,
-                    resource.unit().format(r.trend.rate_per_second),
+                    resource.unit().format(r.trend.rate_per_second.0),
                     r.trend.confidence
                 ));
             }

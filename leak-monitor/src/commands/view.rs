@@ -99,7 +99,7 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
             r.trend.confidence,
             r.trend
                 .seconds_to_limit
-                .map(humanize::duration)
+                .map(|s| humanize::duration(s.0))
                 .unwrap_or_else(|| "-".into()),
         );
     }

@@ -97,7 +97,7 @@ mod tests {
         Trend {
             verdict,
             pattern: GrowthPattern::Linear,
-            rate_per_second: 1.0,
+            rate_per_second: crate::resource::PerSecond(1.0),
             confidence,
             seconds_to_limit: None,
             early_leak: false,

@@ -57,6 +57,7 @@ pub use config::DetectorConfig;
 pub use hold::{VerdictChange, VerdictHold, HOLD_SECONDS};
 pub use tracker::Tracker;
 
+use crate::resource::{PerSecond, Seconds};
 use serde::{Deserialize, Serialize};
 
 /// The contract's `verdict`.
@@ -111,11 +112,11 @@ pub struct Trend {
     pub verdict: Verdict,
     pub pattern: GrowthPattern,
     /// Current growth rate, units of the resource per second (may be negative).
-    pub rate_per_second: f64,
+    pub rate_per_second: PerSecond,
     /// 0..=1.
     pub confidence: f64,
     /// When the resource reaches `limit` at the current rate; None when not growing or unknown.
-    pub seconds_to_limit: Option<f64>,
+    pub seconds_to_limit: Option<Seconds>,
     /// Not yet `leak` only for want of time (`min_leak_seconds`): the series passes every other
     /// gate at stricter levels after `min_early_leak_seconds`. The engine calls it a leak when
     /// attribution agrees (the growth comes from a source that does not give back).
@@ -128,7 +129,7 @@ impl Trend {
     pub const UNKNOWN: Trend = Trend {
         verdict: Verdict::Stable,
         pattern: GrowthPattern::Flat,
-        rate_per_second: 0.0,
+        rate_per_second: PerSecond::ZERO,
         confidence: 0.0,
         seconds_to_limit: None,
         early_leak: false,

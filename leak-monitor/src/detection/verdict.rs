@@ -8,6 +8,7 @@ use super::series::Bin;
 use super::shape::Observed;
 use super::stats;
 use super::{GrowthPattern, Trend, Verdict};
+use crate::resource::{PerSecond, Seconds};
 
 /// The floor (troughs) must rise with at least this one-sided significance for a leak.
 const FLOOR_P: f64 = 0.01;
@@ -70,10 +71,10 @@ fn early(bins: &[Bin], config: &DetectorConfig, limit: Option<f64>) -> Trend {
     Trend {
         verdict: Verdict::Growing,
         pattern: GrowthPattern::Linear,
-        rate_per_second: line.slope,
+        rate_per_second: PerSecond(line.slope),
         confidence: (evidence_of(p) * (span / config.min_leak_seconds).clamp(0.0, 1.0))
             .min(0.99 * config.leak_confidence),
-        seconds_to_limit: limit.map(|limit| ((limit - last) / line.slope).max(0.0)),
+        seconds_to_limit: limit.map(|limit| Seconds(((limit - last) / line.slope).max(0.0))),
         early_leak: false,
     }
 }
@@ -186,7 +187,7 @@ fn judge(
     let trend = Trend {
         verdict,
         pattern: shape.pattern,
-        rate_per_second: shape.rate,
+        rate_per_second: PerSecond(shape.rate),
         // Below the leak threshold unless the verdict is leak, so number and verdict agree.
         confidence: if leak {
             confidence
@@ -195,7 +196,7 @@ fn judge(
         },
         seconds_to_limit: match (verdict, limit) {
             (Verdict::Stable, _) | (_, None) => None,
-            (_, Some(limit)) => time_to_limit(o, &shape, limit),
+            (_, Some(limit)) => time_to_limit(o, &shape, limit).map(Seconds),
         },
         early_leak,
     };

@@ -19,8 +19,8 @@ pub mod smaps;
 
 use crate::background::{self, Paced};
 use crate::pyframes::memory::{Memory, ProcessMemory};
-use crate::pyframes::threads::{find_runtime, load_bias};
-use crate::targets::elf::{is_position_independent, static_symbol};
+use crate::pyframes::FramesError;
+use crate::targets::runtime::PythonRuntime;
 use parts::{Allocators, Breakdown};
 use pymalloc::Locator;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,45 +69,50 @@ pub struct BreakdownSource {
     memory: ProcessMemory,
     /// Where pymalloc's state is, once found; why not, for a Python target where it was not.
     locator: Result<Locator, String>,
-    python: bool,
+    /// The target's interpreter, when it runs CPython (its pymalloc is looked for).
+    python: Option<Arc<PythonRuntime>>,
 }
 
 impl BreakdownSource {
-    /// `python`: whether the target runs CPython (its pymalloc is looked for).
-    pub fn new(pid: i32, python: bool) -> BreakdownSource {
+    /// `python`: the target's interpreter when it runs CPython.
+    pub fn new(pid: i32, python: Option<Arc<PythonRuntime>>) -> BreakdownSource {
         let mut source = BreakdownSource {
             pid,
             memory: ProcessMemory { pid },
             locator: Err(parts::NOT_PYTHON.into()),
             python,
         };
-        if python {
-            source.locator = source.locate_pymalloc();
+        if let Some(python) = &source.python {
+            source.locator = source.locate_pymalloc(python);
         }
         source
     }
 
-    fn locate_pymalloc(&self) -> Result<Locator, String> {
-        let runtime = find_runtime(self.pid).map_err(|e| e.to_string())?;
+    fn locate_pymalloc(&self, python: &PythonRuntime) -> Result<Locator, String> {
+        let runtime = python
+            .interpreter()
+            .map_err(|e| FramesError::from(e).to_string())?;
         let (_, minor) = runtime.major_minor();
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
-            .map_err(|e| format!("/proc/{}/maps: {e}", self.pid))?;
-        let parsed = smaps::parse(&maps);
-        // The file whose data holds `_PyRuntime`: the interpreter or libpython.
-        let path = parsed
-            .iter()
-            .find(|m| m.start <= runtime.address && runtime.address < m.end)
-            .map(|m| m.name.trim_end_matches(" (deleted)").to_string())
-            .filter(|n| n.starts_with('/'))
-            .ok_or("no file maps _PyRuntime")?;
+        let path = python.runtime_file()?;
         if minor <= 11 {
-            return self.static_locator(&maps, &path);
+            // 3.10/3.11: the statics from `.symtab`.
+            let [arenas, maxarenas, current] = python.static_addresses([
+                b"arenas",
+                b"maxarenas",
+                b"narenas_currently_allocated",
+            ])?;
+            let locator = Locator::Statics {
+                arenas,
+                maxarenas,
+                current,
+            };
+            pymalloc::read(&self.memory, locator)?;
+            return Ok(locator);
         }
-        let mut previous = false;
-        for m in &parsed {
-            let ours = m.name.trim_end_matches(" (deleted)") == path;
-            if m.is_writable() && (ours || (previous && m.name.is_empty())) && m.len() <= 16 << 20 {
-                let mut data = vec![0u8; usize::try_from(m.len()).unwrap_or(0)];
+        for m in python.data_mappings() {
+            let len = m.end - m.start;
+            if len <= 16 << 20 {
+                let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
                 if self.memory.read(m.start, &mut data).is_ok() {
                     if let Some(at) = pymalloc::find_mgmt(m.start, &data) {
                         pymalloc::read(&self.memory, Locator::Mgmt(at))?;
@@ -115,37 +120,10 @@ impl BreakdownSource {
                     }
                 }
             }
-            previous = ours;
         }
         Err(format!(
             "no _obmalloc_mgmt of CPython 3.{minor} in the writable data of {path}"
         ))
-    }
-
-    /// 3.10/3.11: the statics from `.symtab`.
-    fn static_locator(&self, maps: &str, path: &str) -> Result<Locator, String> {
-        let file = std::fs::File::open(format!("/proc/{}/root{path}", self.pid))
-            .map_err(|e| format!("{path}: {e}"))?;
-        let find = |name: &[u8]| {
-            static_symbol(&file, name)
-                .map(|s| s.address)
-                .ok_or_else(|| {
-                    format!(
-                    "{path} has no symbol table (stripped), so pymalloc's statics are not found"
-                )
-                })
-        };
-        let bias = match is_position_independent(&file) {
-            Some(true) => load_bias(maps, path).ok_or("no mapping at file offset 0")?,
-            _ => 0,
-        };
-        let locator = Locator::Statics {
-            arenas: bias + find(b"arenas")?,
-            maxarenas: bias + find(b"maxarenas")?,
-            current: bias + find(b"narenas_currently_allocated")?,
-        };
-        pymalloc::read(&self.memory, locator)?;
-        Ok(locator)
     }
 
     /// One breakdown, and what it cost.
@@ -157,9 +135,9 @@ impl BreakdownSource {
         let smaps_seconds = began.elapsed().as_secs_f64();
         let maps = smaps::parse(&text);
         let allocators_began = Instant::now();
-        if self.python && self.locator.is_err() {
+        if let (Some(python), true) = (self.python.clone(), self.locator.is_err()) {
             // The interpreter may not have been ready at attach.
-            self.locator = self.locate_pymalloc();
+            self.locator = self.locate_pymalloc(&python);
         }
         let pymalloc = match &self.locator {
             Ok(locator) => pymalloc::read(&self.memory, *locator),

@@ -6,7 +6,7 @@ use crate::events::{GateStats, LedgerCounts};
 use crate::memory::BreakdownFindings;
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
-use crate::resource::Resource;
+use crate::resource::{Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
 
@@ -21,7 +21,7 @@ pub struct ResourceSnapshot {
     /// The limit this resource runs into, when known.
     pub limit: Option<f64>,
     /// Seconds from the start of observation to the `leak` verdict, while it holds.
-    pub leak_since_seconds: Option<f64>,
+    pub leak_since_seconds: Option<Seconds>,
     /// Largest first.
     pub sites: Vec<Site>,
     /// Types whose count kept rising across heap censuses (`rss_bytes` only).
@@ -37,7 +37,7 @@ pub struct TrendFigures {
     pub trend: Trend,
     pub first: f64,
     pub last: f64,
-    pub leak_since_seconds: Option<f64>,
+    pub leak_since_seconds: Option<Seconds>,
     pub verdict_changes: Vec<VerdictChange>,
     pub verdict_changes_total: u64,
 }

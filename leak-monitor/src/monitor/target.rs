@@ -15,11 +15,11 @@ use crate::detection::{Trend, Verdict};
 use crate::events::event::monotonic_ns;
 use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::memory::{BreakdownSource, BreakdownWatch};
-use crate::pyframes::PyFrames;
+use crate::pyframes::{FramesError, PyFrames};
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
 use crate::resource::Resource;
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
-use crate::targets::{self, GroupSource, TargetInfo};
+use crate::targets::{self, runtime, GroupSource, TargetInfo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,6 +41,8 @@ const ARM_TICKS: u32 = 3;
 /// caught starting up), at most `STACK_RETRIES` times; a denied permission is not retried.
 const STACK_RETRY_EVERY: Duration = Duration::from_secs(10);
 const STACK_RETRIES: u32 = 6;
+/// A Python target without a discovered interpreter (identified from a recording or a test).
+const NO_RUNTIME: &str = "the interpreter of this process was not discovered";
 
 /// Rows of the type-growth table in a snapshot.
 const HEAP_GROWTH_ROWS: usize = 10;
@@ -228,7 +230,11 @@ impl TargetMonitor {
         let pid = self.info.id.pid;
         if targets::is_python(&self.info) {
             self.frames_off = None;
-            match PyFrames::attach(pid, &tracing.tracer) {
+            let attached = match &self.info.runtime {
+                Some(python) => PyFrames::attach(python, &tracing.tracer),
+                None => Err(FramesError::Proc(NO_RUNTIME.to_string())),
+            };
+            match attached {
                 Ok(frames) => {
                     tracing.sites.add(frames.resolver());
                     self.frames = Some(frames);
@@ -423,6 +429,15 @@ impl TargetMonitor {
     /// The interpreter can be read now (after its start-up or an exec): the heap census and the
     /// kernel's frame walk that could not start before it was initialised.
     fn python_ready(&mut self) {
+        // Discovered before the interpreter's library was mapped: discovered again, once.
+        if self
+            .info
+            .runtime
+            .as_ref()
+            .is_none_or(|r| r.interpreter().is_err())
+        {
+            self.info.runtime = runtime::discover(self.info.id.pid).map(Arc::new);
+        }
         if !matches!(self.heap, Some(Ok(_))) {
             self.heap = heap_census(&self.info, self.attribution);
         }
@@ -776,14 +791,16 @@ fn start_breakdown(
     if !attribution.stacks {
         return Err("the memory breakdown is off with stack attribution".to_string());
     }
-    let source = BreakdownSource::new(info.id.pid, targets::is_python(info));
+    let python = targets::is_python(info).then(|| info.runtime.clone());
+    let source = BreakdownSource::new(info.id.pid, python.flatten());
     BreakdownWatch::start(source, started)
         .map_err(|e| format!("cannot start the breakdown thread: {e}"))
 }
 
 /// Starts the heap census of a Python target; why not, when its heap cannot be read.
 fn start_census(info: &TargetInfo) -> Result<HeapWatch, String> {
-    let source = HeapSource::attach(info.id.pid)
+    let python = info.runtime.as_deref().ok_or(NO_RUNTIME)?;
+    let source = HeapSource::attach(python)
         .map_err(|e| format!("the heap census cannot read this interpreter: {e}"))?;
     HeapWatch::start(source, is_user_file)
         .map_err(|e| format!("cannot start the background reader thread: {e}"))
@@ -801,7 +818,7 @@ fn start_probe(info: &TargetInfo) -> (StacksStatus, Option<Probe>, bool) {
         return (StacksStatus::NotPython, None, false);
     }
     let pid = info.id.pid;
-    let reader = match Reader::attach(pid) {
+    let reader = match Reader::attach(pid, info.runtime.as_deref()) {
         Ok(reader) => reader,
         Err(err) => {
             let retryable = matches!(err, StackError::NotPython { .. } | StackError::Other { .. });

@@ -4,7 +4,7 @@
 
 use super::snapshot::{ResourceSeries, TrendFigures};
 use crate::detection::{DetectorConfig, Tracker, Trend, Verdict, VerdictHold};
-use crate::resource::Resource;
+use crate::resource::{Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 
 /// Every resource's detector and published trend.
@@ -129,7 +129,7 @@ impl Trends {
             trend: t.trend,
             first: t.tracker.first().unwrap_or(0.0),
             last: t.tracker.last().unwrap_or(0.0),
-            leak_since_seconds: t.leak_since,
+            leak_since_seconds: t.leak_since.map(Seconds),
             verdict_changes: t.hold.changes().copied().collect(),
             verdict_changes_total: t.hold.total_changes(),
         })

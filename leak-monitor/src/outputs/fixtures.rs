@@ -9,7 +9,7 @@ use crate::monitor::group::{GroupTracker, GroupView, MemberSample};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
-use crate::resource::{Bytes, Resource};
+use crate::resource::{Bytes, PerSecond, Resource, Seconds};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
 use crate::targets::{GroupSource, TargetId, TargetInfo, TargetLabels};
 use std::path::PathBuf;
@@ -76,9 +76,9 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         Trend {
             verdict: Verdict::Leak,
             pattern: GrowthPattern::Linear,
-            rate_per_second: 2_603_827.2,
+            rate_per_second: PerSecond(2_603_827.2),
             confidence: 0.99,
-            seconds_to_limit: Some(3228.1),
+            seconds_to_limit: Some(Seconds(3228.1)),
             early_leak: false,
         },
         (25 * MIB) as f64,
@@ -109,9 +109,9 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         Trend {
             verdict: Verdict::Growing,
             pattern: GrowthPattern::Step,
-            rate_per_second: 0.25,
+            rate_per_second: PerSecond(0.25),
             confidence: 0.6,
-            seconds_to_limit: Some(3_904.0),
+            seconds_to_limit: Some(Seconds(3_904.0)),
             early_leak: false,
         },
         12.0,
@@ -151,6 +151,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
             cmdline: vec!["python3".to_string(), "app.py".to_string()],
             exe: Some(PathBuf::from("/usr/bin/python3.11")),
             python_version: Some("3.11.7".to_string()),
+            runtime: None,
             start_time_unix: 1_763_899_200.5,
             labels: TargetLabels::default(),
         },
@@ -213,6 +214,7 @@ pub fn quiet_process(pid: i32, group: &str) -> TargetSnapshot {
             cmdline: vec!["sleep".to_string(), "1000".to_string()],
             exe: None,
             python_version: None,
+            runtime: None,
             start_time_unix: 1_763_899_000.0,
             labels: TargetLabels::default(),
         },

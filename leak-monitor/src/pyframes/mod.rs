@@ -28,6 +28,7 @@ pub mod walk;
 mod fixtures;
 
 use crate::events::{PyMaps, Tracer};
+use crate::targets::runtime::{Interpreter, PythonRuntime, RuntimeError};
 use code::CodeCache;
 use layout::Layout;
 use leak_monitor_common::PyStack;
@@ -88,6 +89,17 @@ pub enum FramesError {
     Maps(#[from] crate::events::PyMapsError),
 }
 
+/// The same words as the discovery's, as a frames error.
+impl From<RuntimeError> for FramesError {
+    fn from(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::FreeThreaded(version, how) => FramesError::FreeThreaded(version, how),
+            RuntimeError::NoSymbol(name) => FramesError::NoSymbol(name),
+            RuntimeError::Proc(why) => FramesError::Proc(why),
+        }
+    }
+}
+
 struct Inner {
     tgid: u32,
     memory: ProcessMemory,
@@ -121,16 +133,17 @@ pub struct FrameResolver {
 }
 
 impl PyFrames {
-    /// Finds the interpreter of `pid`, installs its layout and thread map in the tracer's
+    /// Installs the layout and thread map of the interpreter `python` found in the tracer's
     /// maps, and starts keeping the thread map current.
-    pub fn attach(pid: i32, tracer: &Tracer) -> Result<PyFrames, FramesError> {
+    pub fn attach(python: &PythonRuntime, tracer: &Tracer) -> Result<PyFrames, FramesError> {
+        let pid = python.pid;
         let maps = tracer.python_maps().ok_or(FramesError::NoMaps)?;
         let tgid = u32::try_from(pid).map_err(|_| FramesError::Proc(format!("bad pid {pid}")))?;
         let UserSpace {
             memory,
             layout,
             runtime,
-        } = attach_user_space(pid)?;
+        } = attach_user_space(python)?;
         let inner = Arc::new(Inner {
             tgid,
             memory,
@@ -213,10 +226,11 @@ pub struct UserSpace {
     pub runtime: u64,
 }
 
-/// Finds and checks the interpreter of `pid` for reads from user space (`walk`, `code`).
-pub fn attach_user_space(pid: i32) -> Result<UserSpace, FramesError> {
+/// Checks the interpreter `python` found for reads from user space (`walk`, `code`).
+pub fn attach_user_space(python: &PythonRuntime) -> Result<UserSpace, FramesError> {
+    let pid = python.pid;
     let memory = ProcessMemory { pid };
-    let runtime = threads::find_runtime(pid)?;
+    let runtime = python.interpreter()?;
     let layout = layout_for(&memory, &runtime)?;
     if !layout::has_debug_offsets(layout.major, layout.minor) {
         check_table(pid, &memory, &layout, runtime.address)?;
@@ -249,7 +263,7 @@ fn check_table(
 /// The layout of the interpreter: a table for 3.10-3.12, `_Py_DebugOffsets` for 3.13+.
 pub(crate) fn layout_for(
     memory: &dyn Memory,
-    runtime: &threads::Runtime,
+    runtime: &Interpreter,
 ) -> Result<Layout, FramesError> {
     let (major, minor) = runtime.major_minor();
     let layout = if let Some(table) = layout::from_table(major, minor) {

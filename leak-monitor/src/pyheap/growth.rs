@@ -5,6 +5,7 @@
 
 use super::census::{Census, TypeCount};
 use super::roots::{Named, Path};
+use crate::resource::PerSecond;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -42,7 +43,8 @@ pub struct GrowingHolder {
     pub len_last: u64,
     /// Seconds between the first and last census of the series.
     pub seconds: f64,
-    pub growth_per_second: f64,
+    /// Entries per second.
+    pub growth_per_second: PerSecond,
     pub censuses: usize,
 }
 
@@ -154,12 +156,12 @@ impl HeapHistory {
                     len_first: first,
                     len_last: last,
                     seconds,
-                    growth_per_second: (last - first) as f64 / seconds,
+                    growth_per_second: PerSecond((last - first) as f64 / seconds),
                     censuses: lens.len(),
                 })
             })
             .collect();
-        out.sort_by(|a, b| b.growth_per_second.total_cmp(&a.growth_per_second));
+        out.sort_by(|a, b| b.growth_per_second.0.total_cmp(&a.growth_per_second.0));
         out
     }
 
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!(growing.len(), 1, "{growing:?}");
         assert_eq!(growing[0].address, 0x1000);
         assert_eq!(growing[0].path.as_ref().unwrap().display(), "app.LOG");
-        assert_eq!(growing[0].growth_per_second, 60.0);
+        assert_eq!(growing[0].growth_per_second, PerSecond(60.0));
         let types = history.type_growth();
         assert_eq!(types.len(), 1);
         assert_eq!(types[0].type_name, "Session");

@@ -23,8 +23,9 @@ pub mod roots;
 use crate::background::{self, Paced};
 use crate::pyframes::layout::DEBUG_OFFSETS_PREFIX;
 use crate::pyframes::memory::{Memory, ProcessMemory};
-use crate::pyframes::threads::{find_runtime, thread_states};
+use crate::pyframes::threads::thread_states;
 use crate::pyframes::{layout_for, FramesError};
+use crate::targets::runtime::PythonRuntime;
 use census::{Bounds, Census};
 use growth::{GrowingHolder, HeapHistory, TypeGrowth};
 use items::Items;
@@ -83,10 +84,12 @@ pub struct HeapSource {
 }
 
 impl HeapSource {
-    /// Finds the interpreter of a live process and checks the layout against it.
-    pub fn attach(pid: i32) -> Result<HeapSource, FramesError> {
+    /// Reads the interpreter `python` found in a live process, once its layout is checked
+    /// against it.
+    pub fn attach(python: &PythonRuntime) -> Result<HeapSource, FramesError> {
+        let pid = python.pid;
         let memory = ProcessMemory { pid };
-        let runtime = find_runtime(pid)?;
+        let runtime = python.interpreter()?;
         let frames = layout_for(&memory, &runtime)?;
         let mut debug = vec![0u8; DEBUG_OFFSETS_PREFIX];
         if frames.minor >= 13 {

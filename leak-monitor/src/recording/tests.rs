@@ -114,7 +114,7 @@ fn a_steady_fd_leak_replays_as_a_leak_with_the_recorded_sites() {
         .find(|r| r.resource == Resource::OpenFds)
         .unwrap();
     assert_eq!(fds.verdict, Verdict::Leak, "{fds:?}");
-    assert!((fds.rate_per_second - 5.0).abs() < 0.1, "{fds:?}");
+    assert!((fds.rate_per_second.0 - 5.0).abs() < 0.1, "{fds:?}");
     assert_eq!((fds.first, fds.last), (20.0, 465.0));
     // Sites are the recorded evidence: the worker's RSS site.
     let worker = leaking_worker(PID);

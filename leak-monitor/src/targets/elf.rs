@@ -194,12 +194,12 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds a minimal ELF64 with a `.dynsym` holding `symbols` (name, value) stored in a
     /// data section at virtual address 0x1000.
-    fn build_elf(symbols: &[(&str, u64)]) -> Vec<u8> {
+    pub(crate) fn build_elf(symbols: &[(&str, u64)]) -> Vec<u8> {
         let data_addr = 0x1000u64;
         let mut strtab = vec![0u8];
         let mut data = Vec::new();

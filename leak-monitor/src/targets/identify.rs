@@ -2,7 +2,7 @@
 //! (`discover`), and whether a target is still the same process (`is_alive`).
 
 use super::labels::{read_labels, TargetLabels};
-use super::python;
+use super::runtime;
 use super::selector::Selector;
 use super::stat::{parse_stat, StatFields};
 use super::{GroupSource, TargetError, TargetId, TargetInfo};
@@ -10,6 +10,7 @@ use procfs::process::Process;
 use procfs::ProcError;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What is known about one process: the target identity, its name and command line.
 pub fn identify(pid: i32, group: Option<&str>) -> Result<TargetInfo, TargetError> {
@@ -161,7 +162,7 @@ fn looks_like_python(process: &Process) -> bool {
         .and_then(|exe| exe.file_name())
         .and_then(|name| name.to_str())
         .is_some_and(|name| name.starts_with("python"));
-    named || python::maps_libpython(process)
+    named || runtime::maps_libpython(process.pid)
 }
 
 fn describe(
@@ -172,7 +173,8 @@ fn describe(
     group: Option<&str>,
 ) -> TargetInfo {
     let exe = read_exe(process);
-    let python_version = python::detect(process, exe.as_deref());
+    let runtime = runtime::discover(process.pid).map(Arc::new);
+    let python_version = runtime.as_ref().and_then(|r| r.version());
     TargetInfo {
         id: TargetId {
             pid: process.pid,
@@ -188,6 +190,7 @@ fn describe(
         cmdline,
         exe,
         python_version,
+        runtime,
         start_time_unix: start_time_unix(stat.start_ticks),
         labels,
     }

@@ -6,6 +6,7 @@ pub mod elf;
 mod identify;
 mod labels;
 pub mod python;
+pub mod runtime;
 mod selector;
 pub mod stat;
 #[cfg(test)]
@@ -15,8 +16,10 @@ pub use identify::{discover, discover_new, discover_new_beside, identify, is_ali
 pub use labels::{read_labels, stable_identity, TargetLabels};
 pub use selector::{split_group_name, MatchOn, Selector};
 
+use runtime::PythonRuntime;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// PID plus start time (clock ticks after boot, field 22 of /proc/PID/stat).
 #[derive(
@@ -44,6 +47,10 @@ pub struct TargetInfo {
     pub cmdline: Vec<String>,
     pub exe: Option<PathBuf>,
     pub python_version: Option<String>,
+    /// Where its interpreter is, found once by `identify` and handed to every reader of the
+    /// interpreter; `None` for a process that is not CPython, and in a replay.
+    #[serde(skip)]
+    pub runtime: Option<Arc<PythonRuntime>>,
     pub start_time_unix: f64,
     /// Who owns the process: container, pod, systemd unit (empty for a plain host process).
     pub labels: TargetLabels,

@@ -1,12 +1,6 @@
-//! Is a process CPython, and which version: from the executable's name (`python3.11`), from a
-//! mapped `libpython3.X.so`, and, for the full version (`3.11.7`), from the `Py_Version`
-//! constant (CPython 3.11+) read out of the binary that defines it.
-
-use super::elf::read_symbol_value;
-use procfs::process::Process;
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
+//! Telling CPython versions from names and values: the executable's name (`python3.11`), a
+//! mapped `libpython3.X.so`, and the `Py_Version` constant (CPython 3.11+, `3.11.7`). Pure;
+//! `runtime` applies them to a process.
 
 /// `python3.11` -> `3.11` (also `python3.11d`, `python3.12t`); `python3`, `python` -> `None`.
 pub fn version_from_exe_name(name: &str) -> Option<String> {
@@ -57,60 +51,6 @@ pub fn format_version_hex(hex: u64) -> Option<String> {
         _ => return None,
     };
     Some(format!("{major}.{minor}.{micro}{suffix}"))
-}
-
-/// The Python version of a process: `None` when it is not CPython. The full version when the
-/// binary exports `Py_Version` and agrees with the name, else `X.Y`.
-pub(crate) fn detect(process: &Process, exe: Option<&Path>) -> Option<String> {
-    let exe_name = exe.and_then(|exe| exe.file_name()).and_then(|n| n.to_str());
-    let from_name = exe_name.and_then(version_from_exe_name);
-    let named_python = exe_name.is_some_and(|n| n.starts_with("python"));
-    let maps = read_maps(process);
-    let libpython = maps.as_deref().and_then(libpython_in_maps);
-    let short = from_name.or_else(|| libpython.as_ref().map(|(_, v)| v.clone()));
-    if !named_python && libpython.is_none() {
-        return None;
-    }
-    // Py_Version lives in libpython when the interpreter is linked against it, else in the
-    // executable. /proc/PID/exe and /proc/PID/root reach the files the process itself sees,
-    // inside a container too.
-    let binary = match &libpython {
-        Some((path, _)) => File::open(process_root_path(process.pid, path)),
-        None => process.open_relative("exe").map_err(std::io::Error::other),
-    };
-    let full = binary
-        .ok()
-        .and_then(|file| read_symbol_value(&file, b"Py_Version"))
-        .and_then(format_version_hex);
-    match (full, short) {
-        (Some(full), Some(short)) if full.starts_with(&format!("{short}.")) => Some(full),
-        (Some(full), None) => Some(full),
-        (_, short) => short,
-    }
-}
-
-/// Does /proc/PID/maps map a libpython? For processes whose executable is not named python
-/// (embedded interpreters: uwsgi, Blender, ...).
-pub(crate) fn maps_libpython(process: &Process) -> bool {
-    read_maps(process)
-        .as_deref()
-        .and_then(libpython_in_maps)
-        .is_some()
-}
-
-fn read_maps(process: &Process) -> Option<String> {
-    let mut text = String::new();
-    process
-        .open_relative("maps")
-        .ok()?
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
-}
-
-/// `path` as the process sees it, reached through its root (its mount namespace).
-fn process_root_path(pid: i32, path: &str) -> String {
-    format!("/proc/{pid}/root{}", path.trim_end_matches(" (deleted)"))
 }
 
 #[cfg(test)]

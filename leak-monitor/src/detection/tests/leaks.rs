@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::detection::{GrowthPattern, Verdict};
+use crate::resource::Seconds;
 
 fn assert_leak(trends: &[(u64, Trend)], pattern: GrowthPattern, rate: Option<(f64, f64)>) {
     for (seed, trend) in trends {
@@ -9,7 +10,7 @@ fn assert_leak(trends: &[(u64, Trend)], pattern: GrowthPattern, rate: Option<(f6
         assert_eq!(trend.pattern, pattern, "seed {seed}: {trend:?}");
         assert!(trend.confidence >= 0.9, "seed {seed}: {trend:?}");
         if let Some((expected, tolerance)) = rate {
-            let error = (trend.rate_per_second - expected).abs() / expected;
+            let error = (trend.rate_per_second.0 - expected).abs() / expected;
             assert!(
                 error <= tolerance,
                 "seed {seed}: rate off by {error:.3}: {trend:?}"
@@ -168,11 +169,14 @@ fn time_to_limit_follows_the_current_rate() {
     let run = rss_linear(&mut Rng::new(3), false);
     let last = run.tracker.last().unwrap();
     let trend = run.tracker.trend(Some(last + 100.0 * MB));
-    let eta = trend.seconds_to_limit.unwrap();
+    let eta = trend.seconds_to_limit.unwrap().0;
     assert!((eta - 100.0).abs() < 10.0, "{trend:?}");
     assert_eq!(run.tracker.trend(None).seconds_to_limit, None);
     // Already over the limit: no time left.
-    assert_eq!(run.tracker.trend(Some(1.0)).seconds_to_limit, Some(0.0));
+    assert_eq!(
+        run.tracker.trend(Some(1.0)).seconds_to_limit,
+        Some(Seconds(0.0))
+    );
 }
 
 #[test]
@@ -182,7 +186,7 @@ fn time_to_limit_follows_the_curve_of_an_exponential() {
     });
     // 12 + 0.5 * 2^(t/10) MB reaches 1036 MB at t = 10 log2(2048) = 110 s.
     let trend = run.tracker.trend(Some(1036.0 * MB));
-    let eta = trend.seconds_to_limit.unwrap();
+    let eta = trend.seconds_to_limit.unwrap().0;
     assert!((eta - 51.0).abs() < 3.0, "{trend:?}");
 }
 
@@ -252,7 +256,7 @@ fn a_slow_leak_under_a_churning_sawtooth_is_found() {
             GrowthPattern::Sawtooth,
             "seed {seed}: {trend:?}"
         );
-        let error = (trend.rate_per_second - 300.0 * KB).abs() / (300.0 * KB);
+        let error = (trend.rate_per_second.0 - 300.0 * KB).abs() / (300.0 * KB);
         assert!(error < 0.25, "seed {seed}: {trend:?}");
     }
 }

@@ -44,7 +44,7 @@ fn a_slow_leak_only_the_long_view_can_see_is_found() {
     });
     let trend = run.tracker.trend(None);
     assert_eq!(trend.verdict, Verdict::Leak, "{trend:?}");
-    assert!((trend.rate_per_second - 100.0).abs() < 25.0, "{trend:?}");
+    assert!((trend.rate_per_second.0 - 100.0).abs() < 25.0, "{trend:?}");
 }
 
 #[test]

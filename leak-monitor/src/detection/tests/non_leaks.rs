@@ -75,7 +75,7 @@ fn a_bounded_cache_filling_is_not_a_leak() {
         let context = format!("seed {seed}: {trend:?}");
         assert_eq!(trend.verdict, Verdict::Stable, "{context}");
         assert_eq!(trend.pattern, GrowthPattern::Plateau, "{context}");
-        assert!(trend.rate_per_second.abs() < 100.0 * KB, "{context}");
+        assert!(trend.rate_per_second.0.abs() < 100.0 * KB, "{context}");
     }
 }
 

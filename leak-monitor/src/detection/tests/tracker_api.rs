@@ -48,7 +48,7 @@ fn verdicts_do_not_depend_on_the_sampling_interval() {
             "every {dt} s: {trend:?}"
         );
         assert!(
-            (trend.rate_per_second - MB).abs() < 0.1 * MB,
+            (trend.rate_per_second.0 - MB).abs() < 0.1 * MB,
             "every {dt} s: {trend:?}"
         );
         // A collector sawtooth with a flat floor, 20 MB over 6 s, over 120 s.
@@ -92,7 +92,7 @@ fn confidence_and_verdict_agree() {
         );
         assert_eq!(
             trend.seconds_to_limit.is_some(),
-            trend.verdict != Verdict::Stable && trend.rate_per_second > 0.0,
+            trend.verdict != Verdict::Stable && trend.rate_per_second.0 > 0.0,
             "at {t}: {trend:?}"
         );
     }
@@ -107,7 +107,7 @@ fn short_runs_say_what_they_saw() {
     let run = sample(Unit::Count, 7.0, 1.0, |t| 47.0 + 20.0 * t);
     let trend = run.tracker.trend(None);
     assert_eq!(trend.verdict, Verdict::Growing, "{trend:?}");
-    assert!((trend.rate_per_second - 20.0).abs() < 1.0, "{trend:?}");
+    assert!((trend.rate_per_second.0 - 20.0).abs() < 1.0, "{trend:?}");
     // And a 1.3 MB/s memory leak over 6 s, with noise, toward a 200 MB limit.
     for seed in SEEDS {
         let mut rng = Rng::new(seed);
@@ -118,7 +118,7 @@ fn short_runs_say_what_they_saw() {
         assert_eq!(trend.verdict, Verdict::Growing, "seed {seed}: {trend:?}");
         assert!(trend
             .seconds_to_limit
-            .is_some_and(|s| s > 100.0 && s < 160.0));
+            .is_some_and(|s| s.0 > 100.0 && s.0 < 160.0));
     }
     let stable = |value: &dyn Fn(f64) -> f64, unit| {
         let trend = sample(unit, 7.0, 1.0, value).tracker.trend(None);

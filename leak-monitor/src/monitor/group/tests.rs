@@ -127,7 +127,7 @@ fn a_leak_hidden_by_recycling_is_found_from_each_workers_life() {
     assert_eq!(rss.verdict, Verdict::Leak, "{rss:?}");
     assert!(rss.masked_by_recycling);
     assert!(rss.members_grown >= 20, "{rss:?}");
-    let rate = rss.per_worker_rate_per_second;
+    let rate = rss.per_worker_rate_per_second.0;
     assert!((rate - 1200.0 * KB).abs() < 100.0 * KB, "rate {rate}");
     let life = rss.median_lifetime_seconds.expect("lifetimes");
     assert!((4.5..=5.5).contains(&life), "life {life}");

@@ -5,7 +5,7 @@
 use super::member::{Member, MemberResource};
 use crate::attribution::Site;
 use crate::detection::{DetectorConfig, Verdict};
-use crate::resource::Resource;
+use crate::resource::{PerSecond, Resource};
 use std::collections::BTreeMap;
 
 /// Ended members needed before recycling can be told from a process that just ended.
@@ -36,7 +36,7 @@ pub struct GroupResource {
     pub first: f64,
     pub last: f64,
     /// Median growth per second of a recycled worker over its life (0 when none is judged).
-    pub per_worker_rate_per_second: f64,
+    pub per_worker_rate_per_second: PerSecond,
     /// Median growth of a recycled worker over its life.
     pub per_worker_growth: f64,
     /// Median growth per request and requests per worker, where requests are counted.
@@ -105,7 +105,8 @@ impl Judged<'_> {
             grown
                 .iter()
                 .map(|(_, r)| r.growth() / r.span().max(f64::EPSILON)),
-        );
+        )
+        .map(PerSecond);
         let per_worker_growth = median(grown.iter().map(|(_, r)| r.growth()));
         let requests: Vec<(f64, f64)> = grown
             .iter()
@@ -125,7 +126,7 @@ impl Judged<'_> {
             masked_by_recycling: masked,
             first: self.first,
             last: self.last,
-            per_worker_rate_per_second: per_worker_rate.unwrap_or(0.0),
+            per_worker_rate_per_second: per_worker_rate.unwrap_or(PerSecond::ZERO),
             per_worker_growth: per_worker_growth.unwrap_or(0.0),
             per_request,
             requests_per_worker,
@@ -206,7 +207,7 @@ fn summary(view: &GroupResource) -> String {
         ),
         _ => format!(
             "grows {}/s and is recycled after ~{:.0} s ({} over its life)",
-            unit.format(view.per_worker_rate_per_second),
+            unit.format(view.per_worker_rate_per_second.0),
             view.median_lifetime_seconds.unwrap_or(0.0),
             unit.format(view.per_worker_growth)
         ),

@@ -2,6 +2,7 @@
 
 use super::{Change, Observed, ReportDiff, ResourceDiff, SiteDiff};
 use crate::humanize as human;
+use crate::resource::PerSecond;
 use std::fmt::Write as _;
 
 impl Change {
@@ -74,7 +75,7 @@ fn observed(row: &ResourceDiff, side: Option<Observed>) -> String {
 }
 
 fn site_row(out: &mut String, row: &ResourceDiff, site: &SiteDiff) {
-    let rate = |r: Option<f64>| {
+    let rate = |r: Option<PerSecond>| {
         r.map_or_else(
             || "-".to_owned(),
             |r| human::per_second(row.resource.unit(), r),

@@ -15,7 +15,7 @@ pub use releases::{releases, Release};
 
 use crate::detection::Verdict;
 use crate::outputs::report::{Report, ResourceReport, SiteReport};
-use crate::resource::Resource;
+use crate::resource::{PerSecond, Resource, Seconds};
 use serde::Serialize;
 
 /// The value of the diff's `schema` field.
@@ -73,7 +73,7 @@ pub struct ResourceDiff {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Observed {
     pub verdict: Verdict,
-    pub rate_per_second: f64,
+    pub rate_per_second: PerSecond,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -88,8 +88,8 @@ pub struct SiteDiff {
     pub change: Change,
     /// The site's share of the resource's growth per second of observation; absent on the side
     /// where it was not found.
-    pub old_rate_per_second: Option<f64>,
-    pub new_rate_per_second: Option<f64>,
+    pub old_rate_per_second: Option<PerSecond>,
+    pub new_rate_per_second: Option<PerSecond>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -117,9 +117,9 @@ pub fn diff(old: &Report, new: &Report) -> ReportDiff {
     let mut rows: Vec<ResourceDiff> = resources
         .into_iter()
         .map(|resource| {
-            let find = |report: &'_ Report| -> Option<(ResourceReport, f64)> {
+            let find = |report: &'_ Report| -> Option<(ResourceReport, Seconds)> {
                 let found = report.resources.iter().find(|r| r.resource == resource)?;
-                Some((found.clone(), report.observation.duration_seconds))
+                Some((found.clone(), Seconds(report.observation.duration_seconds)))
             };
             diff_resource(resource, find(old).as_ref(), find(new).as_ref())
         })
@@ -160,16 +160,16 @@ fn side(report: &Report) -> Side {
     }
 }
 
-fn is_leak(resource: Option<&(ResourceReport, f64)>) -> bool {
+fn is_leak(resource: Option<&(ResourceReport, Seconds)>) -> bool {
     resource.is_some_and(|(r, _)| r.verdict == Verdict::Leak)
 }
 
 fn diff_resource(
     resource: Resource,
-    old: Option<&(ResourceReport, f64)>,
-    new: Option<&(ResourceReport, f64)>,
+    old: Option<&(ResourceReport, Seconds)>,
+    new: Option<&(ResourceReport, Seconds)>,
 ) -> ResourceDiff {
-    let observed = |side: Option<&(ResourceReport, f64)>| {
+    let observed = |side: Option<&(ResourceReport, Seconds)>| {
         side.map(|(r, _)| Observed {
             verdict: r.verdict,
             rate_per_second: r.rate_per_second,
@@ -179,15 +179,16 @@ fn diff_resource(
         (false, true) => Change::NewLeak,
         (true, false) => Change::Fixed,
         (true, true) => {
-            let rate =
-                |side: Option<&(ResourceReport, f64)>| side.map_or(0.0, |(r, _)| r.rate_per_second);
+            let rate = |side: Option<&(ResourceReport, Seconds)>| {
+                side.map_or(PerSecond::ZERO, |(r, _)| r.rate_per_second)
+            };
             compare_rates(rate(old), rate(new))
         }
         (false, false) => Change::Unchanged,
     };
     // Sites count as leaking only where their resource leaks: a `growing` resource's sites are
     // leads, not leaks.
-    let sites_of = |side: Option<&(ResourceReport, f64)>| -> Vec<(SiteReport, f64)> {
+    let sites_of = |side: Option<&(ResourceReport, Seconds)>| -> Vec<(SiteReport, PerSecond)> {
         match side {
             Some((r, seconds)) if r.verdict == Verdict::Leak => r
                 .sites
@@ -201,8 +202,9 @@ fn diff_resource(
     sites.sort_by(|a, b| {
         a.change.cmp(&b.change).then(
             b.new_rate_per_second
-                .unwrap_or(0.0)
-                .total_cmp(&a.new_rate_per_second.unwrap_or(0.0)),
+                .unwrap_or(PerSecond::ZERO)
+                .0
+                .total_cmp(&a.new_rate_per_second.unwrap_or(PerSecond::ZERO).0),
         )
     });
     ResourceDiff {
@@ -214,15 +216,17 @@ fn diff_resource(
     }
 }
 
-fn per_second(amount: f64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        amount / seconds
+/// A site's growth over the observation as a rate (0 for an observation of no length).
+fn per_second(amount: f64, observed: Seconds) -> PerSecond {
+    if observed.0 > 0.0 {
+        PerSecond(amount / observed.0)
     } else {
-        0.0
+        PerSecond::ZERO
     }
 }
 
-fn compare_rates(old: f64, new: f64) -> Change {
+fn compare_rates(old: PerSecond, new: PerSecond) -> Change {
+    let (old, new) = (old.0, new.0);
     let scale = old.abs().max(f64::MIN_POSITIVE);
     let relative = (new - old) / scale;
     if relative > RATE_CHANGE {
@@ -236,8 +240,11 @@ fn compare_rates(old: f64, new: f64) -> Change {
 
 /// Pairs sites by (file, line), then the rest by (file, function); unpaired old sites are
 /// fixed, unpaired new ones new.
-fn diff_sites(old: Vec<(SiteReport, f64)>, new: Vec<(SiteReport, f64)>) -> Vec<SiteDiff> {
-    let mut old: Vec<Option<(SiteReport, f64)>> = old.into_iter().map(Some).collect();
+fn diff_sites(
+    old: Vec<(SiteReport, PerSecond)>,
+    new: Vec<(SiteReport, PerSecond)>,
+) -> Vec<SiteDiff> {
+    let mut old: Vec<Option<(SiteReport, PerSecond)>> = old.into_iter().map(Some).collect();
     let mut out = Vec::new();
     let mut unpaired_new = Vec::new();
     for (site, rate) in new {
@@ -282,7 +289,7 @@ fn diff_sites(old: Vec<(SiteReport, f64)>, new: Vec<(SiteReport, f64)>) -> Vec<S
     out
 }
 
-fn paired(old: &SiteReport, old_rate: f64, new: SiteReport, new_rate: f64) -> SiteDiff {
+fn paired(old: &SiteReport, old_rate: PerSecond, new: SiteReport, new_rate: PerSecond) -> SiteDiff {
     SiteDiff {
         old_line: (old.line != new.line).then_some(old.line),
         file: new.file,

@@ -20,7 +20,7 @@ fn threads(verdict: Verdict, rate: f64, line: u32) -> ResourceReport {
     let mut row = example().resources[0].clone();
     row.resource = Resource::Threads;
     row.verdict = verdict;
-    row.rate_per_second = rate;
+    row.rate_per_second = PerSecond(rate);
     row.sites[0].file = "/srv/app/watch.py".into();
     row.sites[0].line = line;
     row.sites[0].function = "start_watchdog".into();
@@ -59,14 +59,14 @@ fn a_fixed_leak_and_a_new_one_are_both_named_with_their_lines() {
         (new_site.file.as_str(), new_site.line, new_site.change),
         ("/srv/app/watch.py", 42, Change::NewLeak)
     );
-    assert_eq!(new_site.new_rate_per_second, Some(1.0));
+    assert_eq!(new_site.new_rate_per_second, Some(PerSecond(1.0)));
     let fixed = &diff.resources[1].sites[0];
     assert_eq!(
         (fixed.file.as_str(), fixed.line, fixed.change),
         ("/srv/app/render.py", 17, Change::Fixed)
     );
     // 145227776 bytes over 60 s.
-    assert!((fixed.old_rate_per_second.unwrap() - 2_420_462.9).abs() < 1.0);
+    assert!((fixed.old_rate_per_second.unwrap().0 - 2_420_462.9).abs() < 1.0);
     assert_eq!(
         diff.summary,
         Summary {
@@ -102,7 +102,7 @@ fn a_fixed_leak_and_a_new_one_are_both_named_with_their_lines() {
 fn rates_up_and_down_beyond_the_noise_and_moved_lines() {
     let old = example();
     let mut faster = example();
-    rss(&mut faster).rate_per_second *= 2.0;
+    rss(&mut faster).rate_per_second.0 *= 2.0;
     // The leaking line moved down by an edit above it, and leaks twice as fast.
     rss(&mut faster).sites[0].line = 20;
     rss(&mut faster).sites[0].amount *= 2.0;
@@ -121,7 +121,7 @@ fn rates_up_and_down_beyond_the_noise_and_moved_lines() {
 
     // Within the noise: unchanged. A longer observation attributes more to the same rate.
     let mut same = example();
-    rss(&mut same).rate_per_second *= 1.1;
+    rss(&mut same).rate_per_second.0 *= 1.1;
     same.observation.duration_seconds = 120.0;
     rss(&mut same).sites[0].amount *= 2.0;
     let diff_same = diff(&old, &same);

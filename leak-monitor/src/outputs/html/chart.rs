@@ -53,7 +53,7 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     }
     let unit = resource.resource.unit();
     let (t0, t1) = (points[0].0, points[points.len() - 1].0);
-    let trend_at = |t: f64| resource.last + resource.rate_per_second * (t - t1);
+    let trend_at = |t: f64| resource.last + resource.rate_per_second.0 * (t - t1);
     let show_trend = resource.verdict != Verdict::Stable;
     let mut lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let mut hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
@@ -81,7 +81,7 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
         limit: resource.limit.map(|l| {
             let when = resource
                 .seconds_to_limit
-                .map(|s| format!(", reached in {}", humanize::duration(s)))
+                .map(|s| format!(", reached in {}", humanize::duration(s.0)))
                 .unwrap_or_default();
             format!("limit {}{when}", humanize::amount(unit, l))
         }),
@@ -222,7 +222,7 @@ mod tests {
     fn time_axis_is_in_seconds_and_the_trend_and_limit_are_labelled() {
         let r = resource();
         let points: Vec<(f64, f64)> = (0..=30)
-            .map(|i| (f64::from(i), r.first + r.rate_per_second * f64::from(i)))
+            .map(|i| (f64::from(i), r.first + r.rate_per_second.0 * f64::from(i)))
             .collect();
         let svg = line_chart(&r, &points);
         assert!(!svg.contains(" ms<"), "{svg}");

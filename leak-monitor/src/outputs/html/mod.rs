@@ -69,7 +69,7 @@ fn render_report(page: &mut String, report: &Report, series: &[ResourceSeries]) 
             escape(&humanize::amount(unit, r.first)),
             escape(&humanize::amount(unit, r.last)),
             escape(&humanize::rate(unit, r.rate_per_second)),
-            r.seconds_to_limit.map(humanize::duration).unwrap_or_else(|| "&mdash;".into()),
+            r.seconds_to_limit.map(|s| humanize::duration(s.0)).unwrap_or_else(|| "&mdash;".into()),
             humanize::percent(r.confidence),
             v = r.verdict.as_str(),
         );
@@ -187,7 +187,7 @@ fn held_by(holder: &Holder) -> String {
         holder.len_first,
         holder.len_last,
         escape(&humanize::per_second(Unit::Count, holder.growth_per_second)),
-        escape(&humanize::amount(Unit::Bytes, holder.retained_bytes as f64)),
+        escape(&humanize::amount(Unit::Bytes, holder.retained_bytes.as_f64())),
     )
 }
 

@@ -264,7 +264,7 @@ fn add_resource(series: &mut Series, target: &str, pid: &str, snapshot: &Resourc
     let resource = snapshot.resource.as_str();
     let trend = &snapshot.trend;
     let labels = [target, pid, resource];
-    series.set(Family::GrowthRate, &labels, trend.rate_per_second);
+    series.set(Family::GrowthRate, &labels, trend.rate_per_second.0);
     let suspected = if trend.verdict == Verdict::Leak {
         1.0
     } else {
@@ -273,7 +273,7 @@ fn add_resource(series: &mut Series, target: &str, pid: &str, snapshot: &Resourc
     series.set(Family::LeakSuspected, &labels, suspected);
     series.set(Family::LeakConfidence, &labels, trend.confidence);
     if let Some(seconds) = trend.seconds_to_limit.filter(|s| s.is_finite()) {
-        series.set(Family::SecondsToLimit, &labels, seconds);
+        series.set(Family::SecondsToLimit, &labels, seconds.0);
     }
     series.set(
         Family::VerdictChanges,

@@ -85,7 +85,7 @@ fn resource_section(out: &mut String, r: &GroupResourceReport) {
         out,
         "\n- Each worker grows {} over its life ({}/s while it lives); {} of {} judged workers grew.",
         human::amount(unit, r.per_worker_growth),
-        human::amount(unit, r.report.rate_per_second),
+        human::amount(unit, r.report.rate_per_second.0),
         r.members_grown,
         r.members_judged
     );

@@ -219,7 +219,7 @@ fn summary_table(out: &mut String, resources: &[ResourceReport]) {
             human::amount(unit, r.last),
             human::rate(unit, r.rate_per_second),
             r.seconds_to_limit
-                .map_or_else(|| "—".to_string(), human::duration),
+                .map_or_else(|| "—".to_string(), |s| human::duration(s.0)),
             human::percent(r.confidence),
         );
     }
@@ -306,7 +306,7 @@ fn held_by(out: &mut String, holder: &Holder) {
         holder.len_first,
         holder.len_last,
         human::per_second(Unit::Count, holder.growth_per_second),
-        human::amount(Unit::Bytes, holder.retained_bytes as f64),
+        human::amount(Unit::Bytes, holder.retained_bytes.as_f64()),
     );
     if !holder.item_types.is_empty() {
         let items: Vec<String> = holder
@@ -379,8 +379,8 @@ fn memory_impact(out: &mut String, resource: &ResourceReport) {
     }
     let limit = resource.limit.map(|l| human::amount(unit, l));
     let time_to_limit = match (resource.seconds_to_limit, limit) {
-        (Some(seconds), Some(limit)) => format!("{} (limit {limit})", human::duration(seconds)),
-        (Some(seconds), None) => human::duration(seconds),
+        (Some(seconds), Some(limit)) => format!("{} (limit {limit})", human::duration(seconds.0)),
+        (Some(seconds), None) => human::duration(seconds.0),
         (None, Some(limit)) => format!("not reached at the current rate (limit {limit})"),
         (None, None) => "unknown: no limit is known for this resource".to_string(),
     };
@@ -411,12 +411,12 @@ fn detection(out: &mut String, report: &Report, resource: &ResourceReport) {
         human::percent(resource.confidence),
     );
     let floor = DetectorConfig::default().min_leak_seconds;
-    if let Some(since) = resource.verdict_since_seconds.filter(|s| *s < floor) {
+    if let Some(since) = resource.verdict_since_seconds.filter(|s| s.0 < floor) {
         let _ = writeln!(
             out,
             "- Called a leak at {}, before the {} the series alone needs: it passed every other \
              test at stricter levels, and its top line is one that never gives back what it makes.",
-            human::duration(since),
+            human::duration(since.0),
             human::duration(floor),
         );
     }

@@ -10,7 +10,7 @@ use crate::events::{Engagement, GateStats, LedgerCounts};
 use crate::memory::kind::MemoryKind;
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
-use crate::resource::Resource;
+use crate::resource::{PerSecond, Resource, Seconds};
 use crate::targets::TargetLabels;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -119,19 +119,19 @@ pub struct ResourceReport {
     pub first: f64,
     #[serde(serialize_with = "number::integral")]
     pub last: f64,
-    pub rate_per_second: f64,
+    pub rate_per_second: PerSecond,
     pub growth_pattern: GrowthPattern,
     pub confidence: f64,
     #[serde(serialize_with = "number::integral_opt")]
     pub limit: Option<f64>,
-    pub seconds_to_limit: Option<f64>,
+    pub seconds_to_limit: Option<Seconds>,
     /// Growth per counted event; null until the monitor counts events.
     #[serde(default)]
     pub per_event: Option<PerEvent>,
     /// Seconds of observation it took to reach verdict `leak` (an addition to v1; absent unless
     /// the verdict is `leak`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict_since_seconds: Option<f64>,
+    pub verdict_since_seconds: Option<Seconds>,
     /// Types whose count kept rising across the heap censuses, most bytes gained first
     /// (`rss_bytes` only; an addition agreed in 2026-12).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

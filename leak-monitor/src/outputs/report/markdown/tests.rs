@@ -4,6 +4,7 @@ use super::*;
 use crate::capabilities::Capabilities;
 use crate::detection::Trend;
 use crate::outputs::fixtures::{leaking_worker, quiet_process};
+use crate::resource::{Bytes, PerSecond, Seconds};
 use std::time::{Duration, UNIX_EPOCH};
 
 fn no_stacks() -> Capabilities {
@@ -183,8 +184,8 @@ fn a_census_site_says_what_holds_the_memory_and_the_types_that_grow() {
         type_name: "dict".into(),
         len_first: 1200,
         len_last: 9800,
-        growth_per_second: 286.0,
-        retained_bytes: 31_000_000,
+        growth_per_second: PerSecond(286.0),
+        retained_bytes: Bytes(31_000_000),
         item_types: vec!["Session".into()],
     });
     rss.heap_growth = vec![crate::outputs::report::model::HeapGrowthRow {
@@ -215,7 +216,7 @@ fn a_run_too_short_for_a_verdict_says_so_with_what_grew() {
     let growing = Trend {
         verdict: Verdict::Growing,
         pattern: GrowthPattern::Linear,
-        rate_per_second: 20.0,
+        rate_per_second: PerSecond(20.0),
         confidence: 0.28,
         seconds_to_limit: None,
         early_leak: false,
@@ -272,13 +273,13 @@ fn the_owner_line_names_container_pod_and_unit() {
 #[test]
 fn an_early_leak_says_why_it_came_before_the_floor() {
     let mut snapshot = leaking_worker(79);
-    snapshot.resources[0].leak_since_seconds = Some(9.0);
+    snapshot.resources[0].leak_since_seconds = Some(Seconds(9.0));
     let text = render_markdown(&[report(&snapshot)]);
     assert!(
         text.contains("- Called a leak at 9 s, before the 25 s the series alone needs"),
         "{text}"
     );
-    snapshot.resources[0].leak_since_seconds = Some(30.0);
+    snapshot.resources[0].leak_since_seconds = Some(Seconds(30.0));
     let text = render_markdown(&[report(&snapshot)]);
     assert!(!text.contains("Called a leak at"), "{text}");
 }
