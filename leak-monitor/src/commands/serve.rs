@@ -105,8 +105,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         for snapshot in &snapshots {
             alerts.check(snapshot);
         }
-        metrics.update(&snapshots);
         metrics.update_groups(&groups.update(&tick.ended, &snapshots));
+        metrics.update_owned(snapshots);
         event_counters.update(tracer.as_ref(), &metrics);
         if !tick.ended.is_empty() {
             drop(tick);
