@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often `--match`/`--python` look for new processes. Scanning /proc costs ~1 ms per
-/// hundred processes; new workers are picked up within this delay.
+/// hundred processes; new workers are picked up within this delay (a process passed over is
+/// read again less often, `fleet::PASSED_RECHECK`).
 const REDISCOVER_EVERY: Duration = Duration::from_secs(2);
 
 /// How often freed heap memory is given back to the system besides when a target ends: the
