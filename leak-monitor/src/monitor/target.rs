@@ -335,7 +335,11 @@ impl TargetMonitor {
         if let Some(frames) = &self.frames {
             // A thread started or ended: the kernel's walk needs its map (THREAD_NEW only
             // reports the starts while the syscall programs are attached).
-            if self.latest.as_ref().is_some_and(|l| l.threads != sample.threads) {
+            if self
+                .latest
+                .as_ref()
+                .is_some_and(|l| l.threads != sample.threads)
+            {
                 frames.refresh_soon();
             }
         }
