@@ -28,11 +28,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often `--match`/`--python` look for new processes. Scanning /proc costs ~1 ms per
-/// hundred processes; new workers are picked up within this delay.
+/// hundred processes; new workers are picked up within this delay (a process passed over is
+/// read again less often, `fleet::PASSED_RECHECK`).
 const REDISCOVER_EVERY: Duration = Duration::from_secs(2);
+
+/// How often freed heap memory is given back to the system besides when a target ends: the
+/// background reads (heap censuses, breakdowns) free what they read, and glibc would keep it.
+const GIVE_BACK_EVERY: Duration = Duration::from_secs(30);
+
+/// Large buffers (the heap census's 64 KiB chunks, smaps texts) are mapped on their own and
+/// unmapped when freed, instead of staying in a thread's arena after the read that needed them.
+const OWN_MAPPING_FROM: i32 = 64 * 1024;
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::resolve(&args)?;
+    limit_heap_retention();
     let stop = StopFlag::on_signals()?;
     for dir in [&config.report_dir, &config.record_dir]
         .into_iter()
@@ -74,6 +84,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The samples the first targets took when they attached.
     alerts.observe(fleet.monitors());
     let mut ticker = Ticker::new(config.interval);
+    let mut given_back_at = std::time::Instant::now();
     while let Some(now) = ticker.wait(&stop) {
         server.ensure_running()?;
         let tick = fleet.tick(now);
@@ -105,21 +116,35 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         for snapshot in &snapshots {
             alerts.check(snapshot);
         }
-        metrics.update(&snapshots);
         metrics.update_groups(&groups.update(&tick.ended, &snapshots));
+        metrics.update_owned(snapshots);
         event_counters.update(tracer.as_ref(), &metrics);
-        if !tick.ended.is_empty() {
+        if !tick.ended.is_empty() || now.duration_since(given_back_at) >= GIVE_BACK_EVERY {
             drop(tick);
             give_back_freed_memory();
+            given_back_at = now;
         }
     }
     log("stopping");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Returns the heap freed by ended targets to the system: glibc keeps freed memory at the top of
-/// its arenas for reuse, so a daemon whose fleet shrank would otherwise stay at its largest.
-/// Called only when a target ended, so its cost (a walk of the free lists) is rare.
+/// Makes glibc keep less freed memory: large blocks get mappings of their own (returned when
+/// freed), and the daemon's few threads share two arenas instead of one each (a thread's arena
+/// keeps what the thread freed).
+fn limit_heap_retention() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes the allocator's tunables; it has no preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_FROM);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns the heap freed by ended targets and by the background reads to the system: glibc
+/// keeps freed memory in its arenas for reuse, so a daemon whose fleet shrank would otherwise stay
+/// at its largest. Called when a target ended and every `GIVE_BACK_EVERY`, so its cost (a walk of
+/// the free lists) is rare.
 fn give_back_freed_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free memory; it has no preconditions.

@@ -42,6 +42,12 @@ const GATED: [(&str, &str); 2] = [
 /// How long the draining thread sleeps in poll(2) between drains. The kernel wakes it early only
 /// when a batch of `WAKEUP_BYTES` is waiting, so this bounds how stale the ledgers get.
 const POLL_TIMEOUT: Duration = Duration::from_millis(10);
+/// While nothing arrives the sleep doubles up to this: an idle daemon woke 100 times a second
+/// to find nothing, and read every drop counter each time.
+const IDLE_POLL_TIMEOUT: Duration = Duration::from_millis(80);
+/// The drop counters are read after a drain that found events, else this often: the kernel
+/// drops only while events arrive faster than they are drained.
+const DROPS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Why tracing is off.
 #[derive(Debug, thiserror::Error)]
@@ -450,31 +456,44 @@ impl Drainer {
     }
 
     fn run(mut self, stop: &AtomicBool) {
+        let mut timeout = POLL_TIMEOUT;
+        let mut drops_checked = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            self.wait_readable();
-            self.drain_once();
-            self.check_drops();
+            self.wait_readable(timeout);
+            let drained = self.drain_once();
+            timeout = if drained > 0 {
+                POLL_TIMEOUT
+            } else {
+                (timeout * 2).min(IDLE_POLL_TIMEOUT)
+            };
+            if drained > 0 || drops_checked.elapsed() >= DROPS_CHECK_EVERY {
+                self.check_drops();
+                drops_checked = Instant::now();
+            }
         }
     }
 
-    fn wait_readable(&self) {
+    fn wait_readable(&self, timeout: Duration) {
         let mut pollfd = libc::pollfd {
             fd: self.ring.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         // SAFETY: one valid pollfd for the duration of the call; the fd is owned by `self.ring`.
-        unsafe { libc::poll(&mut pollfd, 1, POLL_TIMEOUT.as_millis() as libc::c_int) };
+        unsafe { libc::poll(&mut pollfd, 1, timeout.as_millis() as libc::c_int) };
     }
 
-    fn drain_once(&mut self) {
+    /// Applies what the ring buffer holds; returns the number of records read.
+    fn drain_once(&mut self) -> usize {
         self.batch.clear();
         let mut undecodable = 0u64;
+        let mut records = 0;
         loop {
             let (decoded, second) = {
                 let Some(item) = self.ring.next() else {
                     break;
                 };
+                records += 1;
                 // `decode` checks the record's length; the item is released at once.
                 (event::decode(&item), event::pair_second_bytes(&item))
             };
@@ -497,6 +516,7 @@ impl Drainer {
                 .entry("undecodable")
                 .or_default() += undecodable;
         }
+        records
     }
 
     fn apply_batch(&mut self) {

@@ -168,6 +168,15 @@ impl BreakdownSource {
         Ok((breakdown, cost))
     }
 
+    /// What the target has done so far: its page faults and CPU ticks (every thread). A target
+    /// whose activity did not change since a breakdown has not run, so its memory is as that
+    /// breakdown found it. `None` when /proc/PID/stat cannot be read (then a breakdown is taken).
+    pub fn activity(&self) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        let fields = crate::targets::stat::parse_stat(&text)?;
+        Some((fields.faults, fields.cpu_ticks))
+    }
+
     /// An allocator other than glibc's in the target's mappings (preloaded or linked).
     pub fn other_allocator(&self) -> Option<String> {
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?;
@@ -211,6 +220,8 @@ struct Shared {
     growing_until: Mutex<Option<Instant>>,
     /// When the last breakdown began and how long it took.
     last: Mutex<Option<(Instant, Duration)>>,
+    /// The target's activity (`BreakdownSource::activity`) when the last breakdown was taken.
+    last_activity: Mutex<Option<(u64, u64)>>,
     stop: AtomicBool,
     /// Take one now (the end of a run), whatever the pace.
     now: AtomicBool,
@@ -231,6 +242,7 @@ impl BreakdownWatch {
             started,
             growing_until: Mutex::new(None),
             last: Mutex::new(None),
+            last_activity: Mutex::new(None),
             stop: AtomicBool::new(false),
             now: AtomicBool::new(false),
             findings: Mutex::new(BreakdownFindings {
@@ -291,11 +303,27 @@ impl Paced for Shared {
         Some(at + gap.max(spent * PACE))
     }
 
+    /// An idle breakdown (not asked for now, memory not growing) of a target that has not run
+    /// since the last one is skipped: it would find the same parts. A fleet of sleeping
+    /// processes then costs a read of /proc/PID/stat each per gap instead of a walk of smaps.
     fn run_once(&self) {
-        self.now.store(false, Ordering::Relaxed);
+        let asked = self.now.swap(false, Ordering::Relaxed);
         let began = Instant::now();
+        let growing = lock(&self.growing_until).is_some_and(|until| began < until);
+        let mut source = lock(&self.source);
+        let activity = source.activity();
+        let unchanged = activity.is_some() && *lock(&self.last_activity) == activity;
+        if unchanged && !asked && !growing {
+            drop(source);
+            let mut last = lock(&self.last);
+            let spent = last.map_or(Duration::ZERO, |(_, spent)| spent);
+            *last = Some((began, spent));
+            return;
+        }
         let at = began.duration_since(self.started).as_secs_f64();
-        let result = lock(&self.source).take(at);
+        let result = source.take(at);
+        drop(source);
+        *lock(&self.last_activity) = activity;
         let mut findings = lock(&self.findings);
         findings.attempts += 1;
         match result {

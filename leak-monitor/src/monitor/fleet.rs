@@ -6,13 +6,33 @@ use super::snapshot::TargetSnapshot;
 use super::target::{Attribution, Ended, TargetMonitor};
 use super::tracing::Tracing;
 use crate::targets::{self, Selector, TargetId, TargetInfo};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How stale a target's trends may get in the daemon: 50 targets x 4 resources cost ~90 ms of
 /// CPU when all are recomputed, too much for every 1 s tick.
 const TREND_REFRESH: Duration = Duration::from_secs(5);
+
+/// A process that no selector picked is read again at every discovery for this long after it
+/// was first passed over (a new process may still exec or retitle itself into a match), then
+/// only this often: on a busy host most of a discovery's reads were of the same processes
+/// failing the same selectors every 2 s.
+const PASSED_RECHECK: Duration = Duration::from_secs(10);
+
+/// A process the selectors passed over: when first, and when last.
+struct Passed {
+    first: Instant,
+    last: Instant,
+}
+
+impl Passed {
+    /// Whether it may be skipped by a discovery at `now`.
+    fn skip(&self, now: Instant) -> bool {
+        now.duration_since(self.first) >= PASSED_RECHECK
+            && now.duration_since(self.last) < PASSED_RECHECK
+    }
+}
 
 /// What one fleet tick changed.
 #[derive(Debug, Default)]
@@ -42,6 +62,8 @@ pub struct Fleet {
     /// The name each pool found from the process tree got, by its master: kept while the
     /// master lives, so a second pool of the same program gets a name of its own.
     pool_names: BTreeMap<TargetId, String>,
+    /// The processes no selector picked, by PID (`PASSED_RECHECK`).
+    passed: HashMap<i32, Passed>,
 }
 
 impl Fleet {
@@ -69,6 +91,7 @@ impl Fleet {
             tracer: None,
             attribution: Attribution::default(),
             pool_names: BTreeMap::new(),
+            passed: HashMap::new(),
         };
         fleet.group_pools();
         fleet
@@ -208,11 +231,26 @@ impl Fleet {
         self.refused.retain(|id| targets::is_alive(*id));
         // The ended monitors were dropped before this: a followed PID is still its process.
         let followed: HashSet<i32> = self.monitors.keys().map(|id| id.pid).collect();
+        let mut passed = Vec::new();
         let found = targets::discover_new_beside(
             &self.selectors,
-            |pid| followed.contains(&pid),
+            |pid| followed.contains(&pid) || self.passed.get(&pid).is_some_and(|p| p.skip(now)),
             |id| self.monitors.contains_key(&id) || self.refused.contains(&id),
+            &mut passed,
         );
+        for pid in passed {
+            self.passed
+                .entry(pid)
+                .and_modify(|p| p.last = now)
+                .or_insert(Passed {
+                    first: now,
+                    last: now,
+                });
+        }
+        // A PID not read again when due is gone (or followed now): forget it, so a process that
+        // reuses it is read as new.
+        self.passed
+            .retain(|_, p| now.duration_since(p.last) < 2 * PASSED_RECHECK);
         for info in found {
             let id = info.id;
             match TargetMonitor::attach_with(info.clone(), self.interval, self.attribution) {

@@ -338,6 +338,17 @@ impl TargetMonitor {
                 probe.arm(now + armed_for);
             }
         }
+        if let Some(frames) = &self.frames {
+            // A thread started or ended: the kernel's walk needs its map (THREAD_NEW only
+            // reports the starts while the syscall programs are attached).
+            if self
+                .latest
+                .as_ref()
+                .is_some_and(|l| l.threads != sample.threads)
+            {
+                frames.refresh_soon();
+            }
+        }
         self.latest = Some(sample);
         self.last_sample_at = Some(now);
         self.last_sample_ns = Some(monotonic_ns());

@@ -1,9 +1,11 @@
 //! Prometheus metrics with the contract's names and labels (CONTRACT.md "Prometheus metrics").
 //!
-//! The per-process series are rebuilt from the monitor's snapshots on every `update` and swapped
-//! in whole, so a scrape sees one complete update and a departed target's series disappear at
-//! once: a daemon that follows short-lived processes neither serves stale series nor grows without
-//! bound. The event counters are ordinary prometheus counters that only ever go up.
+//! The per-process series are built from the snapshots of the last `update`, swapped in whole, so
+//! a scrape sees one complete update and a departed target's series disappear at once: a daemon
+//! that follows short-lived processes neither serves stale series nor grows without bound. They
+//! are built when scraped, not at every update: a daemon ticks every second and is scraped every
+//! 15 s or more, and building ~28 series per target was most of a large fleet's tick. The event
+//! counters are ordinary prometheus counters that only ever go up.
 
 mod groups;
 mod series;
@@ -22,8 +24,8 @@ pub use series::{MAX_LABEL_CHARS, MAX_SITES_PER_RESOURCE};
 /// The metrics a daemon or demo serves, in their own registry.
 pub struct Metrics {
     registry: Registry,
-    per_target: PerTargetCollector,
-    groups: PerTargetCollector,
+    per_target: PerTargetCollector<Vec<TargetSnapshot>>,
+    groups: PerTargetCollector<Vec<MetricFamily>>,
     targets: IntGauge,
     kernel_tracing: IntGauge,
     events: IntCounterVec,
@@ -37,12 +39,14 @@ impl Metrics {
             series::Family::ALL
                 .iter()
                 .map(|family| (family.name(), family.help(), family.label_names())),
+            |snapshots: &Vec<TargetSnapshot>| series::per_target_families(snapshots),
         )?;
         registry.register(Box::new(per_target.clone()))?;
         let groups = PerTargetCollector::new(
             groups::FAMILIES
                 .iter()
                 .map(|(name, help, labels, _)| (*name, *help, *labels)),
+            Clone::clone,
         )?;
         registry.register(Box::new(groups.clone()))?;
 
@@ -89,21 +93,31 @@ impl Metrics {
     /// Replaces every per-target series with those of `snapshots`: series of targets that are no
     /// longer present are removed.
     pub fn update(&self, snapshots: &[TargetSnapshot]) {
-        let families = series::per_target_families(snapshots);
-        *self
-            .per_target
-            .families
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = families;
+        self.update_owned(snapshots.to_vec());
+    }
+
+    /// `update`, keeping `snapshots` (the daemon's tick hands over the ones it made) to build the
+    /// series from when scraped.
+    pub fn update_owned(&self, snapshots: Vec<TargetSnapshot>) {
         self.targets
             .set(i64::try_from(snapshots.len()).unwrap_or(i64::MAX));
+        let old = std::mem::replace(
+            &mut *self
+                .per_target
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            snapshots,
+        );
+        // Freed after the lock is let go, so a scrape does not wait for it.
+        drop(old);
     }
 
     /// Replaces every group series with those of `views` (series of forgotten groups go).
     pub fn update_groups(&self, views: &[GroupView]) {
         *self
             .groups
-            .families
+            .state
             .write()
             .unwrap_or_else(PoisonError::into_inner) = groups::group_families(views);
     }
@@ -153,18 +167,31 @@ fn add(counters: &IntCounterVec, kind: &str, count: u64) {
     }
 }
 
-/// Serves the families built by the last `update` (or `update_groups`). Clones share the same
-/// state: the registry owns one, `Metrics` keeps another to swap new families in.
-#[derive(Clone)]
-struct PerTargetCollector {
+/// Serves the families built from what the last `update` (or `update_groups`) handed over, built
+/// when collected. Clones share the same state: the registry owns one, `Metrics` keeps another to
+/// swap new state in.
+struct PerTargetCollector<T> {
     descs: Arc<Vec<Desc>>,
-    families: Arc<RwLock<Vec<MetricFamily>>>,
+    state: Arc<RwLock<T>>,
+    build: fn(&T) -> Vec<MetricFamily>,
 }
 
-impl PerTargetCollector {
-    /// `families`: (name, help, label names) of every family it may serve.
+impl<T> Clone for PerTargetCollector<T> {
+    fn clone(&self) -> Self {
+        PerTargetCollector {
+            descs: Arc::clone(&self.descs),
+            state: Arc::clone(&self.state),
+            build: self.build,
+        }
+    }
+}
+
+impl<T: Default> PerTargetCollector<T> {
+    /// `families`: (name, help, label names) of every family it may serve; `build`: the
+    /// families of a state.
     fn new<'a>(
         families: impl Iterator<Item = (&'a str, &'a str, &'a [&'a str])>,
+        build: fn(&T) -> Vec<MetricFamily>,
     ) -> Result<Self, prometheus::Error> {
         let descs = families
             .map(|(name, help, labels)| {
@@ -178,21 +205,19 @@ impl PerTargetCollector {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PerTargetCollector {
             descs: Arc::new(descs),
-            families: Arc::new(RwLock::new(Vec::new())),
+            state: Arc::new(RwLock::new(T::default())),
+            build,
         })
     }
 }
 
-impl Collector for PerTargetCollector {
+impl<T: Send + Sync> Collector for PerTargetCollector<T> {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.families
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        (self.build)(&self.state.read().unwrap_or_else(PoisonError::into_inner))
     }
 }
 

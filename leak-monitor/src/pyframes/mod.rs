@@ -168,6 +168,12 @@ impl PyFrames {
         &self.inner.layout
     }
 
+    /// Re-reads the thread list soon, on the shared refresher's thread (the process's thread
+    /// count changed).
+    pub fn refresh_soon(&self) {
+        refresher::shared().soon(self.inner.tgid);
+    }
+
     /// Re-reads the thread list now; returns the number of Python threads.
     pub fn refresh(&self) -> Result<usize, FramesError> {
         self.inner.refresh()

@@ -6,7 +6,10 @@
 //! had time to publish its id), for every process when the syscall programs attach again (the
 //! threads started while they were detached were not reported), and on a slow shared timer that
 //! catches the rest: a thread started while the programs were detached only matters to the
-//! kernel's walk once they attach, and that attach asks for a re-read.
+//! kernel's walk once they attach, and that attach asks for a re-read. The monitor also asks for
+//! a re-read when the thread count in /proc/PID/status changed (`PyFrames::refresh_soon`), so
+//! the timer is only the last resort, and slow: re-reading hundreds of idle targets' lists every
+//! few seconds was most of what they cost this thread.
 
 use super::{lock, Inner};
 use std::collections::HashSet;
@@ -14,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// How often every thread map is re-read when nothing asks for it sooner.
-const REFRESH_EVERY: Duration = Duration::from_secs(2);
+const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// After a new thread, how long to wait for it to publish its `native_thread_id`.
 const NEW_THREAD_SETTLE: Duration = Duration::from_millis(5);
 

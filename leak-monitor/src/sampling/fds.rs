@@ -105,6 +105,13 @@ impl FdScanner {
         Ok(Self { dir: dir.into() })
     }
 
+    /// The number of open fds, from the directory's size (`stat` of /proc/PID/fd counts them
+    /// since Linux 6.2, without listing them); `None` where the kernel says 0 (older kernels).
+    pub(crate) fn count(&self) -> Option<u64> {
+        let size = rustix::fs::fstat(&self.dir).ok()?.st_size;
+        u64::try_from(size).ok().filter(|&n| n > 0)
+    }
+
     /// Counts the fds by kind and appends every socket to `sockets`.
     pub(crate) fn scan(
         &mut self,

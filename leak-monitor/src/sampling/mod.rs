@@ -18,6 +18,8 @@ mod tests;
 pub use fds::{parse_fd_link, FdLink};
 pub use limits::{cgroup_ancestors, parse_cgroup_memory_limit, parse_pss};
 pub use sampler::Sampler;
+#[cfg(test)]
+use sampler::FULL_EVERY;
 
 use crate::resource::{Bytes, Resource};
 use serde::Serialize;

@@ -56,6 +56,11 @@ impl ProcFile {
         Ok(())
     }
 
+    /// One read from offset 0 into `buf`: the whole of a file shorter than `buf` (statm).
+    pub(crate) fn read_once(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read_at(buf, 0)
+    }
+
     /// Reads the next chunk at `offset`, appending it to `buf`; returns the number of bytes
     /// read, 0 at the end of the file. For tables too large to want in memory at once.
     pub(crate) fn read_chunk(

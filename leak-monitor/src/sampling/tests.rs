@@ -334,3 +334,24 @@ fn cgroup_memory_limit_is_found_up_the_tree() {
     child.kill_and_reap();
     drop(cgroup);
 }
+
+/// A target whose counts do not move may be served its last sample, but a change that moves no
+/// count (a file swapped for a pipe) shows within `FULL_EVERY` ticks, and a new fd at once.
+#[test]
+fn a_quiet_target_is_read_in_full_every_few_ticks() {
+    let mut child = PyChild::spawn(&[]);
+    child.run("kept = open('/etc/passwd')");
+    let mut sampler = Sampler::attach(child.pid()).unwrap();
+    let before = sample(&mut sampler);
+    child.run("kept.close(); kept, w = os.pipe(); os.close(w)");
+    let swapped = (0..super::FULL_EVERY)
+        .map(|_| sample(&mut sampler))
+        .last()
+        .unwrap();
+    assert_eq!(fd_delta(&before, &swapped, FdKind::File), -1, "{swapped:?}");
+    assert_eq!(fd_delta(&before, &swapped, FdKind::Pipe), 1, "{swapped:?}");
+
+    child.run("more = open('/etc/passwd')");
+    let opened = sample(&mut sampler);
+    assert_eq!(fd_delta(&swapped, &opened, FdKind::File), 1, "{opened:?}");
+}

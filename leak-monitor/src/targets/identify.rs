@@ -46,16 +46,18 @@ pub fn discover_new(
     selectors: &[Selector],
     is_known: impl Fn(TargetId) -> bool,
 ) -> Vec<TargetInfo> {
-    discover_new_beside(selectors, |_| false, is_known)
+    discover_new_beside(selectors, |_| false, is_known, &mut Vec::new())
 }
 
 /// `discover_new`, skipping without a read the PIDs `is_followed` names: the processes a
 /// daemon already follows (whose exit it notices on its own), so a discovery reads the stat of
-/// the other processes only, not of every target again.
+/// the other processes only, not of every target again. `passed` gets the PIDs that were read
+/// and that no selector picked, so a caller may skip them (in `is_followed`) for a while.
 pub fn discover_new_beside(
     selectors: &[Selector],
     is_followed: impl Fn(i32) -> bool,
     is_known: impl Fn(TargetId) -> bool,
+    passed: &mut Vec<i32>,
 ) -> Vec<TargetInfo> {
     let Ok(processes) = procfs::process::all_processes() else {
         return Vec::new();
@@ -73,6 +75,7 @@ pub fn discover_new_beside(
             continue;
         };
         if stat.is_kernel_thread() || stat.has_exited() {
+            passed.push(process.pid);
             continue;
         }
         let id = TargetId {
@@ -82,8 +85,9 @@ pub fn discover_new_beside(
         if is_known(id) {
             continue;
         }
-        if let Some(info) = pick(&process, &stat, selectors) {
-            found.push(info);
+        match pick(&process, &stat, selectors) {
+            Some(info) => found.push(info),
+            None => passed.push(process.pid),
         }
     }
     found

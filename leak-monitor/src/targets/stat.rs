@@ -14,6 +14,10 @@ pub struct StatFields<'a> {
     pub flags: u32,
     /// Field 22: clock ticks after boot at which the process started.
     pub start_ticks: u64,
+    /// Fields 10 and 12: minor and major page faults (of every thread, in /proc/PID/stat).
+    pub faults: u64,
+    /// Fields 14 and 15: user and system CPU time in clock ticks (every thread).
+    pub cpu_ticks: u64,
 }
 
 impl StatFields<'_> {
@@ -43,15 +47,19 @@ pub fn parse_stat(text: &str) -> Option<StatFields<'_>> {
     let ppid = fields.next()?.parse().ok()?;
     // pgrp, session, tty_nr, tpgid, then flags.
     let flags = fields.nth(4)?.parse().ok()?;
-    // minflt cminflt majflt cmajflt utime stime cutime cstime priority nice num_threads
-    // itrealvalue, then starttime.
-    let start_ticks = fields.nth(12)?.parse().ok()?;
+    let mut number = || -> Option<u64> { fields.next()?.parse().ok() };
+    let (minflt, _cminflt, majflt, _cmajflt) = (number()?, number()?, number()?, number()?);
+    let (utime, stime) = (number()?, number()?);
+    // cutime cstime priority nice num_threads itrealvalue, then starttime.
+    let start_ticks = fields.nth(6)?.parse().ok()?;
     Some(StatFields {
         comm,
         state,
         ppid,
         flags,
         start_ticks,
+        faults: minflt + majflt,
+        cpu_ticks: utime + stime,
     })
 }
 
@@ -70,6 +78,8 @@ mod tests {
         assert_eq!(stat.state, 'S');
         assert_eq!(stat.ppid, 1);
         assert_eq!(stat.start_ticks, 987_654);
+        assert_eq!(stat.faults, 1506);
+        assert_eq!(stat.cpu_ticks, 15);
         assert!(!stat.is_kernel_thread());
         assert!(!stat.has_exited());
     }
