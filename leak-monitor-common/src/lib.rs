@@ -19,6 +19,8 @@ pub mod names {
     pub const FD_SLOTS: &str = "FD_SLOTS";
     pub const FD_TABLE: &str = "FD_TABLE";
     pub const FD_STACKS: &str = "FD_STACKS";
+    pub const FD_SAMPLING: &str = "FD_SAMPLING";
+    pub const SLOT_OWNERS: &str = "SLOT_OWNERS";
 
     pub const SYS_EXIT: &str = "sys_exit";
     pub const PAGE_FAULT_USER: &str = "page_fault_user";
@@ -68,7 +70,7 @@ pub mod counter {
     pub const PAIRED_CLOSES: u32 = 17;
     /// Paired opens whose Python stack was walked and kept in `FD_STACKS`.
     pub const STACKS_SAMPLED: u32 = 18;
-    /// Paired opens of a walkable thread whose stack was not walked (the target churns).
+    /// Paired opens whose stack was not walked (the target churns).
     pub const STACKS_SKIPPED: u32 = 19;
     /// Walked stacks `FD_STACKS` had no room for.
     pub const STACKS_LOST: u32 = 20;
@@ -86,10 +88,20 @@ pub const FD_CAP: u32 = 4096;
 pub const MAX_FD_STACKS: u32 = 8192;
 /// Opens a slot may make per `SAMPLE_WINDOW_NS` with every one's stack walked; past that, one
 /// in `SAMPLE_ONE_IN` (at random) is. A slow leak or a demo keeps exact lines for every fd; a
-/// target opening and closing hundreds of thousands a second pays a walk for a few.
-pub const SAMPLE_EVERY_UP_TO: u64 = 64;
+/// target opening and closing hundreds of thousands a second pays a walk for a few. User space
+/// writes both into `FD_SAMPLING` ([`fd_sampling`]); these are its defaults.
+pub const SAMPLE_EVERY_UP_TO: u32 = 64;
 pub const SAMPLE_WINDOW_NS: u64 = 100_000_000;
 pub const SAMPLE_ONE_IN: u32 = 32;
+
+/// Indices of the `FD_SAMPLING` array (u32 each).
+pub mod fd_sampling {
+    /// Opens per window whose stacks are all walked.
+    pub const EVERY_UP_TO: u32 = 0;
+    /// Past those, one open in this many is walked; 0: none is.
+    pub const ONE_IN: u32 = 1;
+    pub const LEN: u32 = 2;
+}
 /// `BPF_F_MMAPABLE`: user space maps `FD_TABLE` and scans it with plain loads.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 

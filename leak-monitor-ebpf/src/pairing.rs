@@ -16,13 +16,23 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use leak_monitor_common::{
-    counter, fd_entry, kind, PyStack, SampleWindow, BPF_F_MMAPABLE, FD_CAP, MAX_FD_SLOTS,
-    MAX_FD_STACKS, SAMPLE_EVERY_UP_TO, SAMPLE_ONE_IN, SAMPLE_WINDOW_NS,
+    counter, fd_entry, fd_sampling, kind, PyStack, SampleWindow, BPF_F_MMAPABLE, FD_CAP,
+    MAX_FD_SLOTS, MAX_FD_STACKS, SAMPLE_WINDOW_NS,
 };
 
 /// Followed processes whose fds are paired: tgid -> slot (user space assigns slots).
 #[map]
 static FD_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_FD_SLOTS, 0);
+
+/// The tgid each slot belongs to (0: free), written by user space with `FD_SLOTS`: checks a
+/// CPU's cached slot (`LAST_SLOT`) without the hash lookup.
+#[map]
+static SLOT_OWNERS: Array<u32> = Array::with_max_entries(MAX_FD_SLOTS, 0);
+
+/// Per CPU, the last (tgid, slot) found in `FD_SLOTS`: a churning target runs on a CPU for
+/// many syscalls in a row, so most lookups are two array reads instead of a hash lookup.
+#[map]
+static LAST_SLOT: PerCpuArray<[u32; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// `FD_CAP` entries per slot, see `fd_entry`. Mmap'd by user space.
 #[map]
@@ -31,6 +41,10 @@ static FD_TABLE: Array<u64> = Array::with_max_entries(MAX_FD_SLOTS * FD_CAP, BPF
 /// The stacks walked for paired opens still open: `slot * FD_CAP + fd` -> stack.
 #[map]
 static FD_STACKS: HashMap<u32, PyStack> = HashMap::with_max_entries(MAX_FD_STACKS, 0);
+
+/// How many stacks are walked, see `fd_sampling` (user space writes it at load).
+#[map]
+static FD_SAMPLING: Array<u32> = Array::with_max_entries(fd_sampling::LEN, 0);
 
 /// Per slot, the opens of the current sampling window.
 #[map]
@@ -41,14 +55,28 @@ static SAMPLE_WINDOWS: Array<SampleWindow> = Array::with_max_entries(MAX_FD_SLOT
 #[map]
 static SCRATCH: PerCpuArray<PyStack> = PerCpuArray::with_max_entries(1, 0);
 
-/// The `FD_TABLE` index of `fd` of `tgid`, when `tgid` has a slot and `fd` is below the cap.
+/// The slot of `tgid`, if it has one.
 #[inline(always)]
-fn index(tgid: u32, fd: u64) -> Option<(u32, u32)> {
+fn slot_of(tgid: u32) -> Option<u32> {
+    let last = LAST_SLOT.get_ptr_mut(0)?;
+    // SAFETY: this CPU's entry; programs on sys_exit do not nest on a CPU.
+    let last = unsafe { &mut *last };
+    if last[0] == tgid && SLOT_OWNERS.get(last[1]).copied() == Some(tgid) {
+        return Some(last[1]);
+    }
     // SAFETY: copied out at once.
     let slot = (unsafe { FD_SLOTS.get(&tgid) }).copied()?;
     if slot >= MAX_FD_SLOTS {
         return None;
     }
+    *last = [tgid, slot];
+    Some(slot)
+}
+
+/// The `FD_TABLE` index of `fd` of `tgid`, when `tgid` has a slot and `fd` is below the cap.
+#[inline(always)]
+fn index(tgid: u32, fd: u64) -> Option<(u32, u32)> {
+    let slot = slot_of(tgid)?;
     if fd >= u64::from(FD_CAP) {
         count(counter::OVER_CAP);
         return None;
@@ -72,14 +100,15 @@ pub fn opened(tgid: u32, tid: u32, call: u64, fd: u64) -> bool {
         | ((call << fd_entry::CALL_SHIFT) & fd_entry::CALL_MASK)
         // Never 0, even at a time that wraps to 0: 0 is "no open".
         | u64::from(now & fd_entry::TS_MASK == 0);
-    if let Some((layout, tstate)) = crate::pystack::walkable(tgid, tid) {
-        if sample(slot, now) {
+    // Decided before the thread is looked up: the lookups are most of a skipped open's cost.
+    if sample(slot, now) {
+        if let Some((layout, tstate)) = crate::pystack::walkable(tgid, tid) {
             if keep_stack(&layout, tstate, at) {
                 value |= fd_entry::STACKED;
             }
-        } else {
-            count(counter::STACKS_SKIPPED);
         }
+    } else {
+        count(counter::STACKS_SKIPPED);
     }
     // SAFETY: a map value of this slot; user space only compare-and-swaps it.
     let old = unsafe { core::ptr::read_volatile(entry) };
@@ -152,7 +181,7 @@ fn nr_close() -> u32 {
 }
 
 /// Whether this open of `slot` gets its stack walked: all while the slot opens few fds, one
-/// in `SAMPLE_ONE_IN` past that.
+/// in `ONE_IN` past that.
 #[inline(always)]
 fn sample(slot: u32, now: u64) -> bool {
     let Some(window) = SAMPLE_WINDOWS.get_ptr_mut(slot) else {
@@ -166,8 +195,13 @@ fn sample(slot: u32, now: u64) -> bool {
         window.opens = 0;
     }
     window.opens += 1;
+    let setting = |index| FD_SAMPLING.get(index).copied().unwrap_or(0);
+    if window.opens <= u64::from(setting(fd_sampling::EVERY_UP_TO)) {
+        return true;
+    }
+    let one_in = setting(fd_sampling::ONE_IN);
     // SAFETY: a helper with no preconditions.
-    window.opens <= SAMPLE_EVERY_UP_TO || unsafe { bpf_get_prandom_u32() } % SAMPLE_ONE_IN == 0
+    one_in != 0 && unsafe { bpf_get_prandom_u32() } % one_in == 0
 }
 
 /// Walks the stack into this CPU's scratch and keeps it for the fd at `at`.

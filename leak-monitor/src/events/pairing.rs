@@ -4,8 +4,10 @@
 //! the ledgers get as opens; the churn of fds opened and closed in between never leaves the
 //! kernel.
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData};
-use leak_monitor_common::{fd_entry, PyStack, FD_CAP, MAX_FD_SLOTS};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
+use leak_monitor_common::{
+    fd_entry, fd_sampling, PyStack, FD_CAP, MAX_FD_SLOTS, SAMPLE_EVERY_UP_TO, SAMPLE_ONE_IN,
+};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,38 @@ use std::time::Duration;
 /// How long an open must have stayed open before user space takes it. Churned fds live
 /// microseconds; a fd still open after this is worth a ledger entry (and its close an event).
 pub const SURVIVOR_AGE: Duration = Duration::from_millis(500);
+
+/// The environment variable that tunes the pairing, for measuring what its parts cost: `off`
+/// sends every open and close as an event (with a stack walked at each open, as before the
+/// pairing); a number N walks the stack of one open in N once the target churns (0: none).
+pub const PAIRING_ENV: &str = "LEAK_MONITOR_FD_PAIRING";
+
+/// What `PAIRING_ENV` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairingSetting {
+    Off,
+    /// Pairing, with one churning open in this many walked (0: none).
+    SampleOneIn(u32),
+}
+
+impl PairingSetting {
+    /// The setting `value` (of `PAIRING_ENV`) asks for; the default when unset.
+    pub fn parse(value: Option<&str>) -> Result<PairingSetting, String> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(PairingSetting::SampleOneIn(SAMPLE_ONE_IN)),
+            Some("off") => Ok(PairingSetting::Off),
+            Some(number) => number
+                .parse()
+                .map(PairingSetting::SampleOneIn)
+                .map_err(|_| format!("{PAIRING_ENV}={number}: expected `off` or a number")),
+        }
+    }
+
+    pub fn from_env() -> Result<PairingSetting, String> {
+        let value = std::env::var(PAIRING_ENV).ok();
+        PairingSetting::parse(value.as_deref())
+    }
+}
 
 /// An fd the kernel paired no close with for `SURVIVOR_AGE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +115,7 @@ impl Drop for Table {
 
 struct Slots {
     map: BpfHashMap<MapData, u32, u32>,
+    owners: Array<MapData, u32>,
     by_tgid: HashMap<u32, u32>,
     free: Vec<u32>,
 }
@@ -102,7 +137,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl FdPairing {
     /// From the object's three maps; `Err` says why pairing is off (events then carry every
     /// open and close, as without it).
-    pub fn new(table: Map, slots: Map, stacks: Map) -> Result<FdPairing, String> {
+    pub fn new(
+        table: Map,
+        slots: Map,
+        stacks: Map,
+        sampling: Map,
+        owners: Map,
+        one_in: u32,
+    ) -> Result<FdPairing, String> {
+        let owners = Array::try_from(owners).map_err(|e| e.to_string())?;
+        let mut sampling: Array<MapData, u32> =
+            Array::try_from(sampling).map_err(|e| e.to_string())?;
+        for (index, value) in [
+            (fd_sampling::EVERY_UP_TO, SAMPLE_EVERY_UP_TO),
+            (fd_sampling::ONE_IN, one_in),
+        ] {
+            sampling
+                .set(index, value, 0)
+                .map_err(|e| format!("setting FD_SAMPLING: {e}"))?;
+        }
         let Map::Array(table) = table else {
             return Err("FD_TABLE is not an array".into());
         };
@@ -113,6 +166,7 @@ impl FdPairing {
             table,
             slots: Mutex::new(Slots {
                 map: slots,
+                owners,
                 by_tgid: HashMap::new(),
                 free: (0..MAX_FD_SLOTS).rev().collect(),
             }),
@@ -131,7 +185,8 @@ impl FdPairing {
             return false;
         };
         self.zero(slot, 0, FD_CAP - 1);
-        if slots.map.insert(tgid, slot, 0).is_err() {
+        if slots.owners.set(slot, tgid, 0).is_err() || slots.map.insert(tgid, slot, 0).is_err() {
+            let _ = slots.owners.set(slot, 0, 0);
             slots.free.push(slot);
             return false;
         }
@@ -144,6 +199,8 @@ impl FdPairing {
         let mut slots = lock(&self.slots);
         if let Some(slot) = slots.by_tgid.remove(&tgid) {
             let _ = slots.map.remove(&tgid);
+            // CPUs that cached this slot for `tgid` look it up again (and find none).
+            let _ = slots.owners.set(slot, 0, 0);
             self.zero(slot, 0, FD_CAP - 1);
             slots.free.push(slot);
         }
@@ -238,8 +295,26 @@ impl FdPairing {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setting_is_off_a_rate_or_the_default() {
+        assert_eq!(
+            PairingSetting::parse(None).unwrap(),
+            PairingSetting::SampleOneIn(SAMPLE_ONE_IN)
+        );
+        assert_eq!(
+            PairingSetting::parse(Some("off")).unwrap(),
+            PairingSetting::Off
+        );
+        assert_eq!(
+            PairingSetting::parse(Some("0")).unwrap(),
+            PairingSetting::SampleOneIn(0)
+        );
+        assert!(PairingSetting::parse(Some("sometimes")).is_err());
+    }
 
     #[test]
     fn an_entry_packs_time_call_and_flags_apart() {

@@ -10,7 +10,7 @@ use super::allocations::AllocationProbes;
 pub use super::allocations::AllocationsError;
 use super::event::{self, metric_kind, Syscall, TraceEvent, Traced};
 use super::gate::{Engagement, Gate, GateStats};
-use super::pairing::{FdPairing, SURVIVOR_AGE};
+use super::pairing::{FdPairing, PairingSetting, SURVIVOR_AGE};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
 use super::pymaps::PyMaps;
 use super::reconcile;
@@ -215,16 +215,7 @@ impl Tracer {
             Engagement::OnGrowth => gated.detach_links(&mut ebpf),
         }
 
-        let pairing = match (
-            ebpf.take_map(names::FD_TABLE),
-            ebpf.take_map(names::FD_SLOTS),
-            ebpf.take_map(names::FD_STACKS),
-        ) {
-            (Some(table), Some(slots), Some(stacks)) => FdPairing::new(table, slots, stacks)
-                .map_err(|why| eprintln!("leak-monitor: fd pairing off, {why}"))
-                .ok(),
-            _ => None,
-        };
+        let pairing = pairing(&mut ebpf);
         let shared = Arc::new(Shared {
             pairing,
             ..Shared::default()
@@ -423,6 +414,29 @@ fn raw_tracepoint<'a>(
         .ok_or_else(|| TracerError::Load(format!("program {name} missing from the object")))?
         .try_into()
         .map_err(|e| TracerError::Load(format!("{name}: {e}")))
+}
+
+/// The fd pairing of the loaded object, unless it is turned off or cannot work here (then every
+/// open and close is an event, as without it; a note says why).
+fn pairing(ebpf: &mut Ebpf) -> Option<FdPairing> {
+    let one_in = match PairingSetting::from_env() {
+        Ok(PairingSetting::Off) => return None,
+        Ok(PairingSetting::SampleOneIn(n)) => n,
+        Err(why) => {
+            eprintln!("leak-monitor: {why}; using the default");
+            leak_monitor_common::SAMPLE_ONE_IN
+        }
+    };
+    let maps = (
+        ebpf.take_map(names::FD_TABLE)?,
+        ebpf.take_map(names::FD_SLOTS)?,
+        ebpf.take_map(names::FD_STACKS)?,
+        ebpf.take_map(names::FD_SAMPLING)?,
+        ebpf.take_map(names::SLOT_OWNERS)?,
+    );
+    FdPairing::new(maps.0, maps.1, maps.2, maps.3, maps.4, one_in)
+        .map_err(|why| eprintln!("leak-monitor: fd pairing off ({why}): every open and close is an event"))
+        .ok()
 }
 
 fn attach_gated(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, RawTracePointLinkId)>, TracerError> {
