@@ -20,7 +20,7 @@ mod tracer;
 pub use gate::{Engagement, GateStats, HOLD};
 pub use ledger::{LedgerCounts, LiveBySite, SiteId};
 pub use pymaps::{PyMaps, PyMapsError};
-pub use tracer::{EventStats, SiteResolver, Tracer, TracerError};
+pub use tracer::{EventStats, SiteResolver, Tracer, TracerError, PAIRING_COUNTS};
 
 /// The compiled kernel programs (`cargo xtask build-ebpf` rebuilds it from
 /// `leak-monitor-ebpf/`; CI checks it is not stale).
