@@ -280,7 +280,11 @@ fn tracing_on_growth_ignores_churn_and_engages_for_a_leak() {
         tick_for(&mut monitor, 1.0);
     }
     let kept = blamed();
-    assert!(kept >= 2, "{kept} leaked fds blamed: {:?}", tracing.tracer.stats());
+    assert!(
+        kept >= 2,
+        "{kept} leaked fds blamed: {:?}",
+        tracing.tracer.stats()
+    );
     let report = monitor.snapshot();
     let fds = report
         .resources
@@ -334,7 +338,10 @@ fn churn_is_paired_in_the_kernel_and_only_the_leak_line_is_blamed() {
         Tracing::start(Privileges::current(), false, Engagement::Always)
             .unwrap_or_else(|err| panic!("the eBPF tests must run: {err}")),
     );
-    let workload = Workload::start("fd_churn.py", &["--leak-after", "1", "--leak-every", "0.05"]);
+    let workload = Workload::start(
+        "fd_churn.py",
+        &["--leak-after", "1", "--leak-every", "0.05"],
+    );
     let pid = workload.pid() as i32;
     let info = leak_monitor::targets::identify(pid, None).unwrap();
     let interval = Duration::from_millis(500);

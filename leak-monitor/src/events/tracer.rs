@@ -10,8 +10,8 @@ use super::allocations::AllocationProbes;
 pub use super::allocations::AllocationsError;
 use super::event::{self, metric_kind, Syscall, TraceEvent, Traced};
 use super::gate::{Engagement, Gate, GateStats};
-use super::pairing::{FdPairing, PairingSetting, SURVIVOR_AGE};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
+use super::pairing::{FdPairing, PairingSetting, SURVIVOR_AGE};
 use super::pymaps::PyMaps;
 use super::reconcile;
 use super::target_bits::TargetBits;
@@ -435,7 +435,9 @@ fn pairing(ebpf: &mut Ebpf) -> Option<FdPairing> {
         ebpf.take_map(names::SLOT_OWNERS)?,
     );
     FdPairing::new(maps.0, maps.1, maps.2, maps.3, maps.4, one_in)
-        .map_err(|why| eprintln!("leak-monitor: fd pairing off ({why}): every open and close is an event"))
+        .map_err(|why| {
+            eprintln!("leak-monitor: fd pairing off ({why}): every open and close is an event")
+        })
         .ok()
 }
 
