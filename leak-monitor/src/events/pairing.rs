@@ -246,6 +246,28 @@ impl FdPairing {
         }
     }
 
+    /// The stack kept for the open `known` (its entry's value, `KNOWN` set) at `key`, taken out
+    /// of `FD_STACKS` so that the fds a leak keeps do not fill it: the ledger has the site.
+    fn take_stack(&self, entry: &AtomicU64, known: u64, key: u32) -> Option<PyStack> {
+        let mut stacks = lock(&self.stacks);
+        let mut stack = stacks.get(&key, 0).ok()?;
+        // Only while the entry is still this open: a close and a new sampled open of the same
+        // fd since would have put its own stack there.
+        if entry
+            .compare_exchange(
+                known,
+                known & !fd_entry::STACKED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            let _ = stacks.remove(&key);
+        }
+        stack.depth = stack.depth.min(leak_monitor_common::MAX_FRAMES as u32);
+        Some(stack)
+    }
+
     /// The opens of `tgid` not yet taken that are at least `min_age_ns` old at `now_ns`
     /// (CLOCK_MONOTONIC), marked known so that their close is sent from now on.
     pub fn take_survivors(&self, tgid: u32, now_ns: u64, min_age_ns: u64) -> Vec<Survivor> {
@@ -277,12 +299,8 @@ impl FdPairing {
                 continue;
             }
             let stack = (value & fd_entry::STACKED != 0)
-                .then(|| lock(&self.stacks).get(&(slot * FD_CAP + fd), 0).ok())
-                .flatten()
-                .map(|mut stack| {
-                    stack.depth = stack.depth.min(leak_monitor_common::MAX_FRAMES as u32);
-                    stack
-                });
+                .then(|| self.take_stack(entry, value | fd_entry::KNOWN, slot * FD_CAP + fd))
+                .flatten();
             survivors.push(Survivor {
                 fd: fd as i32,
                 opened_ns: now_ns.wrapping_sub(now.wrapping_sub(opened) & fd_entry::TS_MASK),
