@@ -3,7 +3,9 @@
 //! buffer on its own thread into the per-process ledgers.
 //!
 //! The draining thread is the only writer of the ledgers; the monitor reads counts and per-site
-//! totals under the same lock. A full ring buffer loses events (counted per kind by the kernel);
+//! totals under the same lock. It also takes, every `COLLECT_EVERY`, the fds the kernel's
+//! pairing kept open past `SURVIVOR_AGE` (`pairing`): most opens and closes of a followed
+//! process never become events. A full ring buffer loses events (counted per kind by the kernel);
 //! after a loss every ledger is re-read from procfs so it does not drift.
 
 use super::allocations::AllocationProbes;
