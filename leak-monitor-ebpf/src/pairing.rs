@@ -78,7 +78,6 @@ fn slot_of(tgid: u32) -> Option<u32> {
 fn index(tgid: u32, fd: u64) -> Option<(u32, u32)> {
     let slot = slot_of(tgid)?;
     if fd >= u64::from(FD_CAP) {
-        count(counter::OVER_CAP);
         return None;
     }
     Some((slot, slot * FD_CAP + fd as u32))
@@ -89,6 +88,9 @@ fn index(tgid: u32, fd: u64) -> Option<(u32, u32)> {
 #[inline(always)]
 pub fn opened(tgid: u32, tid: u32, call: u64, fd: u64) -> bool {
     let Some((slot, at)) = index(tgid, fd) else {
+        if fd >= u64::from(FD_CAP) && slot_of(tgid).is_some() {
+            count(counter::OVER_CAP);
+        }
         return false;
     };
     let Some(entry) = FD_TABLE.get_ptr_mut(at) else {

@@ -407,3 +407,44 @@ fn churn_is_paired_in_the_kernel_and_only_the_leak_line_is_blamed() {
     );
     drop(monitor);
 }
+
+/// Fds past the pairing table's cap (fd 4096 and up) are sent as events, as without the
+/// pairing, and counted so; the ledger still agrees with procfs, closes of both kinds included.
+#[test]
+fn fds_past_the_pairing_cap_are_events_and_the_ledger_still_agrees() {
+    const SCRIPT: &str = r#"
+import os, resource, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
+print('READY', flush=True)
+time.sleep(1)
+kept = [os.open('/dev/null', os.O_RDONLY) for _ in range(4300)]
+for fd in kept[4000:4200]:
+    os.close(fd)
+print('DONE', flush=True)
+time.sleep(600)
+"#;
+    let tracer = tracer();
+    let mut command = Command::new("python3");
+    command.args(["-c", SCRIPT]);
+    let mut workload = Workload::spawn("fds past the cap", command);
+    let pid = workload.pid() as i32;
+    tracer.follow(pid).unwrap();
+    workload.wait_for("DONE");
+    // Past SURVIVOR_AGE and a collection.
+    std::thread::sleep(Duration::from_millis(1500));
+    let counts = tracer.counts(pid).unwrap();
+    let procfs = procfs_count(workload.pid(), "fd") as i64;
+    let stats = tracer.stats();
+    assert!(
+        (counts.fds as i64 - procfs).abs() <= 3,
+        "ledger {counts:?} vs procfs {procfs} fds: {stats:?}"
+    );
+    assert!(
+        counts.fds - counts.fds_preexisting >= 4000,
+        "{counts:?}: {stats:?}"
+    );
+    let count = |name: &str| stats.pairing.get(name).copied().unwrap_or(0);
+    // The fds from 4096 on: ~200 opened, some closed again.
+    assert!(count("over_cap") >= 150, "{stats:?}");
+    assert!(count("survivors") >= 3900, "{stats:?}");
+}
