@@ -16,6 +16,11 @@ pub mod names {
     pub const COUNTERS: &str = "COUNTERS";
     pub const PY_THREADS: &str = "PY_THREADS";
     pub const PY_LAYOUT: &str = "PY_LAYOUT";
+    pub const FD_SLOTS: &str = "FD_SLOTS";
+    pub const FD_TABLE: &str = "FD_TABLE";
+    pub const FD_STACKS: &str = "FD_STACKS";
+    pub const FD_SAMPLING: &str = "FD_SAMPLING";
+    pub const SLOT_OWNERS: &str = "SLOT_OWNERS";
 
     pub const SYS_EXIT: &str = "sys_exit";
     pub const PAGE_FAULT_USER: &str = "page_fault_user";
@@ -53,9 +58,76 @@ pub const RING_BYTES: u32 = 2 << 20;
 pub const WAKEUP_BYTES: u64 = 256 << 10;
 
 /// Indices of the per-CPU `COUNTERS` array. Events lost to a full ring buffer are counted at the
-/// index of their kind (`kind::*`, 1..=13), so drops are known per kind; index 0 is unused.
+/// index of their kind (`kind::*`, 1..=15), so drops are known per kind; index 0 is unused.
+/// From `PAIRED_OPENS` on they count what the in-kernel fd pairing (see [`fd_entry`]) did
+/// instead of sending events, so the work it saved or skipped is known.
 pub mod counter {
-    pub const LEN: u32 = 16;
+    /// Indices below this are drops, counted at the index of the lost event's kind.
+    pub const DROPS_END: u32 = 16;
+    /// Opens kept in `FD_TABLE` instead of being sent.
+    pub const PAIRED_OPENS: u32 = 16;
+    /// Closes of such opens that user space never saw: paired in the kernel, nothing sent.
+    pub const PAIRED_CLOSES: u32 = 17;
+    /// Paired opens whose Python stack was walked and kept in `FD_STACKS`.
+    pub const STACKS_SAMPLED: u32 = 18;
+    /// Paired opens whose stack was not walked (the target churns).
+    pub const STACKS_SKIPPED: u32 = 19;
+    /// Walked stacks `FD_STACKS` had no room for.
+    pub const STACKS_LOST: u32 = 20;
+    /// Opens of a process with a pairing slot sent as events: fd at or above `FD_CAP`.
+    pub const OVER_CAP: u32 = 21;
+    pub const LEN: u32 = 24;
+}
+
+/// Processes whose fds the kernel pairs at once (slots of `FD_TABLE`, assigned by user space
+/// in `FD_SLOTS`: tgid -> slot). Further processes get today's one event per open and close.
+pub const MAX_FD_SLOTS: u32 = 64;
+/// Fds below this are paired (entries per slot of `FD_TABLE`); higher fds are sent as events.
+pub const FD_CAP: u32 = 4096;
+/// Sampled stacks kept at once for open fds (entries of `FD_STACKS`, key `slot * FD_CAP + fd`).
+pub const MAX_FD_STACKS: u32 = 8192;
+/// Opens a slot may make per `SAMPLE_WINDOW_NS` with every one's stack walked; past that, one
+/// in `SAMPLE_ONE_IN` (at random) is. A slow leak or a demo keeps exact lines for every fd; a
+/// target opening and closing hundreds of thousands a second pays a walk for a few. User space
+/// writes both into `FD_SAMPLING` ([`fd_sampling`]); these are its defaults.
+pub const SAMPLE_EVERY_UP_TO: u32 = 64;
+pub const SAMPLE_WINDOW_NS: u64 = 100_000_000;
+pub const SAMPLE_ONE_IN: u32 = 32;
+
+/// Indices of the `FD_SAMPLING` array (u32 each).
+pub mod fd_sampling {
+    /// Opens per window whose stacks are all walked.
+    pub const EVERY_UP_TO: u32 = 0;
+    /// Past those, one open in this many is walked; 0: none is.
+    pub const ONE_IN: u32 = 1;
+    pub const LEN: u32 = 2;
+}
+/// `BPF_F_MMAPABLE`: user space maps `FD_TABLE` and scans it with plain loads.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// An entry of `FD_TABLE`: 0 for no paired open; else the open's CLOCK_MONOTONIC time (low
+/// `TS_BITS` bits) with the syscall number and two flags above. The kernel writes it at open
+/// and zeroes it at close; user space only sets `KNOWN` (compare-and-swap) once it fed the fd
+/// to its ledger as a survivor, and zeroes slots it gives back.
+pub mod fd_entry {
+    /// User space has the fd in its ledger: its close must be sent.
+    pub const KNOWN: u64 = 1 << 63;
+    /// `FD_STACKS` holds the stack of this open.
+    pub const STACKED: u64 = 1 << 62;
+    pub const CALL_SHIFT: u32 = 53;
+    /// The syscall number, 9 bits (every fd-making call is below 512).
+    pub const CALL_MASK: u64 = 0x1ff << CALL_SHIFT;
+    /// 2^53 ns: 104 days of uptime before the time wraps (ages are taken modulo this).
+    pub const TS_BITS: u32 = 53;
+    pub const TS_MASK: u64 = (1 << TS_BITS) - 1;
+}
+
+/// Per slot, the opens of the current sampling window (see [`SAMPLE_EVERY_UP_TO`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleWindow {
+    pub start_ns: u64,
+    pub opens: u64,
 }
 
 /// What an [`Event`] says happened. The numbers are the wire format.
@@ -241,6 +313,8 @@ unsafe impl aya::Pod for PyLayout {}
 unsafe impl aya::Pod for PyStack {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for StackedEvent {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SampleWindow {}
 
 const _: () = assert!(core::mem::size_of::<Event>() == 5 * 8 + 4 * 4);
 const _: () = assert!(core::mem::size_of::<PageRun>() == 4 * 8);

@@ -11,13 +11,15 @@
 //! - `sched_process_exit` / `sched_process_exec`: thread exit, exec.
 //!
 //! Creating events (fd, thread, page) of threads whose `PyThreadState` user space registered
-//! carry the thread's Python stack, walked here at the event (`pystack`).
+//! carry the thread's Python stack, walked here at the event (`pystack`). Most fd opens and
+//! closes are paired here instead of sent (`pairing`): only fds that survive reach user space.
 
 #![no_std]
 #![no_main]
 
 mod allocs;
 mod pages;
+mod pairing;
 mod pystack;
 mod syscalls;
 

@@ -12,7 +12,8 @@ use aya_ebpf::{
     maps::HashMap,
 };
 use leak_monitor_common::{
-    Event, PyLayout, StackedEvent, FRAME_CHUNK, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS, NO_OFFSET,
+    Event, PyLayout, PyStack, StackedEvent, FRAME_CHUNK, MAX_FRAMES, MAX_PY_THREADS, MAX_TARGETS,
+    NO_OFFSET,
 };
 
 /// Words of the buffer a frame is read into: a power of two at least FRAME_CHUNK / 8, so an
@@ -106,14 +107,39 @@ pub fn emit_created(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64,
             kind,
             detail,
         };
-        let (depth, truncated) = walk(&layout, tstate, record);
-        (*record).stack.depth = depth;
-        (*record).stack.truncated = truncated;
+        let stack = core::ptr::addr_of_mut!((*record).stack);
+        let (depth, truncated) = walk(&layout, tstate, stack);
+        (*stack).depth = depth;
+        (*stack).truncated = truncated;
     }
     entry.submit(crate::wakeup_flag(core::mem::size_of::<StackedEvent>()));
 }
 
-/// Fills the frames of `record` and returns (depth, truncated).
+/// Whether thread `tid` of `tgid` has a Python stack the kernel can walk.
+#[inline(always)]
+pub fn walkable(tgid: u32, tid: u32) -> Option<(PyLayout, u64)> {
+    // SAFETY: copied out at once.
+    let layout = (unsafe { PY_LAYOUT.get(&tgid) }).copied()?;
+    // SAFETY: copied out at once.
+    let tstate = (unsafe { PY_THREADS.get(&tid) }).copied()?;
+    Some((layout, tstate))
+}
+
+/// Walks the stack of the thread whose state is `tstate` into `stack`.
+///
+/// # Safety
+/// `stack` must point at a writable `PyStack`.
+#[inline(always)]
+pub unsafe fn walk_into(layout: &PyLayout, tstate: u64, stack: *mut PyStack) {
+    // SAFETY: the caller's pointer is writable.
+    unsafe {
+        let (depth, truncated) = walk(layout, tstate, stack);
+        (*stack).depth = depth;
+        (*stack).truncated = truncated;
+    }
+}
+
+/// Fills the frames of `stack` and returns (depth, truncated).
 ///
 /// Slot `i` is always the `i`-th frame of the chain, and the loop body has no data-dependent
 /// branches but its early exits, so the verifier's states merge at every iteration: a C-stack
@@ -121,9 +147,9 @@ pub fn emit_created(tgid: u32, tid: u32, kind: u32, detail: u32, a: u64, b: u64,
 /// gets a wrapped offset (user space finds no line for it and uses the first line).
 ///
 /// # Safety
-/// `record` must point at a writable `StackedEvent`.
+/// `stack` must point at a writable `PyStack`.
 #[inline(always)]
-unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u32, u32) {
+unsafe fn walk(layout: &PyLayout, tstate: u64, stack: *mut PyStack) -> (u32, u32) {
     let Some(mut frame) = read_u64(tstate + u64::from(layout.tstate_frame)) else {
         return (0, 0);
     };
@@ -186,8 +212,8 @@ unsafe fn walk(layout: &PyLayout, tstate: u64, record: *mut StackedEvent) -> (u3
         let offset = ((instr & 0xFFFF_FFFF & is_index) | (from_pointer & !is_index)) as u32;
         // SAFETY: `depth < MAX_FRAMES`, and the caller's pointer is writable.
         unsafe {
-            (*record).stack.code[depth] = code;
-            (*record).stack.instr_offset[depth] = offset;
+            (*stack).code[depth] = code;
+            (*stack).instr_offset[depth] = offset;
         }
         depth += 1;
         frame = previous;

@@ -3,6 +3,7 @@
 
 use crate::emit;
 use crate::pages::flush_run;
+use crate::pairing;
 use crate::pystack::emit_created;
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_user},
@@ -106,7 +107,12 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
     // One emission point per kind of event, so the frame walk is verified once, not once per
     // syscall.
     let created = match id {
-        nr::CLOSE => return emit(tgid, tid, kind::FD_CLOSE, detail, a0, 0, 0, 0),
+        nr::CLOSE => {
+            if !pairing::closed(tgid, a0) {
+                emit(tgid, tid, kind::FD_CLOSE, detail, a0, 0, 0, 0);
+            }
+            return;
+        }
         nr::CLOSE_RANGE => {
             if a2 & uapi::CLOSE_RANGE_CLOEXEC == 0 {
                 emit(tgid, tid, kind::FD_CLOSE_RANGE, detail, a0, a1, 0, 0);
@@ -147,8 +153,24 @@ pub fn on_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         // mremap returns the new address; `a2` is the new length.
         nr::MREMAP => return emit(tgid, tid, kind::REMAP, detail, a0, a1, ret, a2),
         nr::BRK => return emit(tgid, tid, kind::BRK, detail, ret, 0, 0, 0),
-        _ => Some((kind::FD_OPEN, ret, 0)),
+        // Accepts stay events: each is counted (the unit of `per_event`).
+        nr::ACCEPT | nr::ACCEPT4 => Some((kind::FD_OPEN, ret, 0)),
+        _ => {
+            if pairing::opened(tgid, tid, id, ret) {
+                return;
+            }
+            Some((kind::FD_OPEN, ret, 0))
+        }
     };
+    // An fd sent as an event: the pairing table must not hold an older open of its number.
+    match created {
+        Some((kind::FD_OPEN, fd, _)) => pairing::forget(tgid, fd),
+        Some((kind::FD_OPEN_PAIR, first, second)) => {
+            pairing::forget(tgid, first);
+            pairing::forget(tgid, second);
+        }
+        _ => {}
+    }
     match created {
         Some((kind::FORK, child, _)) => emit(tgid, tid, kind::FORK, 0, child, 0, 0, 0),
         // THREAD_NEW's detail is 0, as before.

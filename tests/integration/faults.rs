@@ -447,9 +447,18 @@ fn an_fd_and_page_storm_is_survived_with_drops_counted_and_ledgers_resynced() {
     };
     let received =
         sum(&after, "leak_monitor_events_total") - sum(&before, "leak_monitor_events_total");
+    // The fd churn is mostly paired in the kernel: counted there, not sent.
+    let paired = sum(&after, "leak_monitor_fd_pairing_total")
+        - sum(&before, "leak_monitor_fd_pairing_total");
     let dropped = sum(&after, "leak_monitor_events_dropped_total");
-    println!("fd storm: serve received {received} events in the storm, dropped {dropped} in all");
-    assert!(received > 50_000.0, "the storm made events: {received}");
+    println!(
+        "fd storm: serve received {received} events in the storm ({paired} pairing counts), \
+         dropped {dropped} in all"
+    );
+    assert!(
+        received + paired > 50_000.0,
+        "the storm made events or paired fds: {received} + {paired}"
+    );
     let procfs = procfs_fds(workload.pid());
     let report = read_json(&json);
     // The run's own losses, per kind (its ring buffer is not the daemon's).

@@ -160,8 +160,14 @@ def main():
         "sys_exit: read pid": lambda: on_raw_tracepoint(b"sys_exit", GET_PID_TGID + RETURN_0),
         "sys_exit: pid in hash map": lambda: on_raw_tracepoint(b"sys_exit", lookup(hash_map, 32)),
         "sys_exit: pid in array": lambda: on_raw_tracepoint(b"sys_exit", lookup(array_map, 38)),
-        "slow path only (munmap tp)": lambda: on_syscall_tracepoint("sys_exit_munmap", RETURN_0),
     }
+    # Syscall tracepoints need tracefs; without it the slow path alone is not measured.
+    if os.path.exists("/sys/kernel/tracing/events/syscalls/sys_exit_munmap/id"):
+        programs["slow path only (munmap tp)"] = lambda: on_syscall_tracepoint(
+            "sys_exit_munmap", RETURN_0
+        )
+    else:
+        print("slow path only (munmap tp): tracefs not mounted, not measured")
     ratios = {name: [] for name in programs}
     baseline = []
     for _ in range(args.rounds):

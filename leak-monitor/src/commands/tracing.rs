@@ -98,6 +98,9 @@ impl EventCounters {
         for kind in EVENT_KINDS {
             metrics.declare_event_kind(kind);
         }
+        for what in crate::events::PAIRING_COUNTS {
+            metrics.add_pairing(what, 0);
+        }
         EventCounters::default()
     }
 
@@ -112,6 +115,9 @@ impl EventCounters {
         }
         for (kind, delta) in deltas(&now.dropped, &self.last.dropped) {
             metrics.add_dropped(kind, delta);
+        }
+        for (what, delta) in deltas(&now.pairing, &self.last.pairing) {
+            metrics.add_pairing(what, delta);
         }
         self.last = now;
     }

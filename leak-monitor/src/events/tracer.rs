@@ -3,14 +3,17 @@
 //! buffer on its own thread into the per-process ledgers.
 //!
 //! The draining thread is the only writer of the ledgers; the monitor reads counts and per-site
-//! totals under the same lock. A full ring buffer loses events (counted per kind by the kernel);
+//! totals under the same lock. It also takes, every `COLLECT_EVERY`, the fds the kernel's
+//! pairing kept open past `SURVIVOR_AGE` (`pairing`): most opens and closes of a followed
+//! process never become events. A full ring buffer loses events (counted per kind by the kernel);
 //! after a loss every ledger is re-read from procfs so it does not drift.
 
 use super::allocations::AllocationProbes;
 pub use super::allocations::AllocationsError;
-use super::event::{self, metric_kind, TraceEvent, Traced};
+use super::event::{self, metric_kind, Syscall, TraceEvent, Traced};
 use super::gate::{Engagement, Gate, GateStats};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
+use super::pairing::{FdPairing, PairingSetting, SURVIVOR_AGE};
 use super::pymaps::PyMaps;
 use super::reconcile;
 use super::target_bits::TargetBits;
@@ -49,6 +52,9 @@ const IDLE_POLL_TIMEOUT: Duration = Duration::from_millis(80);
 /// drops only while events arrive faster than they are drained.
 const DROPS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the draining thread takes the survivors of the kernel's fd pairing.
+const COLLECT_EVERY: Duration = Duration::from_millis(200);
+
 /// Why tracing is off.
 #[derive(Debug, thiserror::Error)]
 pub enum TracerError {
@@ -73,11 +79,38 @@ pub trait SiteResolver: Send {
     fn programs_attached(&mut self) {}
 }
 
-/// Events received and lost, per metric kind.
+/// Events received and lost, per metric kind; and what the kernel's fd pairing did instead of
+/// sending events (`PAIRING_COUNTS`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventStats {
     pub received: BTreeMap<&'static str, u64>,
     pub dropped: BTreeMap<&'static str, u64>,
+    pub pairing: BTreeMap<&'static str, u64>,
+}
+
+/// The names of the fd pairing's counts: the kernel's per-CPU counters, and the survivors user
+/// space took from its table.
+pub const PAIRING_COUNTS: [&str; 7] = [
+    "opens_paired",
+    "closes_paired",
+    "stacks_sampled",
+    "stacks_skipped",
+    "stacks_lost",
+    "over_cap",
+    "survivors",
+];
+
+/// The pairing count a kernel counter index holds.
+fn pairing_count(index: u32) -> Option<&'static str> {
+    Some(match index {
+        counter::PAIRED_OPENS => "opens_paired",
+        counter::PAIRED_CLOSES => "closes_paired",
+        counter::STACKS_SAMPLED => "stacks_sampled",
+        counter::STACKS_SKIPPED => "stacks_skipped",
+        counter::STACKS_LOST => "stacks_lost",
+        counter::OVER_CAP => "over_cap",
+        _ => return None,
+    })
 }
 
 #[derive(Default)]
@@ -85,6 +118,9 @@ struct Shared {
     ledgers: Mutex<HashMap<u32, TargetLedger>>,
     stats: Mutex<EventStats>,
     resolver: Mutex<Option<Box<dyn SiteResolver>>>,
+    /// The kernel's fd pairing; `None` when its table could not be mapped (every open and
+    /// close is then an event).
+    pairing: Option<FdPairing>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,7 +223,11 @@ impl Tracer {
             Engagement::OnGrowth => gated.detach_links(&mut ebpf),
         }
 
-        let shared = Arc::new(Shared::default());
+        let pairing = pairing(&mut ebpf);
+        let shared = Arc::new(Shared {
+            pairing,
+            ..Shared::default()
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let drain = {
             let shared = Arc::clone(&shared);
@@ -247,7 +287,13 @@ impl Tracer {
                     resolver.programs_attached();
                 }
             }
-            (false, true) => gated.detach(&mut lock(&self.ebpf), now),
+            (false, true) => {
+                gated.detach(&mut lock(&self.ebpf), now);
+                // Closes are not seen while detached: what the pairing table holds goes stale.
+                if let Some(pairing) = &self.shared.pairing {
+                    pairing.clear_all();
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -295,6 +341,10 @@ impl Tracer {
         lock(&self.targets)
             .set(tgid)
             .map_err(|why| TracerError::Follow { pid, why })?;
+        // Past `MAX_FD_SLOTS` followed processes, the others' fds are events as before.
+        if let Some(pairing) = &self.shared.pairing {
+            pairing.assign(tgid);
+        }
         let listed = reconcile::list(pid);
         let mut ledgers = lock(&self.shared.ledgers);
         let ledger = ledgers.entry(tgid).or_default();
@@ -326,6 +376,9 @@ impl Tracer {
             probes.detach(&mut lock(&self.ebpf));
         }
         lock(&self.targets).clear(tgid);
+        if let Some(pairing) = &self.shared.pairing {
+            pairing.release(tgid);
+        }
         {
             let mut gated = lock(&self.gated);
             gated.gate.release(tgid);
@@ -369,6 +422,31 @@ fn raw_tracepoint<'a>(
         .ok_or_else(|| TracerError::Load(format!("program {name} missing from the object")))?
         .try_into()
         .map_err(|e| TracerError::Load(format!("{name}: {e}")))
+}
+
+/// The fd pairing of the loaded object, unless it is turned off or cannot work here (then every
+/// open and close is an event, as without it; a note says why).
+fn pairing(ebpf: &mut Ebpf) -> Option<FdPairing> {
+    let one_in = match PairingSetting::from_env() {
+        Ok(PairingSetting::Off) => return None,
+        Ok(PairingSetting::SampleOneIn(n)) => n,
+        Err(why) => {
+            eprintln!("leak-monitor: {why}; using the default");
+            leak_monitor_common::SAMPLE_ONE_IN
+        }
+    };
+    let maps = (
+        ebpf.take_map(names::FD_TABLE)?,
+        ebpf.take_map(names::FD_SLOTS)?,
+        ebpf.take_map(names::FD_STACKS)?,
+        ebpf.take_map(names::FD_SAMPLING)?,
+        ebpf.take_map(names::SLOT_OWNERS)?,
+    );
+    FdPairing::new(maps.0, maps.1, maps.2, maps.3, maps.4, one_in)
+        .map_err(|why| {
+            eprintln!("leak-monitor: fd pairing off ({why}): every open and close is an event")
+        })
+        .ok()
 }
 
 fn attach_gated(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, RawTracePointLinkId)>, TracerError> {
@@ -438,6 +516,7 @@ struct Drainer {
     /// Kernel drop counts already accounted for, per counter index.
     seen_dropped: [u64; counter::LEN as usize],
     batch: Vec<Traced>,
+    last_collect: Instant,
 }
 
 impl Drainer {
@@ -452,6 +531,7 @@ impl Drainer {
             counters,
             seen_dropped: [0; counter::LEN as usize],
             batch: Vec::with_capacity(4096),
+            last_collect: Instant::now(),
         }
     }
 
@@ -466,10 +546,50 @@ impl Drainer {
             } else {
                 (timeout * 2).min(IDLE_POLL_TIMEOUT)
             };
+            if self.last_collect.elapsed() >= COLLECT_EVERY {
+                self.last_collect = Instant::now();
+                self.take_survivors();
+            }
             if drained > 0 || drops_checked.elapsed() >= DROPS_CHECK_EVERY {
                 self.check_drops();
                 drops_checked = Instant::now();
             }
+        }
+    }
+
+    /// Feeds the ledgers the opens the kernel paired no close with for `SURVIVOR_AGE`, as
+    /// opens at the time they were made.
+    fn take_survivors(&mut self) {
+        let Some(pairing) = &self.shared.pairing else {
+            return;
+        };
+        let now = event::monotonic_ns();
+        self.batch.clear();
+        for tgid in pairing.tgids() {
+            for survivor in pairing.take_survivors(tgid, now, SURVIVOR_AGE.as_nanos() as u64) {
+                let call = Syscall(survivor.call);
+                self.batch.push(Traced {
+                    tgid,
+                    // The opening thread is not kept; stacks carry what attribution needs.
+                    tid: tgid,
+                    ts_ns: survivor.opened_ns,
+                    event: TraceEvent::FdOpened {
+                        fd: survivor.fd,
+                        kind: call.fd_kind().unwrap_or(crate::sampling::FdKind::Other),
+                        call,
+                        copied_from: None,
+                    },
+                    stack: survivor.stack,
+                });
+            }
+        }
+        if !self.batch.is_empty() {
+            *lock(&self.shared.stats)
+                .pairing
+                .entry("survivors")
+                .or_default() += self.batch.len() as u64;
+            self.apply_batch();
+            self.batch.clear();
         }
     }
 
@@ -543,6 +663,16 @@ impl Drainer {
                 _ => None,
             };
             ledger.apply(traced, site);
+            // Fds closed without a close event: the pairing table's entries for them are stale.
+            if let Some(pairing) = &self.shared.pairing {
+                match traced.event {
+                    TraceEvent::FdRangeClosed { first, last } => {
+                        pairing.clear(traced.tgid, first, last)
+                    }
+                    TraceEvent::Exec => pairing.clear(traced.tgid, 0, i32::MAX),
+                    _ => {}
+                }
+            }
         }
         // Exec closed the close-on-exec fds without close events: re-read those from procfs.
         for (tgid, ledger) in ledgers.iter_mut().filter(|(_, l)| l.needs_resync) {
@@ -560,6 +690,14 @@ impl Drainer {
                 continue;
             };
             let total: u64 = values.iter().sum();
+            if let Some(name) = pairing_count(index) {
+                let stats = stats.get_or_insert_with(|| lock(&self.shared.stats));
+                stats.pairing.insert(name, total);
+                continue;
+            }
+            if index >= counter::DROPS_END {
+                continue;
+            }
             let seen = &mut self.seen_dropped[index as usize];
             if total > *seen {
                 let delta = total - *seen;

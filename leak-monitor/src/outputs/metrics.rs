@@ -30,6 +30,7 @@ pub struct Metrics {
     kernel_tracing: IntGauge,
     events: IntCounterVec,
     dropped: IntCounterVec,
+    pairing: IntCounterVec,
 }
 
 impl Metrics {
@@ -74,7 +75,19 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let pairing = IntCounterVec::new(
+            Opts::new(
+                "leak_monitor_fd_pairing_total",
+                "What the kernel did with the targets' fd opens and closes instead of sending \
+                 events, by what: opens_paired, closes_paired (an open and its close both stayed \
+                 in the kernel), stacks_sampled, stacks_skipped (opens whose Python stack was \
+                 walked or not), stacks_lost, over_cap (fds too high to pair, sent as events), \
+                 survivors (opens still open after 500 ms, handed to the ledgers).",
+            ),
+            &["what"],
+        )?;
         registry.register(Box::new(targets.clone()))?;
+        registry.register(Box::new(pairing.clone()))?;
         registry.register(Box::new(kernel_tracing.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
@@ -87,6 +100,7 @@ impl Metrics {
             kernel_tracing,
             events,
             dropped,
+            pairing,
         })
     }
 
@@ -139,6 +153,11 @@ impl Metrics {
 
     pub fn add_dropped(&self, kind: &str, count: u64) {
         add(&self.dropped, kind, count);
+    }
+
+    /// Adds to the fd pairing's count `what` (0 declares it).
+    pub fn add_pairing(&self, what: &str, count: u64) {
+        add(&self.pairing, what, count);
     }
 
     /// Everything in the text exposition format (version 0.0.4).
