@@ -173,9 +173,25 @@ mod tests {
         let files = TaskFiles::open(pid, tid).unwrap();
         assert!(files.runs().is_some_and(|runs| runs > 0));
         let before = files.state().unwrap();
-        // Touch fresh pages: this thread's own faults rise.
-        let pages = vec![1u8; 64 * 4096];
-        assert!(pages.iter().step_by(4096).all(|b| *b == 1));
+        // Touch pages never touched before (a fresh mapping: heap memory may be pages another
+        // test already faulted in): this thread's own faults rise.
+        let len = 64 * 4096;
+        // SAFETY: a new private anonymous mapping, written within its length, then unmapped.
+        unsafe {
+            let pages = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(pages, libc::MAP_FAILED);
+            for page in (0..len).step_by(4096) {
+                std::ptr::write_volatile(pages.cast::<u8>().add(page), 1);
+            }
+            libc::munmap(pages, len);
+        }
         let after = files.state().unwrap();
         assert!(
             after.minor_faults > before.minor_faults,
