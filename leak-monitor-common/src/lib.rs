@@ -290,6 +290,17 @@ impl Default for PyStack {
     }
 }
 
+/// The stack the kernel keeps for a paired fd open until the fd is closed or user space takes
+/// it, with the thread that made the open (a survivor reaches user space later, from another
+/// thread's point of view, so the table cannot say which thread opened it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdStack {
+    pub tid: u32,
+    pub _pad: u32,
+    pub stack: PyStack,
+}
+
 /// A creating event (fd, thread, page) with the creating thread's Python stack, sent instead
 /// of the plain [`Event`] when the thread's `PyThreadState` is known. Told apart by length.
 #[repr(C)]
@@ -311,6 +322,8 @@ unsafe impl aya::Pod for AllocKey {}
 unsafe impl aya::Pod for PyLayout {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PyStack {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FdStack {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for StackedEvent {}
 #[cfg(feature = "user")]

@@ -16,7 +16,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use leak_monitor_common::{
-    counter, fd_entry, fd_sampling, kind, PyStack, SampleWindow, BPF_F_MMAPABLE, FD_CAP,
+    counter, fd_entry, fd_sampling, kind, FdStack, SampleWindow, BPF_F_MMAPABLE, FD_CAP,
     MAX_FD_SLOTS, MAX_FD_STACKS, SAMPLE_WINDOW_NS,
 };
 
@@ -40,7 +40,7 @@ static FD_TABLE: Array<u64> = Array::with_max_entries(MAX_FD_SLOTS * FD_CAP, BPF
 
 /// The stacks walked for paired opens still open: `slot * FD_CAP + fd` -> stack.
 #[map]
-static FD_STACKS: HashMap<u32, PyStack> = HashMap::with_max_entries(MAX_FD_STACKS, 0);
+static FD_STACKS: HashMap<u32, FdStack> = HashMap::with_max_entries(MAX_FD_STACKS, 0);
 
 /// How many stacks are walked, see `fd_sampling` (user space writes it at load).
 #[map]
@@ -53,7 +53,7 @@ static SAMPLE_WINDOWS: Array<SampleWindow> = Array::with_max_entries(MAX_FD_SLOT
 /// Per CPU, where a stack is walked before it is copied into `FD_STACKS` (too big for the
 /// program's stack).
 #[map]
-static SCRATCH: PerCpuArray<PyStack> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<FdStack> = PerCpuArray::with_max_entries(1, 0);
 
 /// The slot of `tgid`, if it has one.
 #[inline(always)]
@@ -105,7 +105,7 @@ pub fn opened(tgid: u32, tid: u32, call: u64, fd: u64) -> bool {
     // Decided before the thread is looked up: the lookups are most of a skipped open's cost.
     if sample(slot, now) {
         if let Some((layout, tstate)) = crate::pystack::walkable(tgid, tid) {
-            if keep_stack(&layout, tstate, at) {
+            if keep_stack(&layout, tstate, at, tid) {
                 value |= fd_entry::STACKED;
             }
         }
@@ -208,12 +208,15 @@ fn sample(slot: u32, now: u64) -> bool {
 
 /// Walks the stack into this CPU's scratch and keeps it for the fd at `at`.
 #[inline(always)]
-fn keep_stack(layout: &leak_monitor_common::PyLayout, tstate: u64, at: u32) -> bool {
+fn keep_stack(layout: &leak_monitor_common::PyLayout, tstate: u64, at: u32, tid: u32) -> bool {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return false;
     };
     // SAFETY: this CPU's scratch slot, writable; programs on sys_exit do not nest on a CPU.
-    unsafe { crate::pystack::walk_into(layout, tstate, scratch) };
+    unsafe {
+        (*scratch).tid = tid;
+        crate::pystack::walk_into(layout, tstate, core::ptr::addr_of_mut!((*scratch).stack));
+    }
     // SAFETY: as above, fully written by the walk (depth, truncated and the frames it read;
     // user space reads only `depth` frames).
     if FD_STACKS.insert(&at, unsafe { &*scratch }, 0).is_err() {

@@ -310,7 +310,9 @@ fn tracing_on_growth_ignores_churn_and_engages_for_a_leak() {
     drop(monitor);
     let gate = tracing.tracer.gate_stats();
     assert!(!gate.attached, "{gate:?}");
-    std::thread::sleep(Duration::from_millis(300));
+    // While no event arrives, the drainer reads the kernel's counters once a second: wait past
+    // one read so `before` holds every open made while the programs were attached.
+    std::thread::sleep(Duration::from_millis(1500));
     let before = (fd_events(), paired_opens());
     tracing.tracer.follow(pid).unwrap();
     std::thread::sleep(Duration::from_secs(1));

@@ -6,7 +6,8 @@
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
 use leak_monitor_common::{
-    fd_entry, fd_sampling, PyStack, FD_CAP, MAX_FD_SLOTS, SAMPLE_EVERY_UP_TO, SAMPLE_ONE_IN,
+    fd_entry, fd_sampling, FdStack, PyStack, FD_CAP, MAX_FD_SLOTS, SAMPLE_EVERY_UP_TO,
+    SAMPLE_ONE_IN,
 };
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
@@ -60,6 +61,8 @@ pub struct Survivor {
     pub call: u32,
     /// The stack walked at the open, when it was sampled.
     pub stack: Option<PyStack>,
+    /// The thread that opened it, known when its stack was walked.
+    pub tid: Option<u32>,
 }
 
 /// `FD_TABLE` mapped into this process.
@@ -125,7 +128,7 @@ struct Slots {
 pub struct FdPairing {
     table: Table,
     slots: Mutex<Slots>,
-    stacks: Mutex<BpfHashMap<MapData, u32, PyStack>>,
+    stacks: Mutex<BpfHashMap<MapData, u32, FdStack>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -248,7 +251,7 @@ impl FdPairing {
 
     /// The stack kept for the open `known` (its entry's value, `KNOWN` set) at `key`, taken out
     /// of `FD_STACKS` so that the fds a leak keeps do not fill it: the ledger has the site.
-    fn take_stack(&self, entry: &AtomicU64, known: u64, key: u32) -> Option<PyStack> {
+    fn take_stack(&self, entry: &AtomicU64, known: u64, key: u32) -> Option<FdStack> {
         let mut stacks = lock(&self.stacks);
         let mut stack = stacks.get(&key, 0).ok()?;
         // Only while the entry is still this open: a close and a new sampled open of the same
@@ -264,7 +267,10 @@ impl FdPairing {
         {
             let _ = stacks.remove(&key);
         }
-        stack.depth = stack.depth.min(leak_monitor_common::MAX_FRAMES as u32);
+        stack.stack.depth = stack
+            .stack
+            .depth
+            .min(leak_monitor_common::MAX_FRAMES as u32);
         Some(stack)
     }
 
@@ -298,14 +304,15 @@ impl FdPairing {
             {
                 continue;
             }
-            let stack = (value & fd_entry::STACKED != 0)
+            let kept = (value & fd_entry::STACKED != 0)
                 .then(|| self.take_stack(entry, value | fd_entry::KNOWN, slot * FD_CAP + fd))
                 .flatten();
             survivors.push(Survivor {
                 fd: fd as i32,
                 opened_ns: now_ns.wrapping_sub(now.wrapping_sub(opened) & fd_entry::TS_MASK),
                 call: ((value & fd_entry::CALL_MASK) >> fd_entry::CALL_SHIFT) as u32,
-                stack,
+                stack: kept.map(|k| k.stack),
+                tid: kept.map(|k| k.tid),
             });
         }
         survivors

@@ -570,8 +570,8 @@ impl Drainer {
                 let call = Syscall(survivor.call);
                 self.batch.push(Traced {
                     tgid,
-                    // The opening thread is not kept; stacks carry what attribution needs.
-                    tid: tgid,
+                    // The opening thread is kept with the stack; without one, the process.
+                    tid: survivor.tid.unwrap_or(tgid),
                     ts_ns: survivor.opened_ns,
                     event: TraceEvent::FdOpened {
                         fd: survivor.fd,
