@@ -11,7 +11,7 @@ use leak_monitor_common::{
 };
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -127,6 +127,9 @@ struct Slots {
 /// (the scan).
 pub struct FdPairing {
     table: Table,
+    /// Whether the syscall program that writes the table is attached: while it is not, the
+    /// table is cleared and nothing writes it, so there is nothing to scan.
+    attached: AtomicBool,
     slots: Mutex<Slots>,
     stacks: Mutex<BpfHashMap<MapData, u32, FdStack>>,
 }
@@ -167,6 +170,7 @@ impl FdPairing {
         let stacks = BpfHashMap::try_from(stacks).map_err(|e| e.to_string())?;
         Ok(FdPairing {
             table,
+            attached: AtomicBool::new(false),
             slots: Mutex::new(Slots {
                 map: slots,
                 owners,
@@ -222,11 +226,19 @@ impl FdPairing {
         }
     }
 
-    /// `clear` for every slot.
-    pub fn clear_all(&self) {
-        for tgid in self.tgids() {
-            self.clear(tgid, 0, i32::MAX);
+    /// The syscall program that writes the table was attached (`true`) or detached: detached,
+    /// closes are no longer seen, so what the table holds goes stale and is cleared.
+    pub fn set_attached(&self, attached: bool) {
+        self.attached.store(attached, Ordering::Release);
+        if !attached {
+            for tgid in self.tgids() {
+                self.clear(tgid, 0, i32::MAX);
+            }
         }
+    }
+
+    pub fn attached(&self) -> bool {
+        self.attached.load(Ordering::Acquire)
     }
 
     fn slot_of(&self, tgid: u32) -> Option<u32> {
@@ -274,15 +286,21 @@ impl FdPairing {
         Some(stack)
     }
 
-    /// The opens of `tgid` not yet taken that are at least `min_age_ns` old at `now_ns`
-    /// (CLOCK_MONOTONIC), marked known so that their close is sent from now on.
-    pub fn take_survivors(&self, tgid: u32, now_ns: u64, min_age_ns: u64) -> Vec<Survivor> {
+    /// The opens of `tgid` below fd `below` not yet taken that are at least `min_age_ns` old at
+    /// `now_ns` (CLOCK_MONOTONIC), marked known so that their close is sent from now on.
+    pub fn take_survivors(
+        &self,
+        tgid: u32,
+        below: u32,
+        now_ns: u64,
+        min_age_ns: u64,
+    ) -> Vec<Survivor> {
         let Some(slot) = self.slot_of(tgid) else {
             return Vec::new();
         };
         let now = now_ns & fd_entry::TS_MASK;
         let mut survivors = Vec::new();
-        for fd in 0..FD_CAP {
+        for fd in 0..below.min(FD_CAP) {
             let entry = self.table.entry(slot, fd);
             let value = entry.load(Ordering::Acquire);
             if value == 0 || value & fd_entry::KNOWN != 0 {

@@ -225,7 +225,9 @@ struct Shared {
     stop: AtomicBool,
     /// Take one now (the end of a run), whatever the pace.
     now: AtomicBool,
-    findings: Mutex<BreakdownFindings>,
+    /// Shared with the snapshots: a tick hands them a reference, not a copy of the series
+    /// (copied only when a breakdown lands while a snapshot still holds the old one).
+    findings: Mutex<Arc<BreakdownFindings>>,
 }
 
 /// Breakdowns of one target, taken in the background by the worker every target shares
@@ -245,10 +247,10 @@ impl BreakdownWatch {
             last_activity: Mutex::new(None),
             stop: AtomicBool::new(false),
             now: AtomicBool::new(false),
-            findings: Mutex::new(BreakdownFindings {
+            findings: Mutex::new(Arc::new(BreakdownFindings {
                 other_allocator: source.other_allocator(),
                 ..BreakdownFindings::default()
-            }),
+            })),
             source: Mutex::new(source),
         });
         background::shared().add(background::weak(&shared))?;
@@ -283,8 +285,8 @@ impl BreakdownWatch {
         }
     }
 
-    pub fn findings(&self) -> BreakdownFindings {
-        lock(&self.shared.findings).clone()
+    pub fn findings(&self) -> Arc<BreakdownFindings> {
+        Arc::clone(&lock(&self.shared.findings))
     }
 }
 
@@ -324,7 +326,8 @@ impl Paced for Shared {
         let result = source.take(at);
         drop(source);
         *lock(&self.last_activity) = activity;
-        let mut findings = lock(&self.findings);
+        let mut shared = lock(&self.findings);
+        let findings = Arc::make_mut(&mut shared);
         findings.attempts += 1;
         match result {
             Ok((breakdown, cost)) => {
@@ -337,7 +340,7 @@ impl Paced for Shared {
             }
             Err(why) => findings.error = Some(why),
         }
-        drop(findings);
+        drop(shared);
         *lock(&self.last) = Some((began, began.elapsed()));
     }
 

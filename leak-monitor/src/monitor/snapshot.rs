@@ -9,6 +9,7 @@ use crate::pyheap::HeapFindings;
 use crate::resource::{Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
+use std::sync::Arc;
 
 /// One resource of one target as the outputs see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +92,7 @@ pub struct TargetSnapshot {
     /// The heap census of this target: what it found, or why it is off (`None`: not Python).
     pub heap: Option<Result<HeapFindings, String>>,
     /// Breakdowns of resident memory over the observation, or why there are none.
-    pub memory: Result<BreakdownFindings, String>,
+    pub memory: Result<Arc<BreakdownFindings>, String>,
 }
 
 /// Python stack reading for one target.

@@ -192,7 +192,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
             ],
             ..HeapFindings::default()
         })),
-        memory: Ok(python_growth_breakdowns()),
+        memory: Ok(std::sync::Arc::new(python_growth_breakdowns())),
     }
 }
 

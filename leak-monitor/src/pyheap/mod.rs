@@ -17,6 +17,7 @@ pub mod growth;
 pub mod items;
 pub mod layout;
 pub mod objects;
+pub mod pace;
 pub mod reader;
 pub mod roots;
 
@@ -32,18 +33,14 @@ use items::Items;
 use layout::{shared::TP_MRO, HeapLayout};
 use leak_monitor_common::NO_OFFSET;
 use objects::{dict_entries, read_str, sequence_items, Kind, Types};
+use pace::{Finding, Pace};
 use reader::{Mappings, Reader};
 use roots::{FrameRoot, Named, Roots};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// The shortest gap between two censuses.
-const MIN_GAP: Duration = Duration::from_secs(2);
-/// A census may take at most this share of the gap before the next: its cost on the machine
-/// stays under 1/PACE of a core.
-const PACE: u32 = 20;
 /// Growing containers whose items are summarised after each census.
 const SUMMARISED: usize = 4;
 /// Types kept for the metrics, by count.
@@ -289,6 +286,7 @@ struct Timing {
     armed_until: Option<Instant>,
     /// The pace: not before this moment.
     next_at: Instant,
+    pace: Pace,
 }
 
 #[derive(Default)]
@@ -315,6 +313,7 @@ impl HeapWatch {
             timing: Mutex::new(Timing {
                 armed_until: None,
                 next_at: now,
+                pace: Pace::default(),
             }),
             stop: AtomicBool::new(false),
             state: Mutex::new(State::default()),
@@ -329,6 +328,10 @@ impl HeapWatch {
         let extended = {
             let mut timing = lock(&self.shared.timing);
             let extends = timing.armed_until.is_none_or(|at| at < until);
+            if timing.armed_until.is_none_or(|at| at <= Instant::now()) {
+                // Growth again after the censuses stopped: a new episode, at the full pace.
+                timing.pace.restart();
+            }
             if extends {
                 timing.armed_until = Some(until);
             }
@@ -379,7 +382,7 @@ impl Paced for Shared {
     fn run_once(&self) {
         let began = Instant::now();
         let at = began.duration_since(self.started).as_secs_f64();
-        match self.source.census(Bounds::default(), &self.is_user_file) {
+        let finding = match self.source.census(Bounds::default(), &self.is_user_file) {
             Ok((census, named)) => {
                 let mut state = lock(&self.state);
                 state.history.push(at, &census, &named);
@@ -407,14 +410,28 @@ impl Paced for Shared {
                     .take(SUMMARISED)
                     .map(|h| h.address)
                     .collect();
+                let types: Vec<String> = state
+                    .history
+                    .type_growth()
+                    .into_iter()
+                    .map(|t| t.type_name)
+                    .collect();
+                let finding =
+                    Finding::of(growing.iter().copied(), types.iter().map(String::as_str));
                 drop(state);
                 let items = self.source.items(&growing);
                 lock(&self.state).items = items;
+                Some(finding)
             }
-            Err(err) => lock(&self.state).error = Some(err),
-        }
+            Err(err) => {
+                lock(&self.state).error = Some(err);
+                None
+            }
+        };
         let spent = began.elapsed();
-        lock(&self.timing).next_at = Instant::now() + (spent * PACE).max(MIN_GAP);
+        let mut timing = lock(&self.timing);
+        let gap = timing.pace.after(spent, finding);
+        timing.next_at = Instant::now() + gap;
     }
 }
 

@@ -15,6 +15,7 @@ use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, Socket
 use crate::targets::TargetInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The header's `format`.
@@ -150,7 +151,7 @@ pub struct Evidence {
     pub heap: Option<Result<HeapFindings, String>>,
     /// The memory breakdowns (absent in recordings made before them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<Result<BreakdownFindings, String>>,
+    pub memory: Option<Result<Arc<BreakdownFindings>, String>>,
 }
 
 /// One resource's sites (source lines resolved and described) and heap type growth.

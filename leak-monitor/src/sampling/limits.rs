@@ -8,6 +8,42 @@ use crate::resource::Bytes;
 use procfs::process::{LimitValue, MountInfo, Process};
 use procfs::Current;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the daemon's own mount table and the machine's RAM are taken as read: the same for
+/// every target, and parsing the mount table was most of a limits refresh (a daemon following
+/// 50 targets refreshed one every 0.6 s).
+const HOST_VIEW_TTL: Duration = Duration::from_secs(60);
+
+/// What every target's limits are read against.
+struct HostView {
+    mounts: Vec<MountInfo>,
+    ram: Option<Bytes>,
+}
+
+fn host_view() -> Arc<HostView> {
+    static CACHE: Mutex<Option<(Instant, Arc<HostView>)>> = Mutex::new(None);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match &*cache {
+        Some((read_at, view)) if read_at.elapsed() < HOST_VIEW_TTL => Arc::clone(view),
+        _ => {
+            let view = Arc::new(HostView {
+                mounts: Process::myself()
+                    .and_then(|me| me.mountinfo())
+                    .map(|m| m.0)
+                    .unwrap_or_default(),
+                ram: procfs::Meminfo::current()
+                    .ok()
+                    .map(|info| Bytes(info.mem_total)),
+            });
+            *cache = Some((Instant::now(), Arc::clone(&view)));
+            view
+        }
+    }
+}
 
 /// Limits at or above this are "unlimited" written as a number (v1 writes
 /// `9223372036854771712`, the page-aligned `LONG_MAX`).
@@ -48,10 +84,9 @@ pub(crate) fn read_limits(process: &Process) -> Result<Limits, SampleError> {
     let cgroups = process
         .cgroups()
         .map_err(|err| proc_error(pid, "cgroup", err))?;
-    let ram = procfs::Meminfo::current()
-        .ok()
-        .map(|info| Bytes(info.mem_total));
-    let cgroup_limit = cgroup_memory_limit(&cgroups.0);
+    let host = host_view();
+    let ram = host.ram;
+    let cgroup_limit = cgroup_memory_limit(&cgroups.0, &host.mounts);
     let memory = match (cgroup_limit, ram) {
         // A cgroup limit above the RAM is never reached first.
         (Some(limit), Some(ram)) => Some(limit.min(ram)),
@@ -62,8 +97,7 @@ pub(crate) fn read_limits(process: &Process) -> Result<Limits, SampleError> {
 
 /// The nearest finite memory limit of the target's memory cgroup: the v1 memory hierarchy when
 /// it has one (a hybrid host binds the controller there), else the v2 hierarchy.
-fn cgroup_memory_limit(cgroups: &[procfs::ProcessCGroup]) -> Option<Bytes> {
-    let mounts = Process::myself().and_then(|me| me.mountinfo()).ok()?;
+fn cgroup_memory_limit(cgroups: &[procfs::ProcessCGroup], mounts: &[MountInfo]) -> Option<Bytes> {
     let v1 = cgroups
         .iter()
         .find(|cg| cg.controllers.iter().any(|c| c == "memory"));

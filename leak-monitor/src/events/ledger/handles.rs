@@ -44,6 +44,11 @@ impl FdLedger {
         }
     }
 
+    /// The highest fd number known open.
+    pub fn highest(&self) -> Option<i32> {
+        self.fds.keys().next_back().copied()
+    }
+
     pub fn kind_of(&self, fd: i32) -> Option<FdKind> {
         self.fds.get(&fd).map(|e| e.kind)
     }
