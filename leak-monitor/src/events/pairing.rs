@@ -51,6 +51,17 @@ impl PairingSetting {
     }
 }
 
+/// How much of a slot a survivor scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// Every entry, up to `FD_CAP`.
+    Full,
+    /// Up to `gap` empty entries in a row past fd `past` (the highest fd known open, or 0). The
+    /// kernel gives an open the lowest free number, so the opens not yet taken lie in a run
+    /// from there: this reads what is in use and a margin, not the whole slot.
+    Past { past: u32, gap: u32 },
+}
+
 /// An fd the kernel paired no close with for `SURVIVOR_AGE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Survivor {
@@ -286,12 +297,12 @@ impl FdPairing {
         Some(stack)
     }
 
-    /// The opens of `tgid` below fd `below` not yet taken that are at least `min_age_ns` old at
+    /// The opens of `tgid` within `extent` not yet taken that are at least `min_age_ns` old at
     /// `now_ns` (CLOCK_MONOTONIC), marked known so that their close is sent from now on.
     pub fn take_survivors(
         &self,
         tgid: u32,
-        below: u32,
+        extent: Extent,
         now_ns: u64,
         min_age_ns: u64,
     ) -> Vec<Survivor> {
@@ -300,10 +311,24 @@ impl FdPairing {
         };
         let now = now_ns & fd_entry::TS_MASK;
         let mut survivors = Vec::new();
-        for fd in 0..below.min(FD_CAP) {
+        // The scan ends at the first entry past this one.
+        let mut end = match extent {
+            Extent::Full => FD_CAP - 1,
+            Extent::Past { past, gap } => past.saturating_add(gap),
+        };
+        for fd in 0..FD_CAP {
+            if fd > end {
+                break;
+            }
             let entry = self.table.entry(slot, fd);
             let value = entry.load(Ordering::Acquire);
-            if value == 0 || value & fd_entry::KNOWN != 0 {
+            if value == 0 {
+                continue;
+            }
+            if let Extent::Past { gap, .. } = extent {
+                end = end.max(fd.saturating_add(gap));
+            }
+            if value & fd_entry::KNOWN != 0 {
                 continue;
             }
             let opened = value & fd_entry::TS_MASK;

@@ -13,7 +13,7 @@ pub use super::allocations::AllocationsError;
 use super::event::{self, metric_kind, Syscall, TraceEvent, Traced};
 use super::gate::{Engagement, Gate, GateStats};
 use super::ledger::{LedgerCounts, LiveBySite, SiteId, TargetLedger};
-use super::pairing::{FdPairing, PairingSetting, SURVIVOR_AGE};
+use super::pairing::{Extent, FdPairing, PairingSetting, SURVIVOR_AGE};
 use super::pymaps::PyMaps;
 use super::reconcile;
 use super::target_bits::TargetBits;
@@ -22,7 +22,7 @@ use aya::programs::raw_trace_point::RawTracePointLinkId;
 use aya::programs::RawTracePoint;
 use aya::util::nr_cpus;
 use aya::{Ebpf, EbpfLoader};
-use leak_monitor_common::{counter, kind, names, PageRun, FD_CAP};
+use leak_monitor_common::{counter, kind, names, PageRun};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,13 +55,12 @@ const DROPS_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often the draining thread takes the survivors of the kernel's fd pairing.
 const COLLECT_EVERY: Duration = Duration::from_millis(200);
 /// Every this many collections each slot is read in full (`FD_CAP` entries); in between only
-/// up to the process's highest known fd plus `SCAN_MARGIN`. The kernel gives an open the
-/// lowest free number, so a new fd lands past that only after a burst of more than the margin
-/// within one collection; such a survivor is taken at the next full read, with the time of its
-/// open, so its site is the same. At 52 followed processes the full reads were 1.7 MB five
-/// times a second, most of the daemon's cost while a leak was traced.
+/// past the process's highest known fd until `SCAN_GAP` empty entries in a row
+/// (`pairing::Extent`). A survivor beyond such a gap (opens closed out of order in a burst
+/// between two collections) is taken at the next full read, with the time of its open, so its
+/// site is the same. At 52 followed processes the full reads were 1.7 MB five times a second.
 const FULL_SCAN_EVERY: u32 = 25;
-const SCAN_MARGIN: u32 = 256;
+const SCAN_GAP: u32 = 256;
 
 /// Why tracing is off.
 #[derive(Debug, thiserror::Error)]
@@ -585,25 +584,29 @@ impl Drainer {
         self.collections = self.collections.wrapping_add(1);
         let full = self.collections.is_multiple_of(FULL_SCAN_EVERY);
         let tgids = pairing.tgids();
-        let scans: Vec<(u32, u32)> = {
+        let scans: Vec<(u32, Extent)> = {
             let ledgers = lock(&self.shared.ledgers);
             tgids
                 .into_iter()
                 .map(|tgid| {
                     let highest = ledgers.get(&tgid).and_then(|l| l.fds.highest());
-                    let below = match highest {
-                        _ if full => FD_CAP,
-                        Some(fd) => u32::try_from(fd).unwrap_or(0) + 1 + SCAN_MARGIN,
-                        None => SCAN_MARGIN,
+                    let extent = if full {
+                        Extent::Full
+                    } else {
+                        Extent::Past {
+                            past: highest.and_then(|fd| u32::try_from(fd).ok()).unwrap_or(0),
+                            gap: SCAN_GAP,
+                        }
                     };
-                    (tgid, below)
+                    (tgid, extent)
                 })
                 .collect()
         };
         let now = event::monotonic_ns();
         self.batch.clear();
-        for (tgid, below) in scans {
-            for survivor in pairing.take_survivors(tgid, below, now, SURVIVOR_AGE.as_nanos() as u64)
+        for (tgid, extent) in scans {
+            for survivor in
+                pairing.take_survivors(tgid, extent, now, SURVIVOR_AGE.as_nanos() as u64)
             {
                 let call = Syscall(survivor.call);
                 self.batch.push(Traced {
