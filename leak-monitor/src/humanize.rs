@@ -5,7 +5,8 @@ use crate::resource::{Bytes, PerSecond, Unit};
 
 /// A duration in its two largest units: `4 h 12 min`, `53 min 48 s`, `3 d 4 h`; below ten
 /// seconds with a tenth (`9.5 s`), below one second in milliseconds (`500 ms`).
-pub fn duration(seconds: f64) -> String {
+pub fn duration(seconds: impl Into<f64>) -> String {
+    let seconds: f64 = seconds.into();
     if !seconds.is_finite() || seconds < 0.0 {
         return "unknown".to_string();
     }

@@ -107,6 +107,17 @@ impl Seconds {
     pub fn is_finite(self) -> bool {
         self.0.is_finite()
     }
+
+    pub fn from_duration(duration: std::time::Duration) -> Seconds {
+        Seconds(duration.as_secs_f64())
+    }
+}
+
+/// For formatting (`humanize::duration`) and arithmetic at the edges.
+impl From<Seconds> for f64 {
+    fn from(seconds: Seconds) -> f64 {
+        seconds.0
+    }
 }
 
 /// A growth rate: the resource's unit (bytes, or a count of fds, sockets, threads) per second.

@@ -100,7 +100,7 @@ fn build_reports(
             match monitor.ended() {
                 Some(Ended::Exited) => capabilities.note(format!(
                     "the target exited after {:.1} s of observation; the report covers that time",
-                    snapshot.observed_seconds
+                    snapshot.observed_seconds.0
                 )),
                 Some(Ended::Failed(why)) => {
                     capabilities.note(format!("observation stopped early: {why}"))
@@ -110,7 +110,7 @@ fn build_reports(
             if let (Some(signal), None) = (cut_short_by, monitor.ended()) {
                 capabilities.note(format!(
                     "the run was cut short by {signal} after {:.1} s of observation; the report covers that time",
-                    snapshot.observed_seconds
+                    snapshot.observed_seconds.0
                 ));
             }
             if lost > 0 {
@@ -125,7 +125,7 @@ fn build_reports(
                 generated_unix: unix_seconds(now),
                 capabilities,
                 cut_short: Some(cut_short_by.is_some()),
-                target_exited_after_seconds: exited.then_some(snapshot.observed_seconds),
+                target_exited_after_seconds: exited.then_some(snapshot.observed_seconds.0),
                 dropped_events: dropped.cloned(),
             };
             report.observation.dropped_events = inputs.dropped_events.clone();

@@ -166,7 +166,7 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
 pub fn status_line(snapshot: &TargetSnapshot) -> String {
     let mut line = format!(
         "t={:.0}s pid {}",
-        snapshot.observed_seconds, snapshot.info.id.pid
+        snapshot.observed_seconds.0, snapshot.info.id.pid
     );
     for r in &snapshot.resources {
         let unit = r.resource.unit();

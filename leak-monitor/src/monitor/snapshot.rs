@@ -74,9 +74,9 @@ pub struct TargetSnapshot {
     pub limits: Limits,
     pub resources: Vec<ResourceSnapshot>,
     /// Seconds between the first and the last sample.
-    pub observed_seconds: f64,
+    pub observed_seconds: Seconds,
     pub samples: u64,
-    pub interval_seconds: f64,
+    pub interval_seconds: Seconds,
     /// The eBPF ledgers' counts, when the target is traced.
     pub ledgers: Option<LedgerCounts>,
     /// Why the kernel does not walk this target's Python frames, though tracing is on.

@@ -17,7 +17,7 @@ use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::memory::{BreakdownSource, BreakdownWatch};
 use crate::pyframes::{FramesError, PyFrames};
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
-use crate::resource::Resource;
+use crate::resource::{Resource, Seconds};
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, runtime, GroupSource, TargetInfo};
 use std::collections::HashMap;
@@ -561,8 +561,8 @@ impl TargetMonitor {
             .collect::<Vec<_>>();
         let observed_seconds = self
             .last_sample_at
-            .map(|at| at.duration_since(self.started).as_secs_f64())
-            .unwrap_or(0.0);
+            .map(|at| Seconds::from_duration(at.duration_since(self.started)))
+            .unwrap_or_default();
         TargetSnapshot {
             info: self.info.clone(),
             latest: self.latest.clone().unwrap_or_default(),
@@ -570,7 +570,7 @@ impl TargetMonitor {
             resources,
             observed_seconds,
             samples: self.samples,
-            interval_seconds: self.interval.as_secs_f64(),
+            interval_seconds: Seconds::from_duration(self.interval),
             ledgers: self
                 .tracing
                 .as_ref()

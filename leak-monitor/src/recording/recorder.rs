@@ -122,7 +122,7 @@ impl Recorder {
         if !self.knows(snapshot.info.id) {
             return Ok(());
         }
-        self.evidence(snapshot, snapshot.observed_seconds)?;
+        self.evidence(snapshot, snapshot.observed_seconds.0)?;
         self.line(&Record::Report { pid, report })?;
         self.flush()
     }

@@ -8,7 +8,7 @@ use crate::capabilities::Capabilities;
 use crate::monitor::trends::Trends;
 use crate::monitor::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::outputs::report::Report;
-use crate::resource::Resource;
+use crate::resource::{Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
 use std::io::BufRead;
@@ -83,7 +83,7 @@ impl Replayed {
                     header.capabilities.for_target(&self.snapshot.info);
                 capabilities.note(format!(
                     "the recording ends after {:.1} s of observation without a report (the recorder was stopped): this report covers what was recorded",
-                    self.snapshot.observed_seconds
+                    self.snapshot.observed_seconds.0
                 ));
                 Report::build(&self.snapshot, &capabilities, SystemTime::now())
             }
@@ -305,9 +305,9 @@ impl TargetReplay {
             latest: self.latest.clone().unwrap_or_default(),
             limits: self.limits,
             resources,
-            observed_seconds: self.last_t,
+            observed_seconds: Seconds(self.last_t),
             samples: self.samples,
-            interval_seconds: self.interval_seconds,
+            interval_seconds: Seconds(self.interval_seconds),
             ledgers: evidence.and_then(|e| e.ledgers),
             kernel_frames_off: evidence.and_then(|e| e.kernel_frames_off.clone()),
             allocations: evidence.and_then(|e| e.allocations.clone()),

@@ -280,6 +280,7 @@ fn committed_recordings_replay_to_the_reports_their_runs_wrote() {
     let minutes = super::replay(&demo).unwrap().targets[0]
         .snapshot
         .observed_seconds
+        .0
         / 60.0;
     assert!(
         bytes / minutes < 1024.0 * 1024.0,

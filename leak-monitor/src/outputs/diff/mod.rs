@@ -119,7 +119,7 @@ pub fn diff(old: &Report, new: &Report) -> ReportDiff {
         .map(|resource| {
             let find = |report: &'_ Report| -> Option<(ResourceReport, Seconds)> {
                 let found = report.resources.iter().find(|r| r.resource == resource)?;
-                Some((found.clone(), Seconds(report.observation.duration_seconds)))
+                Some((found.clone(), report.observation.duration_seconds))
             };
             diff_resource(resource, find(old).as_ref(), find(new).as_ref())
         })

@@ -122,7 +122,7 @@ fn rates_up_and_down_beyond_the_noise_and_moved_lines() {
     // Within the noise: unchanged. A longer observation attributes more to the same rate.
     let mut same = example();
     rss(&mut same).rate_per_second.0 *= 1.1;
-    same.observation.duration_seconds = 120.0;
+    same.observation.duration_seconds = Seconds(120.0);
     rss(&mut same).sites[0].amount *= 2.0;
     let diff_same = diff(&old, &same);
     assert_eq!(diff_same.resources[0].change, Change::Unchanged);

@@ -104,7 +104,7 @@ fn render_report(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "\n{}\n",
-        verdict_summary(&report.resources, report.observation.duration_seconds)
+        verdict_summary(&report.resources, report.observation.duration_seconds.0)
     );
 
     summary_table(out, &report.resources);
@@ -446,8 +446,8 @@ fn detection(out: &mut String, report: &Report, resource: &ResourceReport) {
 fn reproduce_command(report: &Report) -> String {
     let observation = &report.observation;
     // The report covers first to last sample; ask for at least that long, in whole seconds.
-    let duration = observation.duration_seconds.ceil().max(1.0);
-    let interval_ms = (observation.interval_seconds * 1000.0).round().max(1.0);
+    let duration = observation.duration_seconds.0.ceil().max(1.0);
+    let interval_ms = (observation.interval_seconds.0 * 1000.0).round().max(1.0);
     format!(
         "leak-monitor run --pid {} --duration {duration:.0} --interval {interval_ms:.0} --markdown report.md",
         report.target.pid

@@ -86,8 +86,8 @@ pub struct ReportTarget {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
-    pub duration_seconds: f64,
-    pub interval_seconds: f64,
+    pub duration_seconds: Seconds,
+    pub interval_seconds: Seconds,
     pub samples: u64,
     /// True when SIGINT or SIGTERM ended the run before its `--duration` (an addition agreed in
     /// 2026-12; absent in reports that predate it).

@@ -227,14 +227,14 @@ fn a_run_too_short_for_a_verdict_says_so_with_what_grew() {
         .find(|r| r.resource == Resource::OpenFds)
         .unwrap();
     (fds.trend, fds.first, fds.last) = (growing, 47.0, 189.0);
-    snapshot.observed_seconds = 7.0;
+    snapshot.observed_seconds = Seconds(7.0);
     let text = render_markdown(&[report(&snapshot)]);
     assert!(
         text.contains("**Verdict:** too short to decide: open_fds +142 in 7 s (a leak verdict needs 25 s or more)."),
         "{text}"
     );
     // Long enough, the same growth is only "not yet confident".
-    snapshot.observed_seconds = 40.0;
+    snapshot.observed_seconds = Seconds(40.0);
     let text = render_markdown(&[report(&snapshot)]);
     assert!(
         text.contains("growing, not yet a confident leak: open_fds"),
