@@ -237,9 +237,17 @@ impl FdPairing {
         }
     }
 
-    /// The syscall program that writes the table was attached (`true`) or detached: detached,
-    /// closes are no longer seen, so what the table holds goes stale and is cleared.
+    /// The syscall program that writes the table was attached (`true`) or detached. Either way
+    /// what the table holds is stale and is cleared: once detached, closes are no longer seen;
+    /// at the attach, a program still running at the last detach may have written after that
+    /// clear. (An fd opened between the attach and this clear is read from procfs by the
+    /// tracer's resync, which follows.)
     pub fn set_attached(&self, attached: bool) {
+        if attached {
+            for tgid in self.tgids() {
+                self.clear(tgid, 0, i32::MAX);
+            }
+        }
         self.attached.store(attached, Ordering::Release);
         if !attached {
             for tgid in self.tgids() {

@@ -328,9 +328,12 @@ impl HeapWatch {
         let extended = {
             let mut timing = lock(&self.shared.timing);
             let extends = timing.armed_until.is_none_or(|at| at < until);
-            if timing.armed_until.is_none_or(|at| at <= Instant::now()) {
-                // Growth again after the censuses stopped: a new episode, at the full pace.
+            let now = Instant::now();
+            if timing.armed_until.is_none_or(|at| at <= now) {
+                // Growth again after the censuses stopped: a new episode, at the full pace (not
+                // after the backed-off gap the last census set).
                 timing.pace.restart();
+                timing.next_at = timing.next_at.min(now + pace::MIN_GAP);
             }
             if extends {
                 timing.armed_until = Some(until);
