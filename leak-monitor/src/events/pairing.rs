@@ -242,17 +242,17 @@ impl FdPairing {
     /// at the attach, a program still running at the last detach may have written after that
     /// clear. (An fd opened between the attach and this clear is read from procfs by the
     /// tracer's resync, which follows.)
+    /// The flag goes down before the clear and up after it, so no scan reads a half-cleared
+    /// table.
     pub fn set_attached(&self, attached: bool) {
-        if attached {
-            for tgid in self.tgids() {
-                self.clear(tgid, 0, i32::MAX);
-            }
-        }
-        self.attached.store(attached, Ordering::Release);
         if !attached {
-            for tgid in self.tgids() {
-                self.clear(tgid, 0, i32::MAX);
-            }
+            self.attached.store(false, Ordering::Release);
+        }
+        for tgid in self.tgids() {
+            self.clear(tgid, 0, i32::MAX);
+        }
+        if attached {
+            self.attached.store(true, Ordering::Release);
         }
     }
 

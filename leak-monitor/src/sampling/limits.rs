@@ -30,16 +30,18 @@ fn host_view() -> Arc<HostView> {
     match &*cache {
         Some((read_at, view)) if read_at.elapsed() < HOST_VIEW_TTL => Arc::clone(view),
         _ => {
+            let mounts = Process::myself().and_then(|me| me.mountinfo());
+            let complete = mounts.is_ok();
             let view = Arc::new(HostView {
-                mounts: Process::myself()
-                    .and_then(|me| me.mountinfo())
-                    .map(|m| m.0)
-                    .unwrap_or_default(),
+                mounts: mounts.map(|m| m.0).unwrap_or_default(),
                 ram: procfs::Meminfo::current()
                     .ok()
                     .map(|info| Bytes(info.mem_total)),
             });
-            *cache = Some((Instant::now(), Arc::clone(&view)));
+            // A failed read is tried again at the next refresh, not kept for a minute.
+            if complete {
+                *cache = Some((Instant::now(), Arc::clone(&view)));
+            }
             view
         }
     }
