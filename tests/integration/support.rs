@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -426,7 +426,26 @@ pub fn run_until_samples_with(
         let sent = unsafe { libc::kill(monitor.pid() as libc::pid_t, libc::SIGINT) };
         assert_eq!(sent, 0, "SIGINT to leak-monitor");
     }
-    monitor.finish()
+    let outcome = monitor.finish();
+    keep_recording(&recording);
+    outcome
+}
+
+/// Copies a run's recording under the target directory and says where (a failing test's
+/// output is shown), so a verdict that failed in CI can be replayed offline.
+fn keep_recording(recording: &Path) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recordings");
+    let test = thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", "-");
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let kept = dir.join(format!("{test}-{}-{run}.lmrec", std::process::id()));
+    match fs::create_dir_all(&dir).and_then(|()| fs::copy(recording, &kept)) {
+        Ok(_) => eprintln!("recording kept at {}", kept.display()),
+        Err(err) => eprintln!("recording not kept ({}): {err}", kept.display()),
+    }
 }
 
 /// The samples `run` takes in `seconds` at one per `interval_ms`: one at attach, then one per

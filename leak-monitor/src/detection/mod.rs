@@ -10,9 +10,14 @@
 //! `spike` watches each step as it is pushed.
 //!
 //! How a verdict is reached, in short (constants are named in the modules):
+//! - Excursions of up to 3 bins above or below both neighbours (by more than the drop threshold
+//!   and than the neighbours differ) are smoothed over: a working set caught before the
+//!   allocator trims it, or a trimmed heap caught before it is faulted in again.
 //! - The series is cut into cycles at its drops (memory given back, at least 5 robust sigmas of
 //!   the usual step and 15% of the range). Two drops or more make a sawtooth, judged on its
-//!   troughs only; otherwise the floor is the minimum of each of ~12 windows.
+//!   troughs only (one per cycle from 8 cycles on, else per window); otherwise the floor is the
+//!   minimum of each of ~12 windows. A drop is given back until a new high of the floor or the
+//!   level climbs back to where it began.
 //! - Pattern, in order: sawtooth; plateau when a two-slope fit beats the line (BIC) and the
 //!   slope after the knee is under 1/4 of the slope before (warm-up, cache filled); flat without
 //!   a significant Mann-Kendall trend; step when the rise comes in short jumps with a flat median

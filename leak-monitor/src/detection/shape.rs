@@ -16,6 +16,11 @@ const DROP_RANGE_SHARE: f64 = 0.15;
 const DROP_JITTER_SHARE: f64 = 0.1;
 /// A jump (discrete growth) exceeds this many robust standard deviations of the usual step.
 const JUMP_SIGMAS: f64 = 5.0;
+/// Fewest cycles (drops + 1) for a sawtooth's floor to be one trough per cycle: the verdict
+/// needs 8 points in the series it decides on.
+const MIN_CYCLE_TROUGHS: usize = 8;
+/// Excursions of up to this many bins above or below both neighbours are smoothed over.
+const EXCURSION_BINS: usize = 3;
 /// A new high of the floor must clear the previous one by this many floor noise sigmas.
 const HIGH_MARGIN_SIGMAS: f64 = 2.0;
 
@@ -104,8 +109,8 @@ impl Observed {
             return None;
         }
         let t: Vec<f64> = bins.iter().map(|b| b.t).collect();
-        let level: Vec<f64> = bins.iter().map(|b| b.level).collect();
-        let lo: Vec<f64> = bins.iter().map(|b| b.lo).collect();
+        let mut level: Vec<f64> = bins.iter().map(|b| b.level).collect();
+        let mut lo: Vec<f64> = bins.iter().map(|b| b.lo).collect();
         let hi: Vec<f64> = bins.iter().map(|b| b.hi).collect();
         let scale = level.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let epsilon = scale * 1e-9;
@@ -121,12 +126,14 @@ impl Observed {
         let jitter = step_sigma
             .max(resolution)
             .max(DROP_JITTER_SHARE * drop_threshold);
+        smooth_excursions(&t, &mut level, &mut lo, drop_threshold);
         let drops = drops(&level, jitter, drop_threshold);
-        let rises: f64 = diffs.iter().filter(|d| **d > 0.0).sum();
+        let rises: f64 = level.windows(2).map(|w| (w[1] - w[0]).max(0.0)).sum();
         let given_back: f64 = drops.iter().map(|d| -d.amount).sum();
         let sawtooth = drops.len() >= 2 && rises >= 0.5 * given_back;
 
-        let floor = if sawtooth {
+        // Too few cycles leave too few troughs to judge: the windows' troughs stand in then.
+        let floor = if sawtooth && drops.len() + 1 >= MIN_CYCLE_TROUGHS {
             cycle_floor(&t, &lo, &drops)
         } else {
             window_floor(&t, &lo, (n / FLOOR_WINDOWS).max(1))
@@ -251,6 +258,54 @@ fn drops(level: &[f64], jitter: f64, threshold: f64) -> Vec<Run> {
         .collect()
 }
 
+/// Lays a straight line, in `level` and `lo`, over every excursion of up to three bins that
+/// rises above (or falls below) both of its neighbours by more than `threshold`: a request's
+/// working set freed and trimmed by the allocator at once, or the heap top trimmed between
+/// requests and faulted in again by the next. Neither keeps memory nor gives it back, yet each
+/// ends in a drop: a few of them made a sawtooth of a slow leak, judged on a handful of troughs
+/// and called stable. A GC sawtooth rises over several bins, so it keeps its drops.
+fn smooth_excursions(t: &[f64], level: &mut [f64], lo: &mut [f64], threshold: f64) {
+    let n = level.len();
+    // Found on the levels as sampled, so one excursion does not hide its neighbour.
+    let mut away = vec![false; n];
+    for width in 1..=EXCURSION_BINS {
+        for i in 1..n.saturating_sub(width) {
+            let (a, b) = (i - 1, i + width);
+            let inside = &level[i..b];
+            let top = inside.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let bottom = inside.iter().copied().fold(f64::INFINITY, f64::min);
+            // It stands out from both neighbours by more than they differ: a step of a GC
+            // sawtooth's rise stands out from the bin before it, not from the one after the drop.
+            let apart = threshold.max((level[b] - level[a]).abs());
+            let up = bottom - level[a].max(level[b]) > apart;
+            let down = level[a].min(level[b]) - top > apart;
+            if up || down {
+                away[i..b].fill(true);
+            }
+        }
+    }
+    let mut i = 0;
+    while i < n {
+        if !away[i] {
+            i += 1;
+            continue;
+        }
+        // Never the first or the last bin, so both ends are bins that stayed.
+        let (a, b) = (i - 1, (i..n).find(|&k| !away[k]).unwrap_or(n - 1));
+        i = b;
+        // Longer runs are the series' own shape (troughs between the spikes of a fast
+        // collector cycle look like dips), not an excursion from it.
+        if b - a - 1 > EXCURSION_BINS {
+            continue;
+        }
+        for k in a + 1..b {
+            let v = level[a] + (t[k] - t[a]) / (t[b] - t[a]) * (level[b] - level[a]);
+            level[k] = v;
+            lo[k] = v;
+        }
+    }
+}
+
 /// The lowest point of a range of bins.
 fn trough(t: &[f64], lo: &[f64], range: std::ops::Range<usize>) -> Option<Mark> {
     range
@@ -314,25 +369,60 @@ mod tests {
     #[test]
     fn a_sawtooth_is_cut_into_cycles_at_its_drops() {
         let mut values = Vec::new();
+        for _ in 0..8 {
+            values.extend([10.0, 14.0, 18.0, 22.0, 26.0, 30.0]);
+        }
+        let o = observe(&values);
+        assert!(o.sawtooth);
+        assert_eq!(o.drops.len(), 7);
+        assert!(o.drops.iter().all(|d| d.amount == -20.0));
+        assert_eq!(o.floor.len(), 8);
+        assert!(o.floor.iter().all(|m| m.v == 10.0));
+        assert_eq!(o.floor_highs().count(), 0);
+    }
+
+    #[test]
+    fn a_sawtooth_of_few_cycles_is_judged_on_window_troughs() {
+        let mut values = Vec::new();
         for _ in 0..4 {
             values.extend([10.0, 14.0, 18.0, 22.0, 26.0, 30.0]);
         }
         let o = observe(&values);
         assert!(o.sawtooth);
         assert_eq!(o.drops.len(), 3);
-        assert!(o.drops.iter().all(|d| d.amount == -20.0));
-        assert_eq!(o.floor.len(), 4);
-        assert!(o.floor.iter().all(|m| m.v == 10.0));
-        assert_eq!(o.floor_highs().count(), 0);
+        // 24 bins in windows of 2: four troughs would be too few to judge.
+        assert_eq!(o.floor.len(), 12);
+        assert_eq!(o.floor_highs().count(), 2, "within the first cycle only");
     }
 
     #[test]
     fn a_drop_split_by_an_uptick_stays_one_drop() {
         let mut values = vec![0.0, 5.0, 10.0, 15.0, 20.0, 8.0, 8.25, 0.0];
-        values.extend([5.0, 10.0, 15.0, 20.0, 0.0, 5.0, 10.0]);
+        // The rise after the trough is no sharper than the drop's last part: not a dip.
+        values.extend([4.0, 8.0, 12.0, 16.0, 20.0, 0.0, 5.0, 10.0]);
         let o = observe(&values);
-        assert_eq!(o.drops.len(), 2, "{:?}", o.drops);
+        assert_eq!(o.drops.len(), 2, "{:?} {:?}", o.drops, o.level);
         assert_eq!(o.drops[0].to, 7);
+    }
+
+    #[test]
+    fn brief_spikes_and_dips_on_a_line_are_smoothed_over_not_drops() {
+        let mut values: Vec<f64> = (0..40).map(|i| 100.0 + f64::from(i)).collect();
+        // A request's working set trimmed at once (one bin, then two), the heap top trimmed
+        // between requests (one bin), a spike right before a dip.
+        values[8] += 30.0;
+        values[15] += 30.0;
+        values[16] += 28.0;
+        values[24] -= 30.0;
+        values[31] += 30.0;
+        values[32] -= 30.0;
+        let o = observe(&values);
+        assert!(o.drops.is_empty(), "{:?}", o.drops);
+        assert!(!o.sawtooth);
+        for (i, v) in o.level.iter().enumerate() {
+            let line = 100.0 + i as f64;
+            assert!((v - line).abs() < 1e-9, "bin {i}: {v} is not on the line");
+        }
     }
 
     #[test]

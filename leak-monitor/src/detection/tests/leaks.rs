@@ -359,3 +359,53 @@ fn clear_leaks_are_early_leaks_within_ten_seconds() {
         }
     }
 }
+
+/// A slow leak as `tests/python/slow_churn_leak.py` shows it at one sample a second: 300 KB/s
+/// on 16 MB, and now and then a request's working set of 2-4 MB caught before the allocator
+/// trims it (8% of samples, one bin), plus `dips` samples caught while the heap top was trimmed
+/// (1-4 MB under the line).
+fn working_set_spikes(seed: u64, dips: usize) -> impl FnMut(f64) -> f64 {
+    let mut rng = Rng::new(seed);
+    let at: Vec<f64> = (0..dips).map(|_| rng.between(3.0, 50.0).round()).collect();
+    move |t| {
+        let line = 16.0 * MB + 300.0 * KB * t + rng.pm(100.0 * KB);
+        pages(if at.contains(&t) {
+            line - rng.between(1.0, 4.0) * MB
+        } else if rng.chance(0.08) {
+            line + rng.between(2.0, 4.0) * MB
+        } else {
+            line
+        })
+    }
+}
+
+#[test]
+fn a_slow_leak_through_brief_spikes_and_dips_is_a_leak() {
+    // A few of these ended in drops that made a sawtooth of a handful of troughs, and the
+    // leak was called stable (the live test did so in CI): 68 of these 80 runs were missed.
+    // Achieved now: 77 of 80 at 50 s.
+    let mut missed = Vec::new();
+    for dips in 0..4 {
+        for seed in SEEDS {
+            let trend = sample(
+                crate::resource::Unit::Bytes,
+                50.0,
+                1.0,
+                working_set_spikes(seed, dips),
+            )
+            .tracker
+            .trend(None);
+            let error = (trend.rate_per_second.0 - 300.0 * KB).abs() / (300.0 * KB);
+            if trend.verdict != Verdict::Leak || error > 0.1 {
+                missed.push(format!("{dips} dips, seed {seed}: {trend:?}"));
+            }
+        }
+    }
+    println!("missed {}:\n{}", missed.len(), missed.join("\n"));
+    assert!(
+        missed.len() <= 3,
+        "missed {}:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
