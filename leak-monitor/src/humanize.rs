@@ -42,7 +42,8 @@ pub fn duration(seconds: impl Into<f64>) -> String {
 }
 
 /// An amount in the resource's unit: `174.0 MiB`, `48`.
-pub fn amount(unit: Unit, value: f64) -> String {
+pub fn amount(unit: Unit, value: impl Into<f64>) -> String {
+    let value: f64 = value.into();
     let sign = if value < 0.0 { "-" } else { "" };
     match unit {
         Unit::Bytes => format!("{sign}{}", Bytes(value.abs().round() as u64)),
@@ -69,8 +70,8 @@ pub fn rate(unit: Unit, rate: PerSecond) -> String {
 }
 
 /// A share or confidence in 0..=1 as a whole percentage: `93 %`.
-pub fn percent(fraction: f64) -> String {
-    format!("{:.0} %", fraction * 100.0)
+pub fn percent(fraction: impl Into<f64>) -> String {
+    format!("{:.0} %", fraction.into() * 100.0)
 }
 
 fn signed_count(value: f64) -> String {

@@ -92,6 +92,132 @@ impl fmt::Display for Bytes {
     }
 }
 
+/// An amount in a resource's unit: bytes for `rss_bytes`, a count of fds, sockets or threads
+/// for the others. What a rate adds up to, what a site is credited with, where a series started
+/// and ended, the limit it runs into. Serialized as the bare number.
+///
+/// ```compile_fail
+/// use leak_monitor::resource::{Amount, Seconds};
+/// let last: Amount = Seconds(3.0); // a time is not an amount
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Amount(pub f64);
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0.0);
+
+    /// Formats it for people in `unit`: `1.5 MiB`, `1,204`.
+    pub fn format(self, unit: Unit) -> String {
+        unit.format(self.0)
+    }
+}
+
+/// Amounts and shares add up, scale by a factor and order totally, like the numbers they wrap.
+macro_rules! quantity_ops {
+    ($t:ident) => {
+        impl $t {
+            pub fn max(self, other: $t) -> $t {
+                $t(self.0.max(other.0))
+            }
+
+            pub fn total_cmp(&self, other: &$t) -> std::cmp::Ordering {
+                self.0.total_cmp(&other.0)
+            }
+        }
+
+        impl std::ops::Add for $t {
+            type Output = $t;
+            fn add(self, other: $t) -> $t {
+                $t(self.0 + other.0)
+            }
+        }
+
+        impl std::ops::Sub for $t {
+            type Output = $t;
+            fn sub(self, other: $t) -> $t {
+                $t(self.0 - other.0)
+            }
+        }
+
+        impl std::ops::AddAssign for $t {
+            fn add_assign(&mut self, other: $t) {
+                self.0 += other.0;
+            }
+        }
+
+        impl std::ops::Mul<f64> for $t {
+            type Output = $t;
+            fn mul(self, factor: f64) -> $t {
+                $t(self.0 * factor)
+            }
+        }
+
+        impl std::ops::MulAssign<f64> for $t {
+            fn mul_assign(&mut self, factor: f64) {
+                self.0 *= factor;
+            }
+        }
+
+        impl std::ops::Div<f64> for $t {
+            type Output = $t;
+            fn div(self, divisor: f64) -> $t {
+                $t(self.0 / divisor)
+            }
+        }
+
+        impl std::iter::Sum for $t {
+            fn sum<I: Iterator<Item = $t>>(iter: I) -> $t {
+                $t(iter.map(|a| a.0).sum())
+            }
+        }
+    };
+}
+
+quantity_ops!(Amount);
+quantity_ops!(Share);
+
+/// For formatting and arithmetic at the edges.
+impl From<Amount> for f64 {
+    fn from(amount: Amount) -> f64 {
+        amount.0
+    }
+}
+
+impl From<Share> for f64 {
+    fn from(share: Share) -> f64 {
+        share.0
+    }
+}
+
+/// A share of a whole, 0..=1 (a site's part of the attributed growth). Serialized as the bare
+/// number.
+///
+/// ```compile_fail
+/// use leak_monitor::resource::{Amount, Share};
+/// let share: Share = Amount(4096.0); // an amount is not a share
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Share(pub f64);
+
+impl Share {
+    /// `part` of `whole`; zero when the whole is not positive.
+    pub fn of(part: f64, whole: f64) -> Share {
+        Share(if whole > 0.0 { part / whole } else { 0.0 })
+    }
+
+    /// This share of `whole`.
+    pub fn of_amount(self, whole: Amount) -> Amount {
+        Amount(self.0 * whole.0)
+    }
+
+    /// As a percentage, for people.
+    pub fn percent(self) -> f64 {
+        self.0 * 100.0
+    }
+}
+
 /// A span of time in seconds: how long until a limit, how long something was observed. Keeps
 /// seconds from being mixed up with amounts and rates; serialized as the bare number.
 ///
@@ -130,8 +256,8 @@ impl From<Seconds> for f64 {
 /// ```
 ///
 /// ```
-/// use leak_monitor::resource::{PerSecond, Seconds};
-/// assert_eq!(PerSecond(2.0).over(Seconds(30.0)), 60.0);
+/// use leak_monitor::resource::{Amount, PerSecond, Seconds};
+/// assert_eq!(PerSecond(2.0).over(Seconds(30.0)), Amount(60.0));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -141,8 +267,8 @@ impl PerSecond {
     pub const ZERO: PerSecond = PerSecond(0.0);
 
     /// What this rate adds up to over `span`, in the resource's unit.
-    pub fn over(self, span: Seconds) -> f64 {
-        self.0 * span.0
+    pub fn over(self, span: Seconds) -> Amount {
+        Amount(self.0 * span.0)
     }
 }
 

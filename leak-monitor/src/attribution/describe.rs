@@ -95,6 +95,7 @@ pub fn describe_site(pid: i32, site: &Site, resource: Resource) -> Description {
 mod tests {
     use super::*;
     use crate::attribution::SiteMethod;
+    use crate::resource::{Amount, Share};
     use std::io::Write;
 
     fn frame(file: &str, line: u32, function: &str) -> Frame {
@@ -107,8 +108,8 @@ mod tests {
             file: top.file,
             line: top.line,
             function: top.function,
-            share: 1.0,
-            amount: 10.0,
+            share: Share(1.0),
+            amount: Amount(10.0),
             leak_type: LeakType::Unknown,
             evidence: String::new(),
             fix: String::new(),

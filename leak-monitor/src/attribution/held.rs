@@ -13,7 +13,7 @@ use crate::pyheap::items::Items;
 use crate::pyheap::roots::Path;
 use crate::pyheap::HeapFindings;
 use crate::resource::Resource;
-use crate::resource::{Bytes, Seconds};
+use crate::resource::{Amount, Bytes, Seconds, Share};
 use std::collections::HashMap;
 
 /// Holders turned into sites at most.
@@ -139,7 +139,7 @@ fn site_of(
         file: fill.frame.file.clone(),
         line: fill.frame.line,
         function: fill.frame.function.clone(),
-        share: 0.0,
+        share: Share(0.0),
         amount: holder.growth_per_second.over(Seconds(observed_seconds)) * per_item,
         leak_type: fill.leak_type,
         evidence: fill.evidence.clone(),
@@ -154,19 +154,15 @@ fn site_of(
 /// shares the growth: each census site its estimated share of `growth`, the other sites the
 /// rest in their own proportions. The runtime's sites all stay, even on a census site's line:
 /// another method's view of the same line is evidence too.
-pub fn merge(held: Vec<Site>, others: Vec<Site>, growth: f64) -> Vec<Site> {
+pub fn merge(held: Vec<Site>, others: Vec<Site>, growth: Amount) -> Vec<Site> {
     if held.is_empty() {
         return others;
     }
     let mut out = Vec::with_capacity(held.len() + others.len());
     let mut taken = 0.0;
     for mut site in held {
-        site.share = if growth > 0.0 {
-            (site.amount / growth).clamp(0.0, 1.0 - taken)
-        } else {
-            0.0
-        };
-        taken += site.share;
+        site.share = Share(Share::of(site.amount.0, growth.0).0.clamp(0.0, 1.0 - taken));
+        taken += site.share.0;
         out.push(site);
     }
     let rest = 1.0 - taken;
@@ -245,7 +241,7 @@ def connect(conn):
         );
         assert_eq!(site.method, Some(SiteMethod::HeapCensus));
         // 100 entries/s for 20 s, 500 bytes each.
-        assert_eq!(site.amount, 1_000_000.0);
+        assert_eq!(site.amount, Amount(1_000_000.0));
         let holder = site.holder.as_ref().unwrap();
         assert_eq!(holder.path, "bus.BUS._handlers");
         assert_eq!(holder.retained_bytes, Bytes(550_000));
@@ -260,8 +256,8 @@ def connect(conn):
             file: "/a.py".into(),
             line,
             function: "f".into(),
-            share,
-            amount,
+            share: Share(share),
+            amount: Amount(amount),
             leak_type: LeakType::Unknown,
             evidence: String::new(),
             fix: String::new(),
@@ -272,13 +268,13 @@ def connect(conn):
         let merged = merge(
             vec![site(5, 300.0, 0.0)],
             vec![site(9, 800.0, 0.8), site(5, 100.0, 0.2)],
-            1000.0,
+            Amount(1000.0),
         );
         let lines: Vec<u32> = merged.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![5, 9, 5]);
-        assert!((merged[0].share - 0.3).abs() < 1e-9);
-        assert!((merged[1].share - 0.56).abs() < 1e-9);
-        let total: f64 = merged.iter().map(|s| s.share).sum();
+        assert!((merged[0].share.0 - 0.3).abs() < 1e-9);
+        assert!((merged[1].share.0 - 0.56).abs() < 1e-9);
+        let total: f64 = merged.iter().map(|s| s.share.0).sum();
         assert!((total - 1.0).abs() < 1e-9);
     }
 }

@@ -24,7 +24,7 @@ pub mod task_counters;
 pub use crate::pyframes::Frame;
 pub use describe::{describe_site, Description};
 
-use crate::resource::{Bytes, PerSecond, Resource};
+use crate::resource::{Amount, Bytes, PerSecond, Resource, Share};
 use serde::{Deserialize, Serialize};
 
 /// The contract's `leak_type`.
@@ -88,10 +88,10 @@ pub struct Site {
     pub file: String,
     pub line: u32,
     pub function: String,
-    /// Share of the attributed growth, 0..=1.
-    pub share: f64,
-    /// Growth attributed to this site, in the resource's unit.
-    pub amount: f64,
+    /// Share of the attributed growth.
+    pub share: Share,
+    /// Growth attributed to this site.
+    pub amount: Amount,
     pub leak_type: LeakType,
     pub evidence: String,
     pub fix: String,

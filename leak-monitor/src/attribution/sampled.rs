@@ -28,7 +28,7 @@
 
 use super::frames::{blamed_index, in_blocking_call};
 use super::Frame;
-use crate::resource::Resource;
+use crate::resource::{Amount, Resource, Share};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -82,9 +82,9 @@ pub struct SampledSite {
     pub frame: Frame,
     /// The full stack of the heaviest sample at this site, innermost first.
     pub stack: Vec<Frame>,
-    pub share: f64,
-    /// In the resource's unit; all sites of a resource add up to the growth asked for.
-    pub amount: f64,
+    pub share: Share,
+    /// All sites of a resource add up to the growth asked for.
+    pub amount: Amount,
 }
 
 /// Growth in the window before a read, per resource signal.
@@ -228,7 +228,7 @@ impl SampledAttributor {
     }
 
     /// The sites of `resource`, largest first, with amounts scaled to add up to `growth`.
-    pub fn sites(&self, resource: Resource, growth: f64) -> Vec<SampledSite> {
+    pub fn sites(&self, resource: Resource, growth: Amount) -> Vec<SampledSite> {
         let Some(ledger) = self.ledgers.get(&resource) else {
             return Vec::new();
         };
@@ -236,14 +236,14 @@ impl SampledAttributor {
         if total <= 0.0 {
             return Vec::new();
         }
-        let growth = growth.max(0.0);
+        let growth = growth.max(Amount::ZERO);
         let mut sites: Vec<SampledSite> = ledger
             .iter()
             .map(|(frame, entry)| SampledSite {
                 frame: frame.clone(),
                 stack: entry.stack.clone(),
-                share: entry.weight / total,
-                amount: growth * entry.weight / total,
+                share: Share::of(entry.weight, total),
+                amount: growth * (entry.weight / total),
             })
             .collect();
         sites.sort_by(|a, b| {

@@ -1,6 +1,7 @@
 //! Unit tests of the sampled attributor on hand-made reads.
 
 use super::*;
+use crate::resource::Amount;
 use std::time::Duration;
 
 const APP: &str = "/srv/app/worker.py";
@@ -60,7 +61,7 @@ fn busy_main_and_leaking_worker(reads: u32, hit_every: u32) -> SampledAttributor
 #[test]
 fn a_rarely_caught_leak_line_beats_a_busy_thread_and_a_sleeping_line() {
     let attributor = busy_main_and_leaking_worker(3000, 200);
-    let sites = attributor.sites(Resource::RssBytes, 1_000_000.0);
+    let sites = attributor.sites(Resource::RssBytes, Amount(1_000_000.0));
     assert_eq!(
         sites[0].frame,
         frame(APP, 25, "refresh_prices"),
@@ -78,15 +79,15 @@ fn a_rarely_caught_leak_line_beats_a_busy_thread_and_a_sleeping_line() {
 #[test]
 fn amounts_add_up_to_the_growth_and_shares_to_one() {
     let attributor = busy_main_and_leaking_worker(600, 50);
-    let sites = attributor.sites(Resource::RssBytes, 123_456.0);
-    let amount: f64 = sites.iter().map(|s| s.amount).sum();
-    let share: f64 = sites.iter().map(|s| s.share).sum();
+    let sites = attributor.sites(Resource::RssBytes, Amount(123_456.0));
+    let amount: f64 = sites.iter().map(|s| s.amount.0).sum();
+    let share: f64 = sites.iter().map(|s| s.share.0).sum();
     assert!((amount - 123_456.0).abs() < 1e-6, "{amount}");
     assert!((share - 1.0).abs() < 1e-9, "{share}");
     assert!(sites.windows(2).all(|w| w[0].share >= w[1].share));
     // Nothing grew in fds or threads: no sites there.
-    assert!(attributor.sites(Resource::OpenFds, 10.0).is_empty());
-    assert!(attributor.sites(Resource::Threads, 10.0).is_empty());
+    assert!(attributor.sites(Resource::OpenFds, Amount(10.0)).is_empty());
+    assert!(attributor.sites(Resource::Threads, Amount(10.0)).is_empty());
 }
 
 #[test]
@@ -126,7 +127,7 @@ fn the_creating_thread_is_blamed_over_idle_waiters_and_stdlib_frames() {
         threads.extend((2..=count).map(waiting));
         attributor.observe(read(threads, 3, count as u64));
     }
-    let sites = attributor.sites(Resource::Threads, 39.0);
+    let sites = attributor.sites(Resource::Threads, Amount(39.0));
     assert_eq!(
         sites[0].frame,
         frame(APP, 22, "handle_request"),
@@ -134,7 +135,7 @@ fn the_creating_thread_is_blamed_over_idle_waiters_and_stdlib_frames() {
     );
     // The full stack is kept, stdlib frame first.
     assert_eq!(sites[0].stack[0].file, THREADING);
-    assert!(sites[0].share > 0.9, "{sites:#?}");
+    assert!(sites[0].share.0 > 0.9, "{sites:#?}");
 }
 
 #[test]
@@ -144,12 +145,12 @@ fn an_idle_thread_is_the_fallback_not_dropped() {
         let t = thread(7, false, vec![frame(APP, 9, "serve")], 0);
         attributor.observe(read(vec![t], 5 + i, 1));
     }
-    let sites = attributor.sites(Resource::OpenFds, 9.0);
+    let sites = attributor.sites(Resource::OpenFds, Amount(9.0));
     assert_eq!(sites.len(), 1);
     assert_eq!(sites[0].frame.line, 9);
-    assert!((sites[0].amount - 9.0).abs() < 1e-9);
+    assert!((sites[0].amount.0 - 9.0).abs() < 1e-9);
     // fds also stand for sockets (a socket is an fd).
-    assert_eq!(attributor.sites(Resource::Sockets, 1.0).len(), 1);
+    assert_eq!(attributor.sites(Resource::Sockets, Amount(1.0)).len(), 1);
 }
 
 #[test]
@@ -160,8 +161,8 @@ fn growth_across_a_break_is_not_credited() {
     attributor.break_window();
     attributor.observe(read(vec![t(1000)], 100, 1));
     attributor.observe(read(vec![t(1000)], 100, 1));
-    assert!(attributor.sites(Resource::RssBytes, 1.0).is_empty());
-    assert!(attributor.sites(Resource::OpenFds, 1.0).is_empty());
+    assert!(attributor.sites(Resource::RssBytes, Amount(1.0)).is_empty());
+    assert!(attributor.sites(Resource::OpenFds, Amount(1.0)).is_empty());
 }
 
 #[test]
@@ -175,7 +176,7 @@ fn sites_are_bounded_and_the_largest_survive() {
         let t = thread(1, true, vec![frame(APP, line, "f")], faults);
         attributor.observe(read(vec![t], 1, 1));
     }
-    let sites = attributor.sites(Resource::RssBytes, 100.0);
+    let sites = attributor.sites(Resource::RssBytes, Amount(100.0));
     assert!(sites.len() <= MAX_SITES, "{}", sites.len());
     assert_eq!(sites[0].frame.line, 1);
 }
@@ -196,9 +197,9 @@ fn a_runnable_thread_found_where_it_rested_is_idle() {
         t.faults_during = 16;
         attributor.observe(read(vec![t], 4, 2));
     }
-    let sites = attributor.sites(Resource::RssBytes, 1000.0);
+    let sites = attributor.sites(Resource::RssBytes, Amount(1000.0));
     assert_eq!(sites[0].frame.line, 24, "{sites:#?}");
-    assert!(sites[0].share > 0.9, "{sites:#?}");
+    assert!(sites[0].share.0 > 0.9, "{sites:#?}");
 }
 
 #[test]
@@ -220,6 +221,6 @@ fn growth_during_a_stretched_read_counts_like_the_wider_window() {
         r.read_time = Duration::from_micros(if stretched { 5000 } else { 100 });
         attributor.observe(r);
     }
-    let sites = attributor.sites(Resource::RssBytes, 1.0);
+    let sites = attributor.sites(Resource::RssBytes, Amount(1.0));
     assert_eq!(sites[0].frame.line, 5, "{sites:#?}");
 }

@@ -145,8 +145,8 @@ pub fn render(snapshot: &TargetSnapshot, footer: &[String]) -> String {
                 site.file,
                 site.line,
                 site.function,
-                r.resource.unit().format(site.amount),
-                site.share * 100.0
+                site.amount.format(r.resource.unit()),
+                site.share.percent()
             );
         }
     }

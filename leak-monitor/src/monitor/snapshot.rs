@@ -6,7 +6,7 @@ use crate::events::{GateStats, LedgerCounts};
 use crate::memory::BreakdownFindings;
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
-use crate::resource::{Resource, Seconds};
+use crate::resource::{Amount, Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
 use std::sync::Arc;
@@ -16,11 +16,11 @@ use std::sync::Arc;
 pub struct ResourceSnapshot {
     pub resource: Resource,
     pub trend: Trend,
-    /// First and last observed values, in the resource's unit.
-    pub first: f64,
-    pub last: f64,
+    /// First and last observed values.
+    pub first: Amount,
+    pub last: Amount,
     /// The limit this resource runs into, when known.
-    pub limit: Option<f64>,
+    pub limit: Option<Amount>,
     /// Seconds from the start of observation to the `leak` verdict, while it holds.
     pub leak_since_seconds: Option<Seconds>,
     /// Largest first.
@@ -36,8 +36,8 @@ pub struct ResourceSnapshot {
 /// The figures of one resource that a snapshot shows.
 pub struct TrendFigures {
     pub trend: Trend,
-    pub first: f64,
-    pub last: f64,
+    pub first: Amount,
+    pub last: Amount,
     pub leak_since_seconds: Option<Seconds>,
     pub verdict_changes: Vec<VerdictChange>,
     pub verdict_changes_total: u64,
@@ -47,7 +47,7 @@ impl ResourceSnapshot {
     pub fn new(
         resource: Resource,
         figures: TrendFigures,
-        limit: Option<f64>,
+        limit: Option<Amount>,
         sites: Vec<Site>,
         heap_growth: Vec<TypeGrowth>,
     ) -> Self {

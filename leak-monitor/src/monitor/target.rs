@@ -17,7 +17,7 @@ use crate::events::{LiveBySite, TracerError, HOLD};
 use crate::memory::{BreakdownSource, BreakdownWatch};
 use crate::pyframes::{FramesError, PyFrames};
 use crate::pyheap::{HeapFindings, HeapSource, HeapWatch};
-use crate::resource::{Resource, Seconds};
+use crate::resource::{Amount, Resource, Seconds, Share};
 use crate::sampling::{Limits, Sample, SampleError, Sampler};
 use crate::targets::{self, runtime, GroupSource, TargetInfo};
 use std::collections::HashMap;
@@ -32,7 +32,7 @@ const LIMITS_REFRESH: Duration = Duration::from_secs(30);
 /// this long: a slow leak's new highs can be far apart.
 const CENSUS_HOLD: Duration = Duration::from_secs(60);
 /// The share of a resource's growth its top site must have for an early leak verdict.
-const EARLY_SITE_SHARE: f64 = 0.5;
+const EARLY_SITE_SHARE: Share = Share(0.5);
 
 /// After a new high or a spike the stack probe reads for this many ticks (at least one second).
 const ARM_TICKS: u32 = 3;
@@ -50,7 +50,7 @@ const HEAP_GROWTH_ROWS: usize = 10;
 /// Sites per resource in a snapshot (the attributor keeps more to rank them), and the smallest
 /// share a site needs to be shown: below it, a site is the noise of the sampling.
 const SNAPSHOT_SITES: usize = 10;
-const MIN_SITE_SHARE: f64 = 0.01;
+const MIN_SITE_SHARE: Share = Share(0.01);
 
 /// What `describe_site` said about a site: (file, line, resource) -> (type, evidence, fix).
 type Descriptions = HashMap<(String, u32, Resource), Description>;
@@ -553,7 +553,7 @@ impl TargetMonitor {
                 Some(ResourceSnapshot::new(
                     resource,
                     figures,
-                    self.limits.for_resource(resource),
+                    self.limits.for_resource(resource).map(Amount),
                     self.sites(resource, growth, live.as_ref(), findings),
                     heap_growth,
                 ))
@@ -624,13 +624,13 @@ impl TargetMonitor {
     fn sites(
         &self,
         resource: Resource,
-        growth: f64,
+        growth: Amount,
         live: Option<&LiveBySite>,
         heap: Option<&HeapFindings>,
     ) -> Vec<Site> {
         let others = self.runtime_sites(resource, growth, live);
         match heap {
-            Some(findings) if resource == Resource::RssBytes && growth > 0.0 => {
+            Some(findings) if resource == Resource::RssBytes && growth > Amount::ZERO => {
                 held::merge(self.held_sites(findings), others, growth)
             }
             _ => others,
@@ -650,7 +650,7 @@ impl TargetMonitor {
     fn runtime_sites(
         &self,
         resource: Resource,
-        growth: f64,
+        growth: Amount,
         live: Option<&LiveBySite>,
     ) -> Vec<Site> {
         if self.frames.is_some() {
@@ -659,7 +659,7 @@ impl TargetMonitor {
         let Some(probe) = &self.probe else {
             return Vec::new();
         };
-        if growth <= 0.0 {
+        if growth <= Amount::ZERO {
             return Vec::new();
         }
         let sampled = probe.with_attributor(|a| a.sites(resource, growth));
@@ -704,13 +704,13 @@ impl TargetMonitor {
                 .into_iter()
                 .filter_map(|(id, amount)| {
                     let site = table.get(id)?;
-                    let share = amount as f64 / total as f64;
+                    let share = Share::of(amount as f64, total as f64);
                     Some(Site {
                         file: site.blamed.file.clone(),
                         line: site.blamed.line,
                         function: site.blamed.function.clone(),
                         share,
-                        amount: amount as f64,
+                        amount: Amount(amount as f64),
                         leak_type: LeakType::Unknown,
                         evidence: String::new(),
                         fix: String::new(),

@@ -4,7 +4,7 @@
 
 use super::snapshot::{ResourceSeries, TrendFigures};
 use crate::detection::{DetectorConfig, Tracker, Trend, Verdict, VerdictHold};
-use crate::resource::{Resource, Seconds};
+use crate::resource::{Amount, Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 
 /// Every resource's detector and published trend.
@@ -110,10 +110,10 @@ impl Trends {
     }
 
     /// Last minus first observed value of one resource.
-    pub fn growth(&self, resource: Resource) -> f64 {
-        self.get(resource).map_or(0.0, |t| {
+    pub fn growth(&self, resource: Resource) -> Amount {
+        Amount(self.get(resource).map_or(0.0, |t| {
             t.tracker.last().unwrap_or(0.0) - t.tracker.first().unwrap_or(0.0)
-        })
+        }))
     }
 
     /// Whether any resource's published verdict is other than stable.
@@ -127,8 +127,8 @@ impl Trends {
         let t = self.get(resource)?;
         Some(TrendFigures {
             trend: t.trend,
-            first: t.tracker.first().unwrap_or(0.0),
-            last: t.tracker.last().unwrap_or(0.0),
+            first: Amount(t.tracker.first().unwrap_or(0.0)),
+            last: Amount(t.tracker.last().unwrap_or(0.0)),
             leak_since_seconds: t.leak_since.map(Seconds),
             verdict_changes: t.hold.changes().copied().collect(),
             verdict_changes_total: t.hold.total_changes(),

@@ -9,7 +9,7 @@ use crate::monitor::group::{GroupTracker, GroupView, MemberSample};
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::growth::TypeGrowth;
 use crate::pyheap::HeapFindings;
-use crate::resource::{Bytes, PerSecond, Resource, Seconds};
+use crate::resource::{Amount, Bytes, PerSecond, Resource, Seconds, Share};
 use crate::sampling::{FdCounts, FdKind, Limits, Memory, Protocol, Sample, SocketCounts};
 use crate::targets::{GroupSource, TargetId, TargetInfo, TargetLabels};
 use std::path::PathBuf;
@@ -21,8 +21,8 @@ pub fn site(file: &str, line: u32, function: &str, share: f64, amount: f64) -> S
         file: file.to_string(),
         line,
         function: function.to_string(),
-        share,
-        amount,
+        share: Share(share),
+        amount: Amount(amount),
         leak_type: LeakType::UnboundedCollection,
         evidence: "        self._rendered[key] = bytearray(page) + bytearray(6000)".to_string(),
         fix: "Bound the collection: keep at most N entries (collections.OrderedDict + popitem)."
@@ -54,9 +54,9 @@ fn resource(
     ResourceSnapshot {
         resource,
         trend,
-        first,
-        last,
-        limit,
+        first: Amount(first),
+        last: Amount(last),
+        limit: limit.map(Amount),
         leak_since_seconds: None,
         sites: Vec::new(),
         heap_growth: Vec::new(),

@@ -8,7 +8,7 @@ use crate::capabilities::Capabilities;
 use crate::monitor::trends::Trends;
 use crate::monitor::{ResourceSeries, ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::outputs::report::Report;
-use crate::resource::{Resource, Seconds};
+use crate::resource::{Amount, Resource, Seconds};
 use crate::sampling::{Limits, Sample};
 use crate::targets::TargetInfo;
 use std::io::BufRead;
@@ -294,7 +294,7 @@ impl TargetReplay {
                 Some(ResourceSnapshot::new(
                     resource,
                     figures,
-                    self.limits.for_resource(resource),
+                    self.limits.for_resource(resource).map(Amount),
                     recorded.map_or_else(Vec::new, |r| r.sites.clone()),
                     recorded.map_or_else(Vec::new, |r| r.heap_growth.clone()),
                 ))

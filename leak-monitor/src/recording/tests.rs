@@ -6,7 +6,7 @@ use super::{replay_lines, ReplayError};
 use crate::capabilities::Capabilities;
 use crate::detection::Verdict;
 use crate::outputs::fixtures::leaking_worker;
-use crate::resource::Resource;
+use crate::resource::{Amount, Resource};
 use crate::sampling::net_tables::known_state;
 use crate::sampling::{FdKind, Limits, Protocol, Sample};
 use std::collections::BTreeMap;
@@ -115,7 +115,7 @@ fn a_steady_fd_leak_replays_as_a_leak_with_the_recorded_sites() {
         .unwrap();
     assert_eq!(fds.verdict, Verdict::Leak, "{fds:?}");
     assert!((fds.rate_per_second.0 - 5.0).abs() < 0.1, "{fds:?}");
-    assert_eq!((fds.first, fds.last), (20.0, 465.0));
+    assert_eq!((fds.first, fds.last), (Amount(20.0), Amount(465.0)));
     // Sites are the recorded evidence: the worker's RSS site.
     let worker = leaking_worker(PID);
     let recorded_rss = worker

@@ -234,7 +234,7 @@ impl From<&crate::monitor::TargetSnapshot> for MemberSample {
                 .iter()
                 .map(|r| ResourceSample {
                     resource: r.resource,
-                    value: r.last,
+                    value: r.last.0,
                     verdict: r.trend.verdict,
                     sites: r.sites.iter().take(member::MAX_SITES).cloned().collect(),
                 })

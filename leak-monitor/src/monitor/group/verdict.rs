@@ -5,7 +5,7 @@
 use super::member::{Member, MemberResource};
 use crate::attribution::Site;
 use crate::detection::{DetectorConfig, Verdict};
-use crate::resource::{PerSecond, Resource};
+use crate::resource::{Amount, PerSecond, Resource, Share};
 use std::collections::BTreeMap;
 
 /// Ended members needed before recycling can be told from a process that just ended.
@@ -174,11 +174,11 @@ fn merge_sites<'a>(members: impl Iterator<Item = &'a MemberResource>) -> Vec<Sit
             .and_modify(|s| s.amount += site.amount)
             .or_insert_with(|| site.clone());
     }
-    let total: f64 = merged.values().map(|s| s.amount.max(0.0)).sum();
+    let total: Amount = merged.values().map(|s| s.amount.max(Amount::ZERO)).sum();
     let mut sites: Vec<Site> = merged
         .into_values()
         .map(|mut s| {
-            s.share = if total > 0.0 { s.amount / total } else { 0.0 };
+            s.share = Share::of(s.amount.0, total.0);
             s
         })
         .collect();

@@ -193,7 +193,7 @@ fn diff_resource(
             Some((r, seconds)) if r.verdict == Verdict::Leak => r
                 .sites
                 .iter()
-                .map(|s| (s.clone(), per_second(s.amount, *seconds)))
+                .map(|s| (s.clone(), per_second(s.amount.0, *seconds)))
                 .collect(),
             _ => Vec::new(),
         }

@@ -24,7 +24,7 @@ fn threads(verdict: Verdict, rate: f64, line: u32) -> ResourceReport {
     row.sites[0].file = "/srv/app/watch.py".into();
     row.sites[0].line = line;
     row.sites[0].function = "start_watchdog".into();
-    row.sites[0].amount = rate * 60.0;
+    row.sites[0].amount = crate::resource::Amount(rate * 60.0);
     if verdict != Verdict::Leak {
         row.sites.clear();
     }

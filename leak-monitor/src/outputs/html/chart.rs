@@ -53,7 +53,7 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     }
     let unit = resource.resource.unit();
     let (t0, t1) = (points[0].0, points[points.len() - 1].0);
-    let trend_at = |t: f64| resource.last + resource.rate_per_second.0 * (t - t1);
+    let trend_at = |t: f64| resource.last.0 + resource.rate_per_second.0 * (t - t1);
     let show_trend = resource.verdict != Verdict::Stable;
     let mut lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let mut hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
@@ -65,6 +65,7 @@ pub fn line_chart(resource: &ResourceReport, points: &[(f64, f64)]) -> String {
     // flatten the series into a line at the bottom (the legend still names it).
     let limit_drawn = resource
         .limit
+        .map(f64::from)
         .filter(|&l| l > hi && l < hi + 2.0 * (hi - lo).max(1.0));
     if let Some(l) = limit_drawn {
         hi = l;
@@ -222,7 +223,7 @@ mod tests {
     fn time_axis_is_in_seconds_and_the_trend_and_limit_are_labelled() {
         let r = resource();
         let points: Vec<(f64, f64)> = (0..=30)
-            .map(|i| (f64::from(i), r.first + r.rate_per_second.0 * f64::from(i)))
+            .map(|i| (f64::from(i), r.first.0 + r.rate_per_second.0 * f64::from(i)))
             .collect();
         let svg = line_chart(&r, &points);
         assert!(!svg.contains(" ms<"), "{svg}");

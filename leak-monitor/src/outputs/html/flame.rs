@@ -7,6 +7,7 @@
 use super::escape;
 use crate::humanize;
 use crate::outputs::report::ResourceReport;
+use crate::resource::Amount;
 use std::fmt::Write as _;
 
 const WIDTH: f64 = 960.0;
@@ -56,7 +57,11 @@ pub fn growth_flame_graph(resource: &ResourceReport) -> Option<String> {
         name: "all".to_string(),
         ..Node::default()
     };
-    for site in resource.sites.iter().filter(|site| site.amount >= 1.0) {
+    for site in resource
+        .sites
+        .iter()
+        .filter(|site| site.amount >= Amount(1.0))
+    {
         // Root frame first.
         let path: Vec<String> = if site.stack.is_empty() {
             vec![frame_name(&site.function, &site.file, site.line)]
@@ -67,7 +72,7 @@ pub fn growth_flame_graph(resource: &ResourceReport) -> Option<String> {
                 .map(|f| frame_name(&f.function, &f.file, f.line))
                 .collect()
         };
-        root.add(&path, site.amount.round());
+        root.add(&path, site.amount.0.round());
     }
     if root.value < 1.0 {
         return None;

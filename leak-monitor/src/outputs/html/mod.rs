@@ -235,7 +235,7 @@ pre.fix{white-space:pre-wrap;overflow-wrap:anywhere;overflow-x:visible}.cmd,p,li
 mod tests {
     use super::*;
     use crate::outputs::report::Report;
-    use crate::resource::Resource;
+    use crate::resource::{Resource, Share};
 
     const CONTRACT_EXAMPLE: &str = include_str!("../report/fixtures/contract_example.json");
 
@@ -267,9 +267,9 @@ mod tests {
         let resource = &mut report.resources[0];
         let mut churn = resource.sites[0].clone();
         churn.line = 9;
-        churn.share = 0.5;
+        churn.share = Share(0.5);
         churn.leak_type = crate::attribution::LeakType::Unknown;
-        resource.sites[0].share = 0.45;
+        resource.sites[0].share = Share(0.45);
         resource.sites.insert(0, churn);
         let page = render(std::slice::from_ref(&report), &[]);
         let at = page

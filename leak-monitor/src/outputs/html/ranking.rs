@@ -6,6 +6,7 @@
 use crate::attribution::LeakType;
 use crate::humanize;
 use crate::outputs::report::{ResourceReport, SiteReport};
+use crate::resource::Share;
 
 /// The second site's share is "close" when it is at least this fraction of the first's.
 const CLOSE: f64 = 0.6;
@@ -16,8 +17,8 @@ pub fn explain(resource: &ResourceReport) -> Option<String> {
         return None;
     };
     if first.leak_type == second.leak_type
-        || first.share <= 0.0
-        || second.share < CLOSE * first.share
+        || first.share <= Share(0.0)
+        || second.share < first.share * CLOSE
     {
         return None;
     }
@@ -71,7 +72,7 @@ mod tests {
             .enumerate()
             .map(|(i, &(share, leak_type))| SiteReport {
                 line: 10 + i as u32,
-                share,
+                share: Share(share),
                 leak_type,
                 ..template.clone()
             })

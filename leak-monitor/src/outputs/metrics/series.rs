@@ -291,7 +291,7 @@ fn add_resource(series: &mut Series, target: &str, pid: &str, snapshot: &Resourc
             label_value(&site.function).into_owned(),
             site.method,
         );
-        *by_labels.entry(key).or_default() += site.amount;
+        *by_labels.entry(key).or_default() += site.amount.0;
     }
     let mut merged: BTreeMap<(String, String), f64> = BTreeMap::new();
     for ((site, function, _), amount) in by_labels {

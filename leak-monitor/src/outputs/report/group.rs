@@ -7,6 +7,7 @@ use super::model::{ResourceReport, Timestamp};
 use crate::detection::{GrowthPattern, Trend, Verdict};
 use crate::monitor::group::{GroupResource, GroupView};
 use crate::monitor::ResourceSnapshot;
+use crate::resource::Amount;
 use crate::targets::GroupSource;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -109,8 +110,8 @@ fn resource_report(r: &GroupResource) -> GroupResourceReport {
     let snapshot = ResourceSnapshot {
         resource: r.resource,
         trend,
-        first: r.first,
-        last: r.last,
+        first: Amount(r.first),
+        last: Amount(r.last),
         limit: None,
         leak_since_seconds: None,
         sites: r.sites.clone(),

@@ -7,7 +7,7 @@ use super::model::{Report, ResourceReport, SiteReport};
 use crate::attribution::{Holder, LeakType, SiteMethod};
 use crate::detection::{DetectorConfig, GrowthPattern, Verdict};
 use crate::humanize as human;
-use crate::resource::{Resource, Unit};
+use crate::resource::{Amount, Resource, Unit};
 use std::fmt::Write as _;
 
 /// All reports, one after the other.
@@ -175,7 +175,7 @@ fn verdict_summary(resources: &[ResourceReport], seconds: f64) -> String {
                 format!(
                     "{} +{}",
                     r.resource,
-                    human::amount(unit, (r.last - r.first).max(0.0))
+                    human::amount(unit, (r.last - r.first).max(Amount::ZERO))
                 )
             })
             .collect();

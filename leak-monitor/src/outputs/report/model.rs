@@ -10,7 +10,7 @@ use crate::events::{Engagement, GateStats, LedgerCounts};
 use crate::memory::kind::MemoryKind;
 use crate::monitor::{ResourceSnapshot, StacksStatus, TargetSnapshot};
 use crate::pyheap::HeapFindings;
-use crate::resource::{PerSecond, Resource, Seconds};
+use crate::resource::{Amount, PerSecond, Resource, Seconds, Share};
 use crate::targets::TargetLabels;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -114,16 +114,16 @@ pub struct ReportCapabilities {
 pub struct ResourceReport {
     pub resource: Resource,
     pub verdict: Verdict,
-    /// First and last observed values, in the resource's unit.
+    /// First and last observed values.
     #[serde(serialize_with = "number::integral")]
-    pub first: f64,
+    pub first: Amount,
     #[serde(serialize_with = "number::integral")]
-    pub last: f64,
+    pub last: Amount,
     pub rate_per_second: PerSecond,
     pub growth_pattern: GrowthPattern,
     pub confidence: f64,
     #[serde(serialize_with = "number::integral_opt")]
-    pub limit: Option<f64>,
+    pub limit: Option<Amount>,
     pub seconds_to_limit: Option<Seconds>,
     /// Growth per counted event; null until the monitor counts events.
     #[serde(default)]
@@ -175,9 +175,9 @@ pub struct SiteReport {
     pub file: String,
     pub line: u32,
     pub function: String,
-    pub share: f64,
+    pub share: Share,
     #[serde(serialize_with = "number::integral")]
-    pub amount: f64,
+    pub amount: Amount,
     pub leak_type: LeakType,
     pub evidence: String,
     pub fix: String,
@@ -447,9 +447,9 @@ const MIN_ACCEPTS_FOR_PER_EVENT: u64 = 10;
 fn per_accept(snapshot: &ResourceSnapshot, ledgers: Option<&LedgerCounts>) -> Option<PerEvent> {
     let accepts = ledgers?.accepts;
     let grown = snapshot.last - snapshot.first;
-    (accepts >= MIN_ACCEPTS_FOR_PER_EVENT && grown > 0.0).then(|| PerEvent {
+    (accepts >= MIN_ACCEPTS_FOR_PER_EVENT && grown > Amount::ZERO).then(|| PerEvent {
         event: "accept".to_string(),
-        amount: grown / accepts as f64,
+        amount: grown.0 / accepts as f64,
     })
 }
 
@@ -583,12 +583,14 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Amounts of bytes and counts are whole numbers: written as JSON integers when they are.
 mod number {
+    use crate::resource::Amount;
     use serde::Serializer;
 
     /// The largest integer an f64 holds exactly.
     const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 
-    pub fn integral<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn integral<S: Serializer>(value: &Amount, serializer: S) -> Result<S::Ok, S::Error> {
+        let Amount(value) = value;
         if value.fract() == 0.0 && value.abs() <= MAX_EXACT {
             // Exact: the value is a whole number within i64's range.
             serializer.serialize_i64(*value as i64)
@@ -598,7 +600,7 @@ mod number {
     }
 
     pub fn integral_opt<S: Serializer>(
-        value: &Option<f64>,
+        value: &Option<Amount>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match value {

@@ -226,7 +226,7 @@ fn a_run_too_short_for_a_verdict_says_so_with_what_grew() {
         .iter_mut()
         .find(|r| r.resource == Resource::OpenFds)
         .unwrap();
-    (fds.trend, fds.first, fds.last) = (growing, 47.0, 189.0);
+    (fds.trend, fds.first, fds.last) = (growing, Amount(47.0), Amount(189.0));
     snapshot.observed_seconds = Seconds(7.0);
     let text = render_markdown(&[report(&snapshot)]);
     assert!(
