@@ -100,7 +100,7 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 /// Finds every arena and the layout of their state: from the thread heaps' `ar_ptr` and the
 /// `next` chain, or, without thread arenas, `main_arena` in libc's writable data by its `next`
 /// pointing to itself. Each layout is tried; the one whose chain closes into a ring wins.
-pub fn find_arenas(
+fn find_arenas(
     memory: &dyn Memory,
     maps: &[Mapping],
 ) -> Result<(Vec<u64>, StateLayout), String> {
@@ -129,6 +129,32 @@ pub fn find_arenas(
         }
     }
     Err(why)
+}
+
+/// Finds the arenas once and walks their ring from the same start afterwards: `main_arena` and
+/// the thread arenas never move or go away. Searching again at every breakdown raced the heap:
+/// `main_arena`'s top chunk, read after a `brk`, lay past the end of `[heap]` in the smaps read
+/// just before, and the breakdown said no arena was found.
+#[derive(Debug, Default)]
+pub struct ArenaFinder {
+    start: Option<(u64, StateLayout)>,
+}
+
+impl ArenaFinder {
+    pub fn arenas(
+        &mut self,
+        memory: &dyn Memory,
+        maps: &[Mapping],
+    ) -> Result<(Vec<u64>, StateLayout), String> {
+        if let Some((start, layout)) = self.start {
+            if let Ok(arenas) = ring(memory, start, &layout) {
+                return Ok((arenas, layout));
+            }
+        }
+        let (arenas, layout) = find_arenas(memory, maps)?;
+        self.start = arenas.first().map(|&start| (start, layout));
+        Ok((arenas, layout))
+    }
 }
 
 /// The arenas on the `next` ring from `start`.
@@ -345,6 +371,26 @@ mod tests {
             (vec![libc + 0x200], WITH_FASTBINS)
         );
         assert!(find_arenas(&memory, &maps[1..]).is_err());
+    }
+
+    #[test]
+    fn arenas_once_found_are_walked_again_without_searching() {
+        let libc = 0x7f10_0000_0000u64;
+        let mut memory = FixtureMemory::default();
+        let mut l = vec![0u8; 0x1000];
+        put(&mut l, 0x200 + TOP, 0x5600_0010);
+        put(&mut l, 0x200 + NEXT, libc + 0x200);
+        memory.put(libc, l);
+        let maps = vec![
+            mapping(0x5600_0000, 0x21000, "[heap]"),
+            mapping(libc, 0x1000, "/lib/libc.so.6"),
+        ];
+        let mut finder = ArenaFinder::default();
+        let found = finder.arenas(&memory, &maps).unwrap();
+        // The heap moved under an older smaps: a search fails, the ring found before does not.
+        let moved = [mapping(0x5700_0000, 0x1000, "[heap]"), maps[1].clone()];
+        assert!(find_arenas(&memory, &moved).is_err());
+        assert_eq!(finder.arenas(&memory, &moved).unwrap(), found);
     }
 
     #[test]

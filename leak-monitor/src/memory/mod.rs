@@ -71,6 +71,7 @@ pub struct BreakdownSource {
     locator: Result<Locator, String>,
     /// The target's interpreter, when it runs CPython (its pymalloc is looked for).
     python: Option<Arc<PythonRuntime>>,
+    arenas: glibc::ArenaFinder,
 }
 
 impl BreakdownSource {
@@ -81,6 +82,7 @@ impl BreakdownSource {
             memory: ProcessMemory { pid },
             locator: Err(parts::NOT_PYTHON.into()),
             python,
+            arenas: glibc::ArenaFinder::default(),
         };
         if let Some(python) = &source.python {
             source.locator = source.locate_pymalloc(python);
@@ -144,7 +146,9 @@ impl BreakdownSource {
             Err(why) => Err(why.clone()),
         };
         let pymalloc_seconds = allocators_began.elapsed().as_secs_f64();
-        let glibc = glibc::find_arenas(&self.memory, &maps)
+        let glibc = self
+            .arenas
+            .arenas(&self.memory, &maps)
             .and_then(|(arenas, layout)| glibc::read(&self.memory, &arenas, &layout));
         let memory = self.memory;
         let is_thread_heap = move |m: &smaps::Mapping| glibc::is_thread_heap(&memory, m);
