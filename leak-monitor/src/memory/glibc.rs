@@ -100,10 +100,7 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 /// Finds every arena and the layout of their state: from the thread heaps' `ar_ptr` and the
 /// `next` chain, or, without thread arenas, `main_arena` in libc's writable data by its `next`
 /// pointing to itself. Each layout is tried; the one whose chain closes into a ring wins.
-fn find_arenas(
-    memory: &dyn Memory,
-    maps: &[Mapping],
-) -> Result<(Vec<u64>, StateLayout), String> {
+fn find_arenas(memory: &dyn Memory, maps: &[Mapping]) -> Result<(Vec<u64>, StateLayout), String> {
     let mut thread_state = None;
     for m in maps.iter().filter(|m| is_thread_heap(memory, m)) {
         if let Ok(ar_ptr) = memory.read_u64(m.start) {

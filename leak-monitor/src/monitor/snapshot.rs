@@ -90,7 +90,7 @@ pub struct TargetSnapshot {
     /// Whether Python stacks are read for this target, and why not.
     pub stacks: StacksStatus,
     /// The heap census of this target: what it found, or why it is off (`None`: not Python).
-    pub heap: Option<Result<HeapFindings, String>>,
+    pub heap: Option<Result<Arc<HeapFindings>, String>>,
     /// Breakdowns of resident memory over the observation, or why there are none.
     pub memory: Result<Arc<BreakdownFindings>, String>,
 }

@@ -523,7 +523,7 @@ impl TargetMonitor {
         let growth = self.trends.growth(resource);
         let live = self.live_by_site();
         let heap = self.heap_findings();
-        let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
+        let findings = heap.as_ref().and_then(|h| h.as_deref().ok());
         self.sites(resource, growth, live.as_ref(), findings)
             .first()
             .is_some_and(|top| top.share >= EARLY_SITE_SHARE && top.leak_type.keeps(resource))
@@ -538,7 +538,7 @@ impl TargetMonitor {
         // One walk of the ledgers serves every resource's sites.
         let live = self.live_by_site();
         let heap = self.heap_findings();
-        let findings = heap.as_ref().and_then(|h| h.as_ref().ok());
+        let findings = heap.as_ref().and_then(|h| h.as_deref().ok());
         let resources = Resource::ALL
             .iter()
             .filter_map(|&resource| {
@@ -611,7 +611,7 @@ impl TargetMonitor {
     }
 
     /// What the heap censuses found, or why there are none.
-    fn heap_findings(&self) -> Option<Result<HeapFindings, String>> {
+    fn heap_findings(&self) -> Option<Result<Arc<HeapFindings>, String>> {
         self.heap.as_ref().map(|heap| match heap {
             Ok(watch) => Ok(watch.findings()),
             Err(why) => Err(why.clone()),

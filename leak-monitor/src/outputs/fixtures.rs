@@ -176,7 +176,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
         allocations: None,
         kernel_tracing: None,
         stacks: StacksStatus::On,
-        heap: Some(Ok(HeapFindings {
+        heap: Some(Ok(std::sync::Arc::new(HeapFindings {
             censuses: 12,
             types: vec![TypeGrowth {
                 type_name: "Session".into(),
@@ -191,7 +191,7 @@ pub fn leaking_worker(pid: i32) -> TargetSnapshot {
                 ("function".into(), 5000, 700_000),
             ],
             ..HeapFindings::default()
-        })),
+        }))),
         memory: Ok(std::sync::Arc::new(python_growth_breakdowns())),
     }
 }

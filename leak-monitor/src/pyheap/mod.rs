@@ -296,6 +296,9 @@ struct State {
     last: Option<CensusStats>,
     top_types: Vec<(String, u64, u64)>,
     error: Option<String>,
+    /// What `findings` made of the above, until a census changes it: every snapshot asks, and
+    /// each answer walks every container followed.
+    findings: Option<Arc<HeapFindings>>,
 }
 
 /// Censuses of one target, taken in the background while its memory grows.
@@ -345,8 +348,11 @@ impl HeapWatch {
         }
     }
 
-    pub fn findings(&self) -> HeapFindings {
-        let state = lock(&self.shared.state);
+    pub fn findings(&self) -> Arc<HeapFindings> {
+        let mut state = lock(&self.shared.state);
+        if let Some(findings) = &state.findings {
+            return Arc::clone(findings);
+        }
         let holders = state
             .history
             .growing()
@@ -356,14 +362,16 @@ impl HeapWatch {
                 (h, items)
             })
             .collect();
-        HeapFindings {
+        let findings = Arc::new(HeapFindings {
             censuses: state.history.censuses(),
             holders,
             types: state.history.type_growth(),
             top_types: state.top_types.clone(),
             last: state.last,
             error: state.error.clone(),
-        }
+        });
+        state.findings = Some(Arc::clone(&findings));
+        findings
     }
 }
 
@@ -388,6 +396,7 @@ impl Paced for Shared {
         let finding = match self.source.census(Bounds::default(), &self.is_user_file) {
             Ok((census, named)) => {
                 let mut state = lock(&self.state);
+                state.findings = None;
                 state.history.push(at, &census, &named);
                 state.error = None;
                 state.last = Some(CensusStats {
@@ -423,11 +432,15 @@ impl Paced for Shared {
                     Finding::of(growing.iter().copied(), types.iter().map(String::as_str));
                 drop(state);
                 let items = self.source.items(&growing);
-                lock(&self.state).items = items;
+                let mut state = lock(&self.state);
+                state.items = items;
+                state.findings = None;
                 Some(finding)
             }
             Err(err) => {
-                lock(&self.state).error = Some(err);
+                let mut state = lock(&self.state);
+                state.error = Some(err);
+                state.findings = None;
                 None
             }
         };

@@ -148,7 +148,7 @@ pub struct Evidence {
     pub allocations: Option<Result<(), String>>,
     pub kernel_tracing: Option<(GateStats, Option<String>)>,
     pub stacks: StacksStatus,
-    pub heap: Option<Result<HeapFindings, String>>,
+    pub heap: Option<Result<std::sync::Arc<HeapFindings>, String>>,
     /// The memory breakdowns (absent in recordings made before them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<Result<Arc<BreakdownFindings>, String>>,

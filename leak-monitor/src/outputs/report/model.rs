@@ -324,7 +324,7 @@ impl LedgerReport {
 }
 
 /// What the heap census did for this target, for the report's notes.
-fn heap_notes(heap: Option<&Result<HeapFindings, String>>) -> Vec<String> {
+fn heap_notes(heap: Option<&Result<std::sync::Arc<HeapFindings>, String>>) -> Vec<String> {
     let findings = match heap {
         None => return Vec::new(),
         Some(Err(why)) => {
