@@ -13,6 +13,7 @@
 pub mod advice;
 pub mod glibc;
 pub mod kind;
+mod pace;
 pub mod parts;
 pub mod pymalloc;
 pub mod smaps;
@@ -29,10 +30,6 @@ use std::time::{Duration, Instant};
 
 /// Breakdowns kept for the chart; older ones are thinned (every other one dropped).
 const KEPT: usize = 240;
-/// While memory grows: at most one breakdown per this gap...
-const GROWING_GAP: Duration = Duration::from_secs(5);
-/// ...otherwise one per this gap.
-const IDLE_GAP: Duration = Duration::from_secs(15);
 /// A breakdown may take at most 1/PACE of the time to the next one.
 const PACE: u32 = 50;
 
@@ -222,6 +219,9 @@ struct Shared {
     started: Instant,
     source: Mutex<BreakdownSource>,
     growing_until: Mutex<Option<Instant>>,
+    /// The gap between breakdowns while memory grows (`pace::GROWING_GAP` until the part that
+    /// grows is settled).
+    pace: Mutex<(pace::Pace, Duration)>,
     /// When the last breakdown began and how long it took.
     last: Mutex<Option<(Instant, Duration)>>,
     /// The target's activity (`BreakdownSource::activity`) when the last breakdown was taken.
@@ -247,6 +247,7 @@ impl BreakdownWatch {
         let shared = Arc::new(Shared {
             started,
             growing_until: Mutex::new(None),
+            pace: Mutex::new((pace::Pace::default(), pace::GROWING_GAP)),
             last: Mutex::new(None),
             last_activity: Mutex::new(None),
             stop: AtomicBool::new(false),
@@ -267,6 +268,12 @@ impl BreakdownWatch {
         let extended = {
             let mut armed = lock(&self.shared.growing_until);
             let extends = armed.is_none_or(|at| at < until);
+            if armed.is_none_or(|at| at <= Instant::now()) {
+                // Growth again after it had stopped: a new episode, at the full pace.
+                let mut pace = lock(&self.shared.pace);
+                pace.0.restart();
+                pace.1 = pace::GROWING_GAP;
+            }
             if extends {
                 *armed = Some(until);
             }
@@ -305,7 +312,11 @@ impl Paced for Shared {
             return Some(now);
         };
         let growing = lock(&self.growing_until).is_some_and(|until| now < until);
-        let gap = if growing { GROWING_GAP } else { IDLE_GAP };
+        let gap = if growing {
+            lock(&self.pace).1
+        } else {
+            pace::IDLE_GAP
+        };
         Some(at + gap.max(spent * PACE))
     }
 
@@ -335,6 +346,13 @@ impl Paced for Shared {
         findings.attempts += 1;
         match result {
             Ok((breakdown, cost)) => {
+                let lead = findings
+                    .series
+                    .last()
+                    .and_then(|before| pace::lead(before, &breakdown));
+                let mut pace = lock(&self.pace);
+                pace.1 = pace.0.after(lead);
+                drop(pace);
                 if findings.series.len() >= KEPT {
                     thin(&mut findings.series);
                 }
@@ -342,7 +360,12 @@ impl Paced for Shared {
                 findings.last_cost = Some(cost);
                 findings.error = None;
             }
-            Err(why) => findings.error = Some(why),
+            Err(why) => {
+                let mut pace = lock(&self.pace);
+                pace.1 = pace.0.after(None);
+                drop(pace);
+                findings.error = Some(why);
+            }
         }
         drop(shared);
         *lock(&self.last) = Some((began, began.elapsed()));
