@@ -243,7 +243,7 @@ impl SampledAttributor {
                 frame: frame.clone(),
                 stack: entry.stack.clone(),
                 share: Share::of(entry.weight, total),
-                amount: growth * (entry.weight / total),
+                amount: Amount(growth.0 * entry.weight / total),
             })
             .collect();
         sites.sort_by(|a, b| {

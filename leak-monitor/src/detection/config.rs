@@ -38,6 +38,10 @@ pub struct DetectorConfig {
     pub plateau_ratio: f64,
     /// A step is a spike when it exceeds the usual step by this many robust standard deviations.
     pub spike_sigmas: f64,
+    /// Smooth over brief excursions before looking for drops (`shape::Observed`): memory's
+    /// allocators make them (a working set caught before it is trimmed, a heap top caught
+    /// trimmed), while a count that dips for a moment has really given its fds or threads back.
+    pub smooth_excursions: bool,
 }
 
 impl Default for DetectorConfig {
@@ -57,6 +61,7 @@ impl Default for DetectorConfig {
             min_new_highs: 3,
             plateau_ratio: 0.25,
             spike_sigmas: 6.0,
+            smooth_excursions: true,
         }
     }
 }
@@ -78,6 +83,7 @@ impl DetectorConfig {
         DetectorConfig {
             resolution,
             min_leak_growth,
+            smooth_excursions: unit == Unit::Bytes,
             ..DetectorConfig::default()
         }
     }

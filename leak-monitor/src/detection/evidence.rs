@@ -82,11 +82,13 @@ pub fn gather(o: &Observed, shape: &Shape, trend: MannKendall) -> Evidence {
     let (highs, allowed_wait) = highs_and_wait(o, shape, floor_rate);
     let since_last_high = highs.last().map_or(o.span(), |t| o.end() - t);
     // A leak never gives back: any clear drop must have been outgrown, by a later new high of
-    // the floor or by the level climbing back to where the drop began.
+    // the floor or by the level climbing back to where the drop began (the last bin and the
+    // median of the last three both: the last bin is never smoothed over).
+    let now = o.level[o.len() - 1].min(pattern::recent_level(o));
     let given_back = !o.sawtooth
-        && o.drops.last().is_some_and(|d| {
-            highs.last().is_none_or(|h| o.t[d.to] > h) && o.level[o.len() - 1] < o.level[d.from]
-        });
+        && o.drops
+            .last()
+            .is_some_and(|d| highs.last().is_none_or(|h| o.t[d.to] > h) && now < o.level[d.from]);
     Evidence {
         p_trend: p_increasing(deciding, trend),
         p_floor: p_increasing(&floor_v, mann_kendall(&floor_v)),

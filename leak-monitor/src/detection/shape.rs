@@ -16,9 +16,9 @@ const DROP_RANGE_SHARE: f64 = 0.15;
 const DROP_JITTER_SHARE: f64 = 0.1;
 /// A jump (discrete growth) exceeds this many robust standard deviations of the usual step.
 const JUMP_SIGMAS: f64 = 5.0;
-/// Fewest cycles (drops + 1) for a sawtooth's floor to be one trough per cycle: the verdict
-/// needs 8 points in the series it decides on.
-const MIN_CYCLE_TROUGHS: usize = 8;
+/// Fewest cycles (drops + 1) for a sawtooth's floor to be one trough per cycle: as many as the
+/// verdict needs points in the series it decides on.
+const MIN_CYCLE_TROUGHS: usize = super::verdict::MIN_DECIDING_POINTS;
 /// Excursions of up to this many bins above or below both neighbours are smoothed over.
 const EXCURSION_BINS: usize = 3;
 /// A new high of the floor must clear the previous one by this many floor noise sigmas.
@@ -86,7 +86,8 @@ pub struct Observed {
     pub drops: Vec<Run>,
     /// At least two drops, with rises in between: memory taken and given back repeatedly.
     pub sawtooth: bool,
-    /// Troughs: one per cycle in a sawtooth, else one per window of bins.
+    /// Troughs: one per cycle in a sawtooth of enough cycles (`MIN_CYCLE_TROUGHS`), else one
+    /// per window of bins.
     pub floor: Vec<Mark>,
     /// Robust noise of one floor point.
     pub floor_sigma: f64,
@@ -126,7 +127,9 @@ impl Observed {
         let jitter = step_sigma
             .max(resolution)
             .max(DROP_JITTER_SHARE * drop_threshold);
-        smooth_excursions(&t, &mut level, &mut lo, drop_threshold);
+        if config.smooth_excursions {
+            smooth_excursions(&t, &mut level, &mut lo, drop_threshold);
+        }
         let drops = drops(&level, jitter, drop_threshold);
         let rises: f64 = level.windows(2).map(|w| (w[1] - w[0]).max(0.0)).sum();
         let given_back: f64 = drops.iter().map(|d| -d.amount).sum();
@@ -278,7 +281,10 @@ fn smooth_excursions(t: &[f64], level: &mut [f64], lo: &mut [f64], threshold: f6
             // sawtooth's rise stands out from the bin before it, not from the one after the drop.
             let apart = threshold.max((level[b] - level[a]).abs());
             let up = bottom - level[a].max(level[b]) > apart;
-            let down = level[a].min(level[b]) - top > apart;
+            // A dip down to the lowest level before it gave everything back, if briefly: that
+            // is evidence, not noise.
+            let lowest_before = level[..i].iter().copied().fold(f64::INFINITY, f64::min);
+            let down = level[a].min(level[b]) - top > apart && top > lowest_before + threshold;
             if up || down {
                 away[i..b].fill(true);
             }
@@ -299,9 +305,10 @@ fn smooth_excursions(t: &[f64], level: &mut [f64], lo: &mut [f64], threshold: f6
             continue;
         }
         for k in a + 1..b {
-            let v = level[a] + (t[k] - t[a]) / (t[b] - t[a]) * (level[b] - level[a]);
-            level[k] = v;
-            lo[k] = v;
+            let share = (t[k] - t[a]) / (t[b] - t[a]);
+            level[k] = level[a] + share * (level[b] - level[a]);
+            // A bin's lowest sample, for the floor, on the line through its neighbours' own.
+            lo[k] = lo[a] + share * (lo[b] - lo[a]);
         }
     }
 }
@@ -407,7 +414,7 @@ mod tests {
 
     #[test]
     fn brief_spikes_and_dips_on_a_line_are_smoothed_over_not_drops() {
-        let mut values: Vec<f64> = (0..40).map(|i| 100.0 + f64::from(i)).collect();
+        let mut values: Vec<f64> = (0..40).map(|i| 100.0 + 2.0 * f64::from(i)).collect();
         // A request's working set trimmed at once (one bin, then two), the heap top trimmed
         // between requests (one bin), a spike right before a dip.
         values[8] += 30.0;
@@ -420,7 +427,7 @@ mod tests {
         assert!(o.drops.is_empty(), "{:?}", o.drops);
         assert!(!o.sawtooth);
         for (i, v) in o.level.iter().enumerate() {
-            let line = 100.0 + i as f64;
+            let line = 100.0 + 2.0 * i as f64;
             assert!((v - line).abs() < 1e-9, "bin {i}: {v} is not on the line");
         }
     }

@@ -19,7 +19,7 @@ const RECENT_P: f64 = 0.05;
 const RECENT_RATIO: f64 = 0.4;
 /// Fewest points of the deciding series (troughs, for a sawtooth) for any growth call: with
 /// fewer, Mann-Kendall could not reach `leak_p` even on a perfectly monotone series.
-const MIN_DECIDING_POINTS: usize = 8;
+pub(super) const MIN_DECIDING_POINTS: usize = 8;
 /// Steps a staircase needs before it counts as growing rather than one-off.
 const MIN_STEPS_GROWING: usize = 2;
 /// A rise is judged on its own only when it starts in the second half of the horizon (after
