@@ -271,6 +271,15 @@ fn smooth_excursions(t: &[f64], level: &mut [f64], lo: &mut [f64], threshold: f6
     let n = level.len();
     // Found on the levels as sampled, so one excursion does not hide its neighbour.
     let mut away = vec![false; n];
+    // The lowest level before each bin.
+    let lowest_before: Vec<f64> = level
+        .iter()
+        .scan(f64::INFINITY, |lowest, &v| {
+            let before = *lowest;
+            *lowest = lowest.min(v);
+            Some(before)
+        })
+        .collect();
     for width in 1..=EXCURSION_BINS {
         for i in 1..n.saturating_sub(width) {
             let (a, b) = (i - 1, i + width);
@@ -283,8 +292,7 @@ fn smooth_excursions(t: &[f64], level: &mut [f64], lo: &mut [f64], threshold: f6
             let up = bottom - level[a].max(level[b]) > apart;
             // A dip down to the lowest level before it gave everything back, if briefly: that
             // is evidence, not noise.
-            let lowest_before = level[..i].iter().copied().fold(f64::INFINITY, f64::min);
-            let down = level[a].min(level[b]) - top > apart && top > lowest_before + threshold;
+            let down = level[a].min(level[b]) - top > apart && top > lowest_before[i] + threshold;
             if up || down {
                 away[i..b].fill(true);
             }

@@ -351,8 +351,8 @@ mod tests {
         assert!(!read.truncated);
     }
 
-    #[test]
-    fn main_arena_alone_is_found_by_its_self_pointer() {
+    /// A process without thread arenas: `main_arena` at libc's data + 0x200, its top in `[heap]`.
+    fn main_arena_alone() -> (FixtureMemory, Vec<Mapping>, u64) {
         let libc = 0x7f10_0000_0000u64;
         let mut memory = FixtureMemory::default();
         let mut l = vec![0u8; 0x1000];
@@ -363,6 +363,12 @@ mod tests {
             mapping(0x5600_0000, 0x21000, "[heap]"),
             mapping(libc, 0x1000, "/lib/libc.so.6"),
         ];
+        (memory, maps, libc)
+    }
+
+    #[test]
+    fn main_arena_alone_is_found_by_its_self_pointer() {
+        let (memory, maps, libc) = main_arena_alone();
         assert_eq!(
             find_arenas(&memory, &maps).unwrap(),
             (vec![libc + 0x200], WITH_FASTBINS)
@@ -372,16 +378,7 @@ mod tests {
 
     #[test]
     fn arenas_once_found_are_walked_again_without_searching() {
-        let libc = 0x7f10_0000_0000u64;
-        let mut memory = FixtureMemory::default();
-        let mut l = vec![0u8; 0x1000];
-        put(&mut l, 0x200 + TOP, 0x5600_0010);
-        put(&mut l, 0x200 + NEXT, libc + 0x200);
-        memory.put(libc, l);
-        let maps = vec![
-            mapping(0x5600_0000, 0x21000, "[heap]"),
-            mapping(libc, 0x1000, "/lib/libc.so.6"),
-        ];
+        let (memory, maps, _) = main_arena_alone();
         let mut finder = ArenaFinder::default();
         let found = finder.arenas(&memory, &maps).unwrap();
         // The heap moved under an older smaps: a search fails, the ring found before does not.
